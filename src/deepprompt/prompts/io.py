@@ -1,0 +1,93 @@
+"""Prompt-only checkpoints: the folded prefix (and the task head, if any) in safetensors plus a JSON config."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from deepprompt.errors import PromptMismatchError
+from deepprompt.prompts.config import DeepPromptConfig
+from deepprompt.prompts.geometry import BackboneGeometry
+from deepprompt.prompts.model import DeepPromptModel, add_deep_prompts
+
+WEIGHTS = "prompts.safetensors"
+CONFIG = "prompt_config.json"
+_GEOMETRY_CHECKED = ("num_layers", "num_kv_heads", "head_dim")
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_prompts(model: DeepPromptModel, directory: str | os.PathLike, extra: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write the prompts (MLP folded away), the model's head and ``extra`` tensors into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        tensors = {"prefix": model.prompt_encoder.flat().detach().float().contiguous()}
+    tensors |= {f"head.{k}": v.detach().contiguous() for k, v in model.head_state_dict().items()}
+    tensors |= {f"extra.{k}": v.detach().contiguous() for k, v in (extra or {}).items()}
+    meta = {
+        "prompt": model.config.to_dict(),
+        "layer_ids": model.prompt_encoder.layer_ids,
+        "geometry": model.geometry.to_dict(),
+        "head_names": model.head_names,
+        "format": "deepprompt-prompts-v1",
+    }
+    _atomic_write(directory / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
+    _atomic_write(directory / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=2)))
+    return directory
+
+
+def read_prompt_config(directory: str | os.PathLike) -> dict:
+    path = Path(directory) / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved prompts in {directory}: {CONFIG} is missing")
+    return json.loads(path.read_text())
+
+
+def load_prompts(model, directory: str | os.PathLike) -> tuple[DeepPromptModel, dict[str, torch.Tensor]]:
+    """Put saved prompts (and head) onto ``model``: a fresh backbone, or a `DeepPromptModel` to fill.
+
+    Returns the prompted model (MLP already folded) and the ``extra`` tensors saved beside the prompts.
+    """
+    meta = read_prompt_config(directory)
+    try:
+        tensors = load_file(str(Path(directory) / WEIGHTS))
+    except Exception as err:  # safetensors raises its own error types for truncated/corrupt files
+        raise PromptMismatchError(f"cannot read {Path(directory) / WEIGHTS}: {err} (truncated or corrupt file?)") from err
+    config = DeepPromptConfig(**{**meta["prompt"], "reparam": "none"})
+    target = model.model if isinstance(model, DeepPromptModel) else model
+    have = BackboneGeometry.from_config(target.config)
+    saved = meta["geometry"]
+    diffs = [f"{k}: saved {saved[k]}, backbone {getattr(have, k)}" for k in _GEOMETRY_CHECKED if saved[k] != getattr(have, k)]
+    if diffs:
+        raise PromptMismatchError(
+            f"prompts in {directory} were trained for a {saved['model_type']} backbone of another shape ("
+            + "; ".join(diffs) + f"); this backbone is a {have.model_type}"
+        )
+    if not isinstance(model, DeepPromptModel):
+        model = add_deep_prompts(model, config, train_head=bool(meta["head_names"]))
+    model.fold()
+    if tuple(model.prompt_encoder.prefix.shape) != tuple(tensors["prefix"].shape):
+        raise PromptMismatchError(
+            f"prompt tensor in {directory} has shape {tuple(tensors['prefix'].shape)}, the model expects "
+            f"{tuple(model.prompt_encoder.prefix.shape)} (different length or layers)"
+        )
+    with torch.no_grad():
+        model.prompt_encoder.prefix.copy_(tensors["prefix"])
+    head = {k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")}
+    for name in meta["head_names"]:
+        sub = {k.removeprefix(f"{name}."): v for k, v in head.items() if k.startswith(f"{name}.")}
+        try:
+            getattr(model.model, name).load_state_dict(sub)
+        except (AttributeError, RuntimeError) as err:
+            raise PromptMismatchError(f"head {name!r} saved in {directory} does not fit this model: {err}") from err
+    extra = {k.removeprefix("extra."): v for k, v in tensors.items() if k.startswith("extra.")}
+    return model, extra
