@@ -13,16 +13,11 @@ from deepprompt.errors import PromptMismatchError
 from deepprompt.prompts.config import DeepPromptConfig
 from deepprompt.prompts.geometry import BackboneGeometry
 from deepprompt.prompts.model import DeepPromptModel, add_deep_prompts
+from deepprompt.utils.atomic import atomic_write
 
 WEIGHTS = "prompts.safetensors"
 CONFIG = "prompt_config.json"
 _GEOMETRY_CHECKED = ("num_layers", "num_kv_heads", "head_dim")
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def save_prompts(model: DeepPromptModel, directory: str | os.PathLike, extra: dict[str, torch.Tensor] | None = None) -> Path:
@@ -40,8 +35,8 @@ def save_prompts(model: DeepPromptModel, directory: str | os.PathLike, extra: di
         "head_names": model.head_names,
         "format": "deepprompt-prompts-v1",
     }
-    _atomic_write(directory / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
-    _atomic_write(directory / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=2)))
+    atomic_write(directory / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
+    atomic_write(directory / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=2)))
     return directory
 
 

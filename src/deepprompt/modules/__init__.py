@@ -1,0 +1,5 @@
+"""Lightning modules, one per task family."""
+
+from deepprompt.modules.classification import ClassificationModule
+
+__all__ = ["ClassificationModule"]
