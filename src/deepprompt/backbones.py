@@ -16,11 +16,15 @@ log = logging.getLogger(__name__)
 @dataclass
 class BackboneConfig:
     name: str = "minilm"
-    name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2"  # hub name or local folder (also the tokenizer)
+    name_or_path: str = (
+        "sentence-transformers/all-MiniLM-L6-v2"  # hub name or local folder (also the tokenizer)
+    )
     pretrained: bool = True  # false: random weights from the config (tests, speed benchmarks)
     attn_implementation: str = "sdpa"  # 'sdpa' or 'eager' (deep prompts wrap either)
     config_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. tiny shapes for tests
-    pooling: str = "pooler"  # 'pooler' (official P-Tuning v2 head input) or 'cls' (last hidden state of [CLS])
+    pooling: str = (
+        "pooler"  # 'pooler' (official P-Tuning v2 head input) or 'cls' (last hidden state of [CLS])
+    )
 
 
 def local_model_path(package: str, fallback: str) -> str:
@@ -37,10 +41,15 @@ def load_backbone(cfg: BackboneConfig) -> PreTrainedModel:
     if cfg.pretrained:
         log.info("Loading pretrained backbone %s from %s", cfg.name, cfg.name_or_path)
         model = AutoModel.from_pretrained(
-            cfg.name_or_path, attn_implementation=cfg.attn_implementation, dtype=torch.float32, **cfg.config_overrides
+            cfg.name_or_path,
+            attn_implementation=cfg.attn_implementation,
+            dtype=torch.float32,
+            **cfg.config_overrides,
         )
     else:
         config = AutoConfig.from_pretrained(cfg.name_or_path, **cfg.config_overrides)
         log.info("Building randomly initialised backbone %s (%s)", cfg.name, config.model_type)
-        model = AutoModel.from_config(config, attn_implementation=cfg.attn_implementation, dtype=torch.float32)
+        model = AutoModel.from_config(
+            config, attn_implementation=cfg.attn_implementation, dtype=torch.float32
+        )
     return model

@@ -1,9 +1,9 @@
 """``deepprompt-train``: compose the config with Hydra, train, write ``metrics.json`` and the prompt export.
 
-    deepprompt-train                                   # P-Tuning v2, MiniLM, SST-2
-    deepprompt-train data=rte method.prompt.length=32
-    deepprompt-train -m method.prompt.length=4,8,16 backbone=tiny debug=limit
-    deepprompt-train experiment=rte_minilm
+deepprompt-train                                   # P-Tuning v2, MiniLM, SST-2
+deepprompt-train data=rte method.prompt.length=32
+deepprompt-train -m method.prompt.length=4,8,16 backbone=tiny debug=limit
+deepprompt-train experiment=rte_minilm
 """
 
 from __future__ import annotations
@@ -59,8 +59,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         gradient_checkpointing=cfg.gradient_checkpointing,
     )
     params = module.parameter_counts()
-    log.info("Trainable parameters: %d of %d backbone (%.3f%%)", params["trainable"], params["backbone"],
-             100 * params["trainable_share"])
+    log.info(
+        "Trainable parameters: %d of %d backbone (%.3f%%)",
+        params["trainable"],
+        params["backbone"],
+        100 * params["trainable_share"],
+    )
 
     callbacks = build_all(cfg.get("callbacks"), "callbacks")
     loggers = build_all(cfg.get("logger"), "logger")
@@ -87,7 +91,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "wall_time_s": round(time.time() - started, 2),
         "config": {
             "method": OmegaConf.to_container(cfg.method, resolve=True),
-            "data": {k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items() if k != "_target_"},
+            "data": {
+                k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items() if k != "_target_"
+            },
             "optim": OmegaConf.to_container(cfg.optim, resolve=True),
             "max_epochs": cfg.trainer.get("max_epochs"),
         },

@@ -20,7 +20,9 @@ T = TypeVar("T")
 
 @dataclass
 class HeadConfig:
-    pooling: str = "pooler"  # 'pooler' (BERT's pooler output, as the official code) or 'cls' (hidden state of [CLS])
+    pooling: str = (
+        "pooler"  # 'pooler' (BERT's pooler output, as the official code) or 'cls' (hidden state of [CLS])
+    )
     dropout: float = 0.1  # on the pooled vector, before the linear head
 
     def __post_init__(self) -> None:
@@ -36,7 +38,9 @@ class OptimConfig:
     warmup_ratio: float = 0.0  # share of steps with linear warm-up, then linear decay to 0
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
-    max_grad_norm: float | None = None  # None: no clipping (set trainer.gradient_clip_val instead if preferred)
+    max_grad_norm: float | None = (
+        None  # None: no clipping (set trainer.gradient_clip_val instead if preferred)
+    )
 
     def __post_init__(self) -> None:
         if self.weight_decay < 0:
@@ -80,7 +84,9 @@ def _valid_keys(cls, key: str) -> list[str]:
     """Field names at the level of the bad key (descending into nested dataclasses)."""
     for part in key.split(".")[:-1]:
         field = {f.name: f for f in dataclasses.fields(cls)}.get(part)
-        default = field.default_factory() if field and field.default_factory is not dataclasses.MISSING else None
+        default = (
+            field.default_factory() if field and field.default_factory is not dataclasses.MISSING else None
+        )
         if default is None or not dataclasses.is_dataclass(default):
             break
         cls = type(default)

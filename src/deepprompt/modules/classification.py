@@ -59,7 +59,12 @@ class ClassificationModule(L.LightningModule):
         self.val_metrics = classification_metrics(list(metrics), num_labels).clone(prefix="val/")
         self.val_best = nn.ModuleDict({name: MaxMetric() for name in metrics})
         self.val_loss = MeanMetric()
-        self.history: list[dict[str, float]] = []  # one entry per validation epoch: {"epoch": e, "val/acc": ...}
+        self.history: list[
+            dict[str, float]
+        ] = []  # one entry per validation epoch: {"epoch": e, "val/acc": ...}
+        # from_pretrained returns eval mode and Lightning keeps sub-module modes: train mode as the official code
+        # (the frozen backbone's dropout stays active while the prompts train).
+        self.train()
 
     # -- model -----------------------------------------------------------------------------------------
     def _backbone(self):
@@ -125,7 +130,9 @@ class ClassificationModule(L.LightningModule):
         self.log_dict(values)
 
     def configure_optimizers(self):
-        return build_optimizer(self, self.method_cfg.lr, self.optim_cfg, self.trainer.estimated_stepping_batches)
+        return build_optimizer(
+            self, self.method_cfg.lr, self.optim_cfg, self.trainer.estimated_stepping_batches
+        )
 
     # -- checkpoints: trainable parameters only ------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -145,4 +152,3 @@ class ClassificationModule(L.LightningModule):
         if isinstance(self.encoder, DeepPromptModel):
             head = {f"classifier.{k}": v for k, v in self.classifier.state_dict().items()}
             save_prompts(self.encoder, directory, extra=head)
-

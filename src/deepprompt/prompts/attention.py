@@ -36,7 +36,9 @@ def _eager_for(module: torch.nn.Module) -> Callable:
     """The model file's own eager attention (BERT's, RoBERTa's, Llama's ... each defines one)."""
     fn = getattr(sys.modules[type(module).__module__], "eager_attention_forward", None)
     if fn is None:
-        raise TypeError(f"{type(module).__name__} has no eager_attention_forward; use attn_implementation='sdpa'")
+        raise TypeError(
+            f"{type(module).__name__} has no eager_attention_forward; use attn_implementation='sdpa'"
+        )
     return fn
 
 
@@ -65,7 +67,9 @@ def _with_prompts(base: str) -> Callable:
             prefix_key, prefix_value = prompt
             batch = key.shape[0]
             m = prefix_key.shape[2]
-            key = torch.cat([prefix_key.to(key.dtype).expand(batch, -1, -1, -1), key], dim=2)  # (B, H, m+n, d)
+            key = torch.cat(
+                [prefix_key.to(key.dtype).expand(batch, -1, -1, -1), key], dim=2
+            )  # (B, H, m+n, d)
             value = torch.cat([prefix_value.to(value.dtype).expand(batch, -1, -1, -1), value], dim=2)
             attention_mask = _extend_mask(attention_mask, m, module, query, key[:, :, m:])
             if base == "sdpa":

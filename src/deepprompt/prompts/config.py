@@ -21,13 +21,23 @@ class DeepPromptConfig:
     input) or an explicit list of 0-based layer indices.
     """
 
-    length: int = field(default=16, metadata={"help": "prompt tokens per layer (paper: 4-32 for classification)"})
-    layers: Any = field(default="all", metadata={"help": "'all', 'top-k', 'bottom-k' or a list of layer indices"})
-    reparam: str = field(default="none", metadata={"help": "'none' or 'mlp' (the paper's reparameterization)"})
+    length: int = field(
+        default=16, metadata={"help": "prompt tokens per layer (paper: 4-32 for classification)"}
+    )
+    layers: Any = field(
+        default="all", metadata={"help": "'all', 'top-k', 'bottom-k' or a list of layer indices"}
+    )
+    reparam: str = field(
+        default="none", metadata={"help": "'none' or 'mlp' (the paper's reparameterization)"}
+    )
     reparam_hidden: int = field(default=512, metadata={"help": "hidden width of the MLP reparameterization"})
     dropout: float = field(default=0.1, metadata={"help": "dropout on the prefix keys/values while training"})
-    init: str = field(default="normal", metadata={"help": "'normal' (N(0, init_std), as the official code) or 'uniform'"})
-    init_std: float = field(default=1.0, metadata={"help": "scale of the initial prompts (official code: 1.0)"})
+    init: str = field(
+        default="normal", metadata={"help": "'normal' (N(0, init_std), as the official code) or 'uniform'"}
+    )
+    init_std: float = field(
+        default=1.0, metadata={"help": "scale of the initial prompts (official code: 1.0)"}
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.length, bool) or not isinstance(self.length, int) or self.length <= 0:
@@ -55,7 +65,9 @@ class DeepPromptConfig:
                 return list(range(num_layers)) if num_layers is not None else []
             match = _TOP_BOTTOM.match(spec)
             if not match:
-                raise ConfigError(f"prompt layers must be 'all', 'top-k', 'bottom-k' or a list of indices, got {spec!r}")
+                raise ConfigError(
+                    f"prompt layers must be 'all', 'top-k', 'bottom-k' or a list of indices, got {spec!r}"
+                )
             side, k = match.group(1), int(match.group(2))
             if k <= 0 or (num_layers is not None and k > num_layers):
                 raise ConfigError(f"prompt layers {spec!r}: k must be in 1..{num_layers or 'L'}")
@@ -68,7 +80,9 @@ class DeepPromptConfig:
         if num_layers is not None:
             bad = [i for i in layers if not 0 <= i < num_layers]
             if bad:
-                raise ConfigError(f"prompt layer indices {bad} out of range: the backbone has layers 0..{num_layers - 1}")
+                raise ConfigError(
+                    f"prompt layer indices {bad} out of range: the backbone has layers 0..{num_layers - 1}"
+                )
         return layers
 
     def to_dict(self) -> dict[str, Any]:

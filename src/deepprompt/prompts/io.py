@@ -17,10 +17,14 @@ from deepprompt.utils.atomic import atomic_write
 
 WEIGHTS = "prompts.safetensors"
 CONFIG = "prompt_config.json"
-_GEOMETRY_CHECKED = ("num_layers", "num_kv_heads", "head_dim")
+# hidden_size too: prompts (and a head) trained on one width mean nothing on another, even where the prefix
+# shape num_kv_heads * head_dim happens to agree (GQA models, explicit head_dim).
+_GEOMETRY_CHECKED = ("num_layers", "hidden_size", "num_kv_heads", "head_dim")
 
 
-def save_prompts(model: DeepPromptModel, directory: str | os.PathLike, extra: dict[str, torch.Tensor] | None = None) -> Path:
+def save_prompts(
+    model: DeepPromptModel, directory: str | os.PathLike, extra: dict[str, torch.Tensor] | None = None
+) -> Path:
     """Write the prompts (MLP folded away), the model's head and ``extra`` tensors into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -56,20 +60,34 @@ def load_prompts(model, directory: str | os.PathLike) -> tuple[DeepPromptModel, 
     try:
         tensors = load_file(str(Path(directory) / WEIGHTS))
     except Exception as err:  # safetensors raises its own error types for truncated/corrupt files
-        raise PromptMismatchError(f"cannot read {Path(directory) / WEIGHTS}: {err} (truncated or corrupt file?)") from err
+        raise PromptMismatchError(
+            f"cannot read {Path(directory) / WEIGHTS}: {err} (truncated or corrupt file?)"
+        ) from err
     config = DeepPromptConfig(**{**meta["prompt"], "reparam": "none"})
     target = model.model if isinstance(model, DeepPromptModel) else model
     have = BackboneGeometry.from_config(target.config)
     saved = meta["geometry"]
-    diffs = [f"{k}: saved {saved[k]}, backbone {getattr(have, k)}" for k in _GEOMETRY_CHECKED if saved[k] != getattr(have, k)]
+    diffs = [
+        f"{k}: saved {saved[k]}, backbone {getattr(have, k)}"
+        for k in _GEOMETRY_CHECKED
+        if saved[k] != getattr(have, k)
+    ]
     if diffs:
         raise PromptMismatchError(
             f"prompts in {directory} were trained for a {saved['model_type']} backbone of another shape ("
-            + "; ".join(diffs) + f"); this backbone is a {have.model_type}"
+            + "; ".join(diffs)
+            + f"); this backbone is a {have.model_type}"
         )
     if not isinstance(model, DeepPromptModel):
         model = add_deep_prompts(model, config, train_head=bool(meta["head_names"]))
     model.fold()
+    if model.prompt_encoder.layer_ids != meta["layer_ids"]:
+        # Same count of layers gives the same tensor shape: without this check the prompts would silently
+        # land on the wrong layers.
+        raise PromptMismatchError(
+            f"prompts in {directory} are for layers {meta['layer_ids']}, the model prompts layers "
+            f"{model.prompt_encoder.layer_ids}"
+        )
     if tuple(model.prompt_encoder.prefix.shape) != tuple(tensors["prefix"].shape):
         raise PromptMismatchError(
             f"prompt tensor in {directory} has shape {tuple(tensors['prefix'].shape)}, the model expects "
@@ -83,6 +101,8 @@ def load_prompts(model, directory: str | os.PathLike) -> tuple[DeepPromptModel, 
         try:
             getattr(model.model, name).load_state_dict(sub)
         except (AttributeError, RuntimeError) as err:
-            raise PromptMismatchError(f"head {name!r} saved in {directory} does not fit this model: {err}") from err
+            raise PromptMismatchError(
+                f"head {name!r} saved in {directory} does not fit this model: {err}"
+            ) from err
     extra = {k.removeprefix("extra."): v for k, v in tensors.items() if k.startswith("extra.")}
     return model, extra

@@ -78,7 +78,8 @@ class DeepPromptModel(nn.Module):
     def gradient_checkpointing_enable(self) -> None:
         # Non-reentrant: the prefix reaches each layer as a keyword argument, which the reentrant variant
         # would not differentiate through.
-        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # (`gradient_checkpointing_enable` is deprecated in transformers 5 and warns on every call.)
+        self.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
     def num_parameters(self) -> dict[str, int]:
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -91,7 +92,9 @@ class DeepPromptModel(nn.Module):
         }
 
 
-def add_deep_prompts(model: PreTrainedModel, config: DeepPromptConfig, train_head: bool = True) -> DeepPromptModel:
+def add_deep_prompts(
+    model: PreTrainedModel, config: DeepPromptConfig, train_head: bool = True
+) -> DeepPromptModel:
     """Freeze ``model`` and give the layers chosen by ``config`` trainable prefix keys/values.
 
     Only the prompt parameters train, plus the model's task head (classifier, qa_outputs ...) when it has one

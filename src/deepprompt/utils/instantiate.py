@@ -28,7 +28,9 @@ def build(cfg: DictConfig, group: str, **kwargs: Any) -> Any:
     """Instantiate ``cfg`` (a ``_target_`` node of ``group``), or fail naming group, file and target."""
     target = cfg.get("_target_")
     if target is None:
-        raise ConfigError(f"{group}: no _target_ in {config_file(group)}; every entry must name the class to build")
+        raise ConfigError(
+            f"{group}: no _target_ in {config_file(group)}; every entry must name the class to build"
+        )
     log.info("Instantiating %s <%s>", group, target)
     try:
         return instantiate(cfg, **kwargs)

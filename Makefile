@@ -1,0 +1,49 @@
+# deepprompt: `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch first: the CPU build where no GPU is present (torch==2.13.0 lies on this kind of machine's disk; a
+# plain `torch` would pull a multi-GB CUDA build). On a GPU machine any recent torch with CUDA works.
+TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo "torch>=2.4" || echo "torch==2.13.0")
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help install train sweep eval test test-all lint format bench clean
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed ## Create .venv with torch (CPU build without a GPU) and deepprompt[dev]
+
+train: install ## Main job: P-Tuning v2, MiniLM, SST-2 (extra Hydra overrides: make train ARGS="...")
+	$(VENV)/bin/deepprompt-train $(ARGS)
+
+sweep: install ## Prompt-length sweep on the tiny backbone (a CPU smoke test of multirun)
+	$(VENV)/bin/deepprompt-train -m backbone=tiny debug=limit method.prompt.length=4,8,16 $(ARGS)
+
+eval: install ## Evaluate a run: make eval ARGS="run_dir=outputs/train/runs/<time>"
+	$(VENV)/bin/deepprompt-eval $(ARGS)
+
+test: install ## Run the test suite (slow tests excluded; data tests need DEEPPROMPT_DATA_DIR)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: install ## Run every test, slow ones included
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff check and format check
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+format: install ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix src tests
+	$(VENV)/bin/ruff format src tests
+
+clean: ## Remove caches and run outputs (keeps .venv)
+	rm -rf outputs multirun .pytest_cache .ruff_cache

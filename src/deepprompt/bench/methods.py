@@ -1,0 +1,164 @@
+"""The compared methods, each built on a fresh random-weight backbone of a named shape.
+
+Shapes are built from configs only (no Hub download): ``bert-base`` and ``roberta-large`` have the published
+shapes, ``tiny`` is a 2-layer, hidden-32 BERT for tests. Every backbone is a ``*ForSequenceClassification``
+with 2 labels and ``attn_implementation="sdpa"``.
+
+Methods (``build_method`` returns the model to call and its trainable parameters):
+
+- ``ptuning_v2``: our engine, `add_deep_prompts` with ``m`` prompt tokens on every layer (head trains);
+- ``peft_prefix``: ``peft.PrefixTuningConfig(task_type=SEQ_CLS, num_virtual_tokens=m)`` + ``get_peft_model``
+  (prefix through the KV cache, positions shifted by m, so T + m must fit the position table);
+- ``lora``: ``peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.1)`` on ``query``/``value``;
+- ``full_ft``: every parameter trains;
+- ``bare``: the backbone itself, inference only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+)
+
+from deepprompt.prompts import DeepPromptConfig, add_deep_prompts
+
+METHODS = ("ptuning_v2", "peft_prefix", "lora", "full_ft", "bare")
+PROMPTED = frozenset({"ptuning_v2", "peft_prefix"})  # methods whose cost depends on the prompt length m
+TRAINED = ("ptuning_v2", "peft_prefix", "lora", "full_ft")
+FROZEN_BACKBONE = frozenset({"ptuning_v2", "peft_prefix", "lora"})
+LORA_RANK = 8
+LORA_TARGETS = ("query", "value")
+
+# name -> (config class, model class, config keywords)
+SHAPES: dict[str, tuple[type, type, dict]] = {
+    "bert-base": (
+        BertConfig,
+        BertForSequenceClassification,
+        dict(
+            hidden_size=768,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            intermediate_size=3072,
+            vocab_size=30522,
+            max_position_embeddings=512,
+            type_vocab_size=2,
+        ),
+    ),
+    "roberta-large": (
+        RobertaConfig,
+        RobertaForSequenceClassification,
+        dict(
+            hidden_size=1024,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            intermediate_size=4096,
+            vocab_size=50265,
+            max_position_embeddings=514,
+            type_vocab_size=1,
+            layer_norm_eps=1e-5,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+        ),
+    ),
+    "tiny": (
+        BertConfig,
+        BertForSequenceClassification,
+        dict(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            vocab_size=128,
+            max_position_embeddings=512,
+            type_vocab_size=2,
+        ),
+    ),
+}
+
+
+def _shape(name: str) -> tuple[type, type, dict]:
+    if name not in SHAPES:
+        raise ValueError(f"unknown shape {name!r}; known: {', '.join(SHAPES)}")
+    return SHAPES[name]
+
+
+def backbone_config(shape: str, num_labels: int = 2) -> PretrainedConfig:
+    config_cls, _, kwargs = _shape(shape)
+    return config_cls(**kwargs, num_labels=num_labels, attn_implementation="sdpa")
+
+
+def max_input_positions(config: PretrainedConfig) -> int:
+    """How many tokens the position table takes (RoBERTa reserves padding_idx + 1 rows)."""
+    offset = config.pad_token_id + 1 if config.model_type == "roberta" else 0
+    return config.max_position_embeddings - offset
+
+
+def build_backbone(shape: str, device: str | torch.device = "cpu", seed: int = 0) -> PreTrainedModel:
+    """A random-weight ``*ForSequenceClassification`` of ``shape`` on ``device`` (fp32 weights)."""
+    _, model_cls, _ = _shape(shape)
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = model_cls(backbone_config(shape))
+    return model
+
+
+def build_method(
+    method: str, backbone: PreTrainedModel, prompt_length: int = 0, reparam: str = "none"
+) -> tuple[nn.Module, list[nn.Parameter]]:
+    """Wrap ``backbone`` for ``method``; returns ``(model, trainable parameters)``.
+
+    Every returned model takes ``model(input_ids=..., labels=...)`` and returns an output with ``.loss``
+    and ``.logits``. New parameters (prompts, adapters) are created on the backbone's device.
+    """
+    device = next(backbone.parameters()).device
+    if method == "ptuning_v2":
+        model = add_deep_prompts(backbone, DeepPromptConfig(length=prompt_length, reparam=reparam)).to(device)
+    elif method == "peft_prefix":
+        from peft import PrefixTuningConfig, TaskType, get_peft_model
+
+        model = get_peft_model(
+            backbone, PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=prompt_length)
+        )
+        model.to(device)
+    elif method == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        config = LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=LORA_RANK,
+            lora_alpha=16,
+            lora_dropout=0.1,
+            target_modules=list(LORA_TARGETS),
+        )
+        model = get_peft_model(backbone, config)
+        model.to(device)
+    elif method == "full_ft":
+        model = backbone.requires_grad_(True)
+    elif method == "bare":
+        model = backbone.requires_grad_(False)
+    else:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    return model, [p for p in model.parameters() if p.requires_grad]
+
+
+def build_inference(
+    method: str, backbone: PreTrainedModel, prompt_length: int = 0, reparam: str = "none"
+) -> nn.Module:
+    """``bare`` or ``ptuning_v2`` (MLP folded) in eval mode, for forward-only latency."""
+    if method == "bare":
+        model, _ = build_method("bare", backbone)
+    elif method == "ptuning_v2":
+        model, _ = build_method("ptuning_v2", backbone, prompt_length, reparam)
+        model.fold()
+        model.to(next(backbone.parameters()).device)
+    else:
+        raise ValueError(f"inference latency is measured for 'bare' and 'ptuning_v2', not {method!r}")
+    return model.eval().requires_grad_(False)

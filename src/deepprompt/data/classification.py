@@ -1,0 +1,193 @@
+"""Lightning data module for sentence and sentence-pair classification (SST-2, RTE, BoolQ, CB)."""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from deepprompt.data.collate import PaddingCollator
+from deepprompt.data.readers import Row, read_jsonl, read_tsv, resolve_split_file
+from deepprompt.data.samplers import LengthGroupedSampler
+from deepprompt.data.tasks import SPLITS, ClassificationTask, get_task
+from deepprompt.errors import ConfigError, DataFormatError
+
+# Tokenizers without a real limit report a huge sentinel (int(1e30)) as model_max_length.
+_SANE_MODEL_MAX_LENGTH = 100_000
+_SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class EncodedDataset(Dataset):
+    """Tokenized examples kept as Python lists: cheap to build, pickle and index."""
+
+    def __init__(self, encodings: dict[str, list[list[int]]], labels: list[int]) -> None:
+        self.encodings = encodings
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item: dict[str, Any] = {key: values[index] for key, values in self.encodings.items()}
+        item["labels"] = self.labels[index]
+        return item
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.encodings["input_ids"]]
+
+
+class ClassificationDataModule(L.LightningDataModule):
+    """Reads a registered task from ``data_dir`` (original file formats) or, when it is None, from the Hub.
+
+    ``setup`` reads, validates and tokenizes (truncating to ``max_seq_length``) without padding; the
+    collator pads each batch to its longest example. ``limit_*_examples`` keep the first N rows.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        tokenizer: str,
+        data_dir: str | None = None,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        max_seq_length: int = 128,
+        num_workers: int = 0,
+        group_by_length: bool = False,
+        pad_to_multiple_of: int | None = None,
+        limit_train_examples: int | None = None,
+        limit_eval_examples: int | None = None,
+        seed: int = 42,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self._task = get_task(task)
+        sizes = {
+            "batch_size": batch_size,
+            "eval_batch_size": eval_batch_size,
+            "max_seq_length": max_seq_length,
+            "limit_train_examples": limit_train_examples,
+            "limit_eval_examples": limit_eval_examples,
+        }
+        for name, value in sizes.items():
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(tokenizer)
+        model_max = self.tokenizer.model_max_length
+        if model_max < _SANE_MODEL_MAX_LENGTH and max_seq_length > model_max:
+            raise ConfigError(
+                f"max_seq_length={max_seq_length} exceeds the tokenizer's model_max_length={model_max} ({tokenizer})"
+            )
+        # Decoder tokenizers (GPT-2) have no pad token; any id works since the attention mask hides padding.
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = self.tokenizer.eos_token_id
+        if pad_id is None:
+            raise ConfigError(f"tokenizer {tokenizer} has neither a pad nor an eos token to pad with")
+        self.collator = PaddingCollator(pad_id, pad_to_multiple_of, self.tokenizer.padding_side)
+        self._datasets: dict[str, EncodedDataset] = {}
+
+    @property
+    def task(self) -> ClassificationTask:
+        return self._task
+
+    @property
+    def num_labels(self) -> int:
+        return self._task.num_labels
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return self._task.label_names
+
+    def prepare_data(self) -> None:
+        """Nothing to download ahead: local files are read in place and the Hub caches on first read."""
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read and tokenize the splits the stage needs (fit: both; validate/test/predict: validation)."""
+        needed = SPLITS if stage in (None, "fit") else ("validation",)
+        for split in needed:
+            if split not in self._datasets:
+                source, rows = self._read_split(split)
+                self._datasets[split] = self._encode(source, split, rows)
+
+    def dataset(self, split: str) -> EncodedDataset:
+        if split not in self._datasets:
+            raise RuntimeError(f"the {split!r} split is not loaded; call setup() first")
+        return self._datasets[split]
+
+    def train_dataloader(self) -> DataLoader:
+        data = self.dataset("train")
+        sampler: Sampler[int]
+        if self.hparams.group_by_length:
+            sampler = LengthGroupedSampler(data.lengths, self.hparams.batch_size, seed=self.hparams.seed)
+        else:
+            # An explicit generator makes the shuffle reproducible regardless of the global RNG state.
+            # Under DDP Lightning swaps this sampler for a DistributedSampler seeded by PL_GLOBAL_SEED.
+            sampler = RandomSampler(data, generator=torch.Generator().manual_seed(self.hparams.seed))
+        return self._loader(data, self.hparams.batch_size, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation examples in file order, so predictions line up with the source rows."""
+        data = self.dataset("validation")
+        return self._loader(data, self.hparams.eval_batch_size or self.hparams.batch_size, sampler=None)
+
+    def test_dataloader(self) -> DataLoader:
+        """The validation split: these benchmarks' test labels are not public."""
+        return self.val_dataloader()
+
+    def _loader(self, data: EncodedDataset, batch_size: int, sampler: Sampler[int] | None) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(
+            data,
+            batch_size=batch_size,
+            sampler=sampler,
+            collate_fn=self.collator,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+        )
+
+    def _read_split(self, split: str) -> tuple[str, list[Row]]:
+        """Return a source name for error messages and the ``(line_or_row, dict)`` rows of one split."""
+        task, hp = self._task, self.hparams
+        limit = hp.limit_train_examples if split == "train" else hp.limit_eval_examples
+        if hp.data_dir is not None:
+            path = resolve_split_file(hp.data_dir, task.local_folder, task.local_files[split])
+            reader = read_tsv if task.local_format == "tsv" else read_jsonl
+            return str(path), list(islice(reader(path), limit))
+        # Imported here: `datasets` is slow to import and only the Hub path needs it.
+        import datasets
+
+        hub = datasets.load_dataset(task.hub_path, task.hub_name, split=task.hub_splits[split])
+        if limit is not None:
+            hub = hub.select(range(min(limit, len(hub))))
+        # Errors then read "<path>/<config>[<split>]:<row index>: ...".
+        return f"{task.hub_path}/{task.hub_name}[{split}]", list(enumerate(hub))
+
+    def _encode(self, source: str, split: str, rows: list[Row]) -> EncodedDataset:
+        task = self._task
+        if not rows:
+            raise DataFormatError(f"{source}: the {split} split of {task.name} has no examples")
+        texts: list[list[str]] = [[] for _ in task.text_fields]
+        labels: list[int] = []
+        for line, row in rows:
+            for column, field in zip(texts, task.text_fields, strict=True):
+                value = row.get(field)
+                if not isinstance(value, str):
+                    raise DataFormatError(
+                        f"{source}:{line}: field {field!r} is missing or not text: {value!r}"
+                    )
+                column.append(value)
+            if task.label_field not in row:
+                raise DataFormatError(f"{source}:{line}: no {task.label_field!r} field")
+            try:
+                labels.append(task.label_to_id(row[task.label_field]))
+            except ValueError as e:
+                raise DataFormatError(f"{source}:{line}: {e}") from None
+        # One batched call to the fast (Rust) tokenizer: SST-2's 67k rows take seconds this way.
+        encoded = self.tokenizer(*texts, truncation=True, max_length=self.hparams.max_seq_length)
+        encodings = {key: encoded[key] for key in _SEQUENCE_KEYS if key in encoded}
+        return EncodedDataset(encodings, labels)

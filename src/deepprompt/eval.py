@@ -1,0 +1,95 @@
+"""``deepprompt-eval run_dir=...``: evaluate a trained run's checkpoint on its validation split."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from deepprompt.config.resolvers import register_resolvers
+from deepprompt.errors import ConfigError
+from deepprompt.modules import ClassificationModule
+from deepprompt.prompts import load_prompts
+from deepprompt.utils.atomic import atomic_write_json
+from deepprompt.utils.instantiate import build
+
+log = logging.getLogger("deepprompt.eval")
+register_resolvers()
+
+
+def load_run_config(run_dir: Path, override: DictConfig | dict | None = None) -> DictConfig:
+    path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a deepprompt run folder: {path} is missing")
+    cfg = OmegaConf.load(path)
+    # paths.output_dir pointed at Hydra's runtime folder of the training job: pin it to the run folder.
+    cfg.paths.output_dir = str(run_dir)
+    return OmegaConf.merge(cfg, override or {})
+
+
+def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
+    if checkpoint in ("best", "last"):
+        for candidate in (run_dir / "checkpoints" / f"{checkpoint}.ckpt", run_dir / "prompts" / checkpoint):
+            if candidate.exists():
+                return candidate
+        raise ConfigError(f"no '{checkpoint}' checkpoint in {run_dir} (looked in checkpoints/ and prompts/)")
+    path = Path(checkpoint)
+    if not path.exists():
+        raise ConfigError(f"checkpoint {path} does not exist")
+    return path
+
+
+def evaluate(run_dir: Path, checkpoint: str = "best", override=None) -> dict[str, float]:
+    cfg = load_run_config(run_dir, override)
+    # Same seed, same construction order as training: a randomly initialised backbone (backbone.pretrained=false)
+    # is then rebuilt bit for bit, since checkpoints hold only the trained parameters.
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = build(cfg.data, "data")
+    module = ClassificationModule(
+        backbone=OmegaConf.to_container(cfg.backbone, resolve=True),
+        method=OmegaConf.to_container(cfg.method, resolve=True),
+        num_labels=datamodule.num_labels,
+        metrics=list(datamodule.task.metrics),
+        head=OmegaConf.to_container(cfg.head, resolve=True),
+        optim=OmegaConf.to_container(cfg.optim, resolve=True),
+    )
+    source = resolve_checkpoint(run_dir, checkpoint)
+    if source.is_dir():  # a prompt-only export: prompts + classifier head
+        _, extra = load_prompts(module.encoder, source)
+        module.classifier.load_state_dict({k.removeprefix("classifier."): v for k, v in extra.items()})
+    else:
+        state = torch.load(source, map_location="cpu", weights_only=False)
+        missing = module.load_state_dict(state["state_dict"], strict=False)
+        trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+        if trainable & set(missing.missing_keys):
+            raise ConfigError(
+                f"{source} lacks trained parameters: {sorted(trainable & set(missing.missing_keys))[:5]}"
+            )
+    trainer = L.Trainer(
+        accelerator=cfg.trainer.get("accelerator", "auto"),
+        devices=1,
+        logger=False,
+        precision=cfg.trainer.get("precision", "32-true"),
+        enable_checkpointing=False,
+    )
+    results = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    metrics = {k: float(v) for k, v in results.items()}
+    atomic_write_json(
+        run_dir / f"eval_{Path(str(checkpoint)).stem}.json", {"checkpoint": str(source), **metrics}
+    )
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    metrics = evaluate(Path(cfg.run_dir), str(cfg.checkpoint), cfg.override)
+    for name, value in sorted(metrics.items()):
+        print(f"{name:>16s}  {value:.4f}")
+
+
+if __name__ == "__main__":
+    main()

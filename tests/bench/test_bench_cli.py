@@ -1,0 +1,149 @@
+"""deepprompt-bench on CPU with the tiny shape: one row per case, positive times, the FLOP model by hand."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from deepprompt.bench import cli, flops, methods
+
+SEQS, PROMPTS, INFER_PROMPT, BATCH = (8, 16), (4,), 6, 2
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # One intra-op thread: on a busy CPU, OpenMP spin-waiting makes tiny steps 100x slower.
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    argv = [
+        "--shapes",
+        "tiny",
+        "--batch",
+        str(BATCH),
+        "--seq",
+        ",".join(map(str, SEQS)),
+        "--prompt",
+        ",".join(map(str, PROMPTS)),
+        "--methods",
+        ",".join(methods.METHODS),
+        "--dtype",
+        "bf16",
+        "--steps",
+        "3",
+        "--warmup",
+        "2",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--infer-prompt",
+        str(INFER_PROMPT),
+        "--out",
+        str(out),
+    ]
+    import io
+    from contextlib import redirect_stdout
+
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        assert cli.main(argv) == 0
+    return json.loads(out.read_text()), buffer.getvalue()
+
+
+def test_one_row_per_case_with_positive_times(run):
+    payload, _ = run
+    rows = {(r["method"], r["T"], r["m"]): r for r in payload["rows"]}
+    expected = set()
+    for t in SEQS:
+        expected |= {(m, t, p) for m in ("ptuning_v2", "peft_prefix") for p in PROMPTS}
+        expected |= {("lora", t, 0), ("full_ft", t, 0), ("bare", t, 0), ("ptuning_v2", t, INFER_PROMPT)}
+    assert set(rows) == expected
+    assert len(payload["rows"]) == len(expected)
+    for key, row in rows.items():
+        assert "error" not in row, (key, row.get("error"))
+        assert row["shape"] == "tiny"
+        if key[0] == "bare" or key[2] == INFER_PROMPT:
+            assert row["infer_ms"] > 0
+        else:
+            assert row["train_ms"] > 0 and row["samples_per_s"] > 0 and row["mfu"] > 0
+            assert row["train_flops"] == flops.train_step_flops(
+                methods.backbone_config("tiny"), key[0], BATCH, key[1], key[2]
+            )
+    env = payload["environment"]
+    assert env["torch"] and env["transformers"] and env["command"].startswith("deepprompt-bench")
+    assert env["matmul_tflops"]["bf16"] > 0
+
+
+def test_table_prints(run):
+    _, stdout = run
+    lines = stdout.strip().splitlines()
+    assert lines[0].startswith(
+        "| method | shape | T | m | train ms/step | samples/s | peak GiB | MFU % | inference ms"
+    )
+    assert any(line.startswith("| ptuning_v2 | tiny | 8 | 4 |") for line in lines)
+    assert any(line.startswith("| bare | tiny | 16 | 0 |") for line in lines)
+
+
+def test_flop_formula_by_hand():
+    # tiny: L=2, h=32, I=64, C=2; B=2, T=8, m=4 on both layers.
+    config = methods.backbone_config("tiny")
+    n = 2 * (4 * 32 * 32 + 2 * 32 * 64)  # 16_384 matmul weights per token
+    assert flops.dense_params(config) == n == 16_384
+    attn_forward = 2 * 2 * 2 * 8 * (8 + 4) * 32 * 2  # 2*2 * L * T * (T+m) * h, times B = 49_152
+    head = 32 * 32 + 32 * 2  # 1_088
+    frozen = 4 * n * 2 * 8 + 3 * attn_forward + 6 * head * 2
+    assert frozen == 1_209_088
+    assert flops.train_step_flops(config, "ptuning_v2", batch=2, seq=8, prompt=4) == frozen
+    assert flops.train_step_flops(config, "peft_prefix", batch=2, seq=8, prompt=4) == frozen
+    # full FT: 6 N tokens, no prompt columns.
+    full = 6 * n * 16 + 3 * (2 * 2 * 2 * 8 * 8 * 32 * 2) + 6 * head * 2
+    assert flops.train_step_flops(config, "full_ft", batch=2, seq=8) == full == 1_684_224
+    # LoRA r=8 on query and value: 2 layers * 2 * 8 * 2 * 32 = 2_048 adapter weights, trained (6x).
+    assert flops.train_step_flops(config, "lora", batch=2, seq=8) == full - 2 * n * 16 + 6 * 2_048 * 16
+    assert flops.mfu(1e12, 1.0, 2.0) == pytest.approx(0.5)
+
+
+def test_failing_case_is_an_error_row(tmp_path, capsys):
+    # peft prefix shifts positions by m: T + m beyond the 512 positions fails; the run goes on.
+    out = tmp_path / "r.json"
+    argv = [
+        "--shapes",
+        "tiny",
+        "--batch",
+        "1",
+        "--seq",
+        "500",
+        "--prompt",
+        "16",
+        "--methods",
+        "peft_prefix,ptuning_v2",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--device",
+        "cpu",
+        "--dtype",
+        "fp32",
+        "--threads",
+        "1",
+        "--infer-prompt",
+        "0",
+        "--out",
+        str(out),
+    ]
+    assert cli.main(argv) == 0
+    rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
+    assert "error" in rows["peft_prefix"] and "train" in rows["peft_prefix"]["error"]
+    assert (
+        rows["ptuning_v2"]["train_ms"] > 0 and "error" not in rows["ptuning_v2"]
+    )  # no position shift: T + m > 512 is fine
+    assert "error:" in capsys.readouterr().out

@@ -1,0 +1,108 @@
+"""`deepprompt-train` end to end on the tiny backbone and fixture data: the files a run must leave behind."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import run_dirs
+
+TINY = ("backbone=tiny", "debug=limit", "extras.print_config=false")
+
+
+def test_single_run_writes_metrics_checkpoints_and_prompts(run_cli, tmp_path):
+    run_cli("deepprompt.train", *TINY, "data=rte", "method.prompt.length=4")
+    [run] = run_dirs(tmp_path / "outputs")
+    summary = json.loads((run / "metrics.json").read_text())
+    assert summary["status"] == "finished"
+    assert summary["task"] == "rte" and summary["method"] == "ptuning_v2" and summary["seed"] == 42
+    assert [h["epoch"] for h in summary["history"]] == [0, 1]
+    assert summary["last"]["epoch"] == 1
+    assert summary["best"]["val/acc"] == max(h["val/acc"] for h in summary["history"])
+    # tiny: 2 layers, hidden 32 -> prompts 4 * 2 * 2 * 32 = 512, head 32 * 2 + 2 = 66
+    assert summary["params"]["trainable"] == 512 + 66
+    assert 0 < summary["params"]["trainable_share"] < 0.01
+    assert (run / ".hydra" / "config.yaml").is_file()
+
+    prompts = load_file(run / "prompts" / "best" / "prompts.safetensors")
+    assert prompts["prefix"].shape == (4, 2 * 2 * 32)
+    assert set(prompts) == {"prefix", "extra.classifier.weight", "extra.classifier.bias"}
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
+    # prompt-only checkpoint: no frozen backbone weight in it
+    assert not any("word_embeddings" in key for key in ckpt["state_dict"])
+    assert set(ckpt["state_dict"]) == {
+        "encoder.prompt_encoder.prefix",
+        "classifier.weight",
+        "classifier.bias",
+    }
+
+
+def test_multirun_sweeps_prompt_length(run_cli, tmp_path):
+    proc = run_cli("deepprompt.train", "-m", *TINY, "data=sst2", "method.prompt.length=2,8")
+    assert proc.returncode == 0
+    summaries = [json.loads((d / "metrics.json").read_text()) for d in run_dirs(tmp_path / "outputs")]
+    assert sorted(s["config"]["method"]["prompt"]["length"] for s in summaries) == [2, 8]
+    assert all(s["status"] == "finished" for s in summaries)
+    by_length = {s["config"]["method"]["prompt"]["length"]: s["params"]["trainable"] for s in summaries}
+    assert by_length[8] - by_length[2] == 6 * 2 * 2 * 32
+    assert all("sweep_dir" in s for s in summaries)
+
+
+def test_failing_job_is_recorded_and_sweep_goes_on(run_cli, tmp_path):
+    proc = run_cli("deepprompt.train", "-m", *TINY, "data=cb", "method.prompt.layers=top-1,[5]")
+    assert proc.returncode == 0
+    summaries = {
+        s["status"]: s
+        for s in (json.loads((d / "metrics.json").read_text()) for d in run_dirs(tmp_path / "outputs"))
+    }
+    assert set(summaries) == {"finished", "failed"}
+    assert "out of range" in summaries["failed"]["error"] and "[5]" in summaries["failed"]["error"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("method.prompt.length=0", "prompt length must be a positive integer"),
+        ("method.prompt.layers=middle-2", "'all', 'top-k', 'bottom-k'"),
+        ("method.lr=-1", "method.lr must be positive"),
+        ("head.pooling=mean", "head.pooling must be 'pooler' or 'cls'"),
+    ],
+)
+def test_bad_value_fails_with_one_clear_line(run_cli, override, message):
+    proc = run_cli("deepprompt.train", *TINY, "data=rte", override, check=False)
+    assert proc.returncode == 1
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_key_and_option_are_named(run_cli):
+    proc = run_cli("deepprompt.train", *TINY, "method.prompt.lenght=3", check=False)
+    assert proc.returncode != 0 and "lenght" in proc.stderr
+    proc = run_cli("deepprompt.train", *TINY, "data=imdb", check=False)
+    assert proc.returncode != 0 and "imdb" in proc.stderr and "sst2" in proc.stderr  # lists valid options
+
+
+def test_eval_reproduces_best_epoch_score(run_cli, tmp_path):
+    run_cli("deepprompt.train", *TINY, "data=rte", "method.prompt.length=4")
+    [run] = run_dirs(tmp_path / "outputs")
+    best = json.loads((run / "metrics.json").read_text())["best"]
+    run_cli("deepprompt.eval", f"run_dir={run}", "checkpoint=best")
+    evaluated = json.loads((run / "eval_best.json").read_text())
+    assert evaluated["val/acc"] == pytest.approx(best["val/acc"], abs=1e-6)
+    run_cli("deepprompt.eval", f"run_dir={run}", f"checkpoint={run / 'prompts' / 'best'}")
+    from_prompts = json.loads((run / "eval_best.json").read_text())
+    assert from_prompts["val/acc"] == pytest.approx(best["val/acc"], abs=1e-6)
+    assert from_prompts["val/loss"] == pytest.approx(best["val/loss"], rel=1e-5)
+
+
+def test_wandb_offline_run_files(run_cli, tmp_path):
+    run_cli("deepprompt.train", *TINY, "data=rte", "logger=wandb", env={"WANDB_MODE": "offline"})
+    [run] = run_dirs(tmp_path / "outputs")
+    offline = list((run / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1
+    assert list(offline[0].glob("*.wandb")), "the offline run holds its event log"
+    config_yaml = (offline[0] / "files" / "config.yaml").read_text()
+    assert "ptuning_v2" in config_yaml and "trainable" in config_yaml

@@ -1,0 +1,127 @@
+"""Fixtures shared by the whole suite: a small benchmark folder in the original formats and a CLI runner."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WORDS = [
+    "good",
+    "bad",
+    "great",
+    "awful",
+    "fine",
+    "dull",
+    "bright",
+    "dark",
+    "warm",
+    "cold",
+    "happy",
+    "sad",
+    "calm",
+    "loud",
+    "fast",
+    "slow",
+]
+
+
+def _sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def _gz(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write(text)
+
+
+def write_benchmarks(root: Path, n_train: int = 48, n_val: int = 16, seed: int = 0) -> Path:
+    """sst2/rte/boolq/cb in their published formats (gzip), with learnable labels (sentiment words)."""
+    rng = random.Random(seed)
+    for _split, n, sst_name, sg_name in (
+        ("train", n_train, "train.tsv.gz", "train.jsonl.gz"),
+        ("val", n_val, "dev.tsv.gz", "val.jsonl.gz"),
+    ):
+        rows = []
+        for i in range(n):
+            label = i % 2
+            text = _sentence(rng, rng.randint(3, 12)) + (" good" if label else " bad")
+            rows.append((text, label))
+        _gz(root / "sst2" / sst_name, "sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+        rte = [
+            {
+                "premise": _sentence(rng, 8),
+                "hypothesis": t,
+                "label": ["not_entailment", "entailment"][y],
+                "idx": i,
+            }
+            for i, (t, y) in enumerate(rows)
+        ]
+        _gz(root / "rte" / sg_name, "".join(json.dumps(r) + "\n" for r in rte))
+        boolq = [
+            {"question": t, "passage": _sentence(rng, 20), "label": bool(y), "idx": i}
+            for i, (t, y) in enumerate(rows)
+        ]
+        _gz(root / "boolq" / sg_name, "".join(json.dumps(r) + "\n" for r in boolq))
+        cb = [
+            {
+                "premise": _sentence(rng, 6),
+                "hypothesis": t,
+                "label": ["contradiction", "entailment", "neutral"][i % 3],
+                "idx": i,
+            }
+            for i, (t, _) in enumerate(rows)
+        ]
+        _gz(root / "cb" / sg_name, "".join(json.dumps(r) + "\n" for r in cb))
+    return root
+
+
+@pytest.fixture(scope="session")
+def benchmark_dir(tmp_path_factory) -> Path:
+    return write_benchmarks(tmp_path_factory.mktemp("benchmarks"))
+
+
+@pytest.fixture
+def run_cli(benchmark_dir, tmp_path):
+    """Run a console entry point (``deepprompt.train`` ...) in a subprocess, outputs under ``tmp_path``."""
+
+    def run(module: str, *args: str, check: bool = True, env: dict | None = None, cwd: Path | None = None):
+        full_env = {
+            **os.environ,
+            "DEEPPROMPT_DATA_DIR": str(benchmark_dir),
+            "DEEPPROMPT_OUTPUT_DIR": str(tmp_path / "outputs"),
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "WANDB_MODE": "offline",
+            "TOKENIZERS_PARALLELISM": "false",
+            **(env or {}),
+        }
+        full_env.pop("DEEPPROMPT_DEBUG", None)
+        proc = subprocess.run(
+            [sys.executable, "-m", module, *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            cwd=cwd or tmp_path,
+            timeout=600,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{module} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+            )
+        return proc
+
+    return run
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """Every run folder (one holding metrics.json) below ``root``, sorted."""
+    return sorted(p.parent for p in root.rglob("metrics.json"))

@@ -1,0 +1,120 @@
+"""Readers, file resolution and the task registry's label mapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from deepprompt.data import TASKS, UnknownTaskError, get_task, read_jsonl, read_tsv, resolve_split_file
+from deepprompt.errors import DataFormatError
+
+
+@pytest.mark.parametrize("name", ["rows.jsonl", "rows.jsonl.gz"])
+def test_read_jsonl_yields_line_numbers_and_skips_blank_lines(
+    tmp_path: Path, writers: SimpleNamespace, name: str
+) -> None:
+    path = writers.text(tmp_path / name, '{"a": 1}\n\n{"a": 2}\n')
+    assert list(read_jsonl(path)) == [(1, {"a": 1}), (3, {"a": 2})]
+
+
+def test_read_jsonl_malformed_line_names_file_and_line(tmp_path: Path, writers: SimpleNamespace) -> None:
+    path = writers.text(tmp_path / "bad.jsonl.gz", '{"a": 1}\n{"a": 2}\n{"a": \n')
+    with pytest.raises(DataFormatError, match=rf"^{path}:3: invalid JSON") as info:
+        list(read_jsonl(path))
+    assert isinstance(info.value, ValueError)
+
+
+def test_read_jsonl_rejects_non_object(tmp_path: Path, writers: SimpleNamespace) -> None:
+    path = writers.text(tmp_path / "list.jsonl", "[1, 2]\n")
+    with pytest.raises(DataFormatError, match=r":1: expected a JSON object, got list"):
+        list(read_jsonl(path))
+
+
+@pytest.mark.parametrize("name", ["dev.tsv", "dev.tsv.gz"])
+def test_read_tsv_keeps_quotes_and_numbers_data_lines(
+    tmp_path: Path, writers: SimpleNamespace, name: str
+) -> None:
+    path = writers.tsv(tmp_path / name, [('a "quoted" word ', "1"), ("plain", "0")])
+    assert list(read_tsv(path)) == [
+        (2, {"sentence": 'a "quoted" word ', "label": "1"}),
+        (3, {"sentence": "plain", "label": "0"}),
+    ]
+
+
+def test_read_tsv_wrong_field_count_names_line(tmp_path: Path, writers: SimpleNamespace) -> None:
+    path = writers.text(tmp_path / "x.tsv", "sentence\tlabel\nok\t1\nno label here\n")
+    with pytest.raises(DataFormatError, match=rf"^{path}:3: expected 2 tab-separated fields"):
+        list(read_tsv(path))
+
+
+@pytest.mark.parametrize(("stored", "asked"), [("t.jsonl.gz", "t.jsonl"), ("t.jsonl", "t.jsonl.gz")])
+def test_resolve_split_file_accepts_either_compression(
+    tmp_path: Path, writers: SimpleNamespace, stored: str, asked: str
+) -> None:
+    writers.jsonl(tmp_path / "rte" / stored, [{}])
+    assert resolve_split_file(tmp_path, "rte", asked) == tmp_path / "rte" / stored
+
+
+def test_resolve_split_file_missing_file_lists_tried_paths(tmp_path: Path) -> None:
+    (tmp_path / "rte").mkdir()
+    with pytest.raises(FileNotFoundError) as info:
+        resolve_split_file(tmp_path, "rte", "val.jsonl")
+    message = str(info.value)
+    assert str(tmp_path / "rte" / "val.jsonl") in message
+    assert str(tmp_path / "rte" / "val.jsonl.gz") in message
+    assert "DEEPPROMPT_DATA_DIR" in message and "paths.data_dir" in message
+    assert "does not exist" not in message
+
+
+def test_resolve_split_file_missing_data_dir_says_so(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(
+        FileNotFoundError, match=rf"data directory {missing} does not exist.*DEEPPROMPT_DATA_DIR"
+    ):
+        resolve_split_file(missing, "sst2", "dev.tsv")
+
+
+def test_get_task_unknown_lists_valid_names() -> None:
+    with pytest.raises(KeyError) as info:
+        get_task("mnli")
+    assert isinstance(info.value, UnknownTaskError)
+    assert str(info.value) == "unknown task 'mnli'; valid tasks: boolq, cb, rte, sst2"
+
+
+@pytest.mark.parametrize(
+    ("task", "raw", "expected"),
+    [
+        ("sst2", "0", 0),
+        ("sst2", "1", 1),
+        ("sst2", 1, 1),
+        ("sst2", "positive", 1),
+        ("rte", "entailment", 0),
+        ("rte", "not_entailment", 1),
+        ("boolq", False, 0),
+        ("boolq", True, 1),
+        ("boolq", 1, 1),
+        ("cb", "entailment", 0),
+        ("cb", "contradiction", 1),
+        ("cb", "neutral", 2),
+        ("cb", 2, 2),
+    ],
+)
+def test_label_to_id(task: str, raw: object, expected: int) -> None:
+    assert TASKS[task].label_to_id(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("task", "raw"), [("sst2", "2"), ("sst2", -1), ("rte", "contradiction"), ("cb", True)]
+)
+def test_label_to_id_rejects_labels_outside_the_set(task: str, raw: object) -> None:
+    with pytest.raises(ValueError, match="is not one of the"):
+        TASKS[task].label_to_id(raw)
+
+
+def test_registry_matches_the_benchmarks() -> None:
+    assert TASKS["boolq"].text_fields == ("question", "passage")
+    assert TASKS["cb"].metrics == ("acc", "f1_macro")
+    assert {t.hub_path for t in TASKS.values()} == {"nyu-mll/glue", "aps/super_glue"}
+    assert all(set(t.local_files) == set(t.hub_splits) == {"train", "validation"} for t in TASKS.values())
