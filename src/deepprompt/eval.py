@@ -12,10 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from deepprompt.config.resolvers import register_resolvers
 from deepprompt.errors import ConfigError
-from deepprompt.modules import ClassificationModule
 from deepprompt.prompts import load_prompts
+from deepprompt.runs.build import build_data_and_module
 from deepprompt.utils.atomic import atomic_write_json
-from deepprompt.utils.instantiate import build
 
 log = logging.getLogger("deepprompt.eval")
 register_resolvers()
@@ -48,15 +47,7 @@ def evaluate(run_dir: Path, checkpoint: str = "best", override=None) -> dict[str
     # Same seed, same construction order as training: a randomly initialised backbone (backbone.pretrained=false)
     # is then rebuilt bit for bit, since checkpoints hold only the trained parameters.
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = build(cfg.data, "data")
-    module = ClassificationModule(
-        backbone=OmegaConf.to_container(cfg.backbone, resolve=True),
-        method=OmegaConf.to_container(cfg.method, resolve=True),
-        num_labels=datamodule.num_labels,
-        metrics=list(datamodule.task.metrics),
-        head=OmegaConf.to_container(cfg.head, resolve=True),
-        optim=OmegaConf.to_container(cfg.optim, resolve=True),
-    )
+    datamodule, module = build_data_and_module(cfg)
     source = resolve_checkpoint(run_dir, checkpoint)
     if source.is_dir():  # a prompt-only export: prompts + classifier head
         _, extra = load_prompts(module.encoder, source)

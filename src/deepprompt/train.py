@@ -22,7 +22,7 @@ from deepprompt.backbones import BackboneConfig
 from deepprompt.config import HeadConfig, OptimConfig, structured
 from deepprompt.config.resolvers import register_resolvers
 from deepprompt.methods import method_schema
-from deepprompt.modules import ClassificationModule
+from deepprompt.runs.build import build_data_and_module
 from deepprompt.runs.guard import run_guarded
 from deepprompt.runs.summary import best_and_last, write_summary
 from deepprompt.utils.instantiate import build, build_all
@@ -48,16 +48,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         print_config_tree(cfg, save_to=run_dir / "config_tree.log")
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = build(cfg.data, "data")
-    module = ClassificationModule(
-        backbone=OmegaConf.to_container(cfg.backbone, resolve=True),
-        method=OmegaConf.to_container(cfg.method, resolve=True),
-        num_labels=datamodule.num_labels,
-        metrics=list(datamodule.task.metrics),
-        head=OmegaConf.to_container(cfg.head, resolve=True),
-        optim=OmegaConf.to_container(cfg.optim, resolve=True),
-        gradient_checkpointing=cfg.gradient_checkpointing,
-    )
+    datamodule, module = build_data_and_module(cfg)
     params = module.parameter_counts()
     log.info(
         "Trainable parameters: %d of %d backbone (%.3f%%)",
@@ -77,7 +68,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     best, last = best_and_last(module.history, cfg.monitor, cfg.monitor_mode)
     return {
         "status": "finished",
-        "task": datamodule.task.name,
+        "task": cfg.data.task,
         "method": cfg.method.name,
         "backbone": cfg.backbone.name,
         "seed": cfg.seed,

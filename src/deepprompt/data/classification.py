@@ -91,6 +91,12 @@ class ClassificationDataModule(L.LightningDataModule):
         self.collator = PaddingCollator(pad_id, pad_to_multiple_of, self.tokenizer.padding_side)
         self._datasets: dict[str, EncodedDataset] = {}
 
+    # The Lightning module that trains on this data, and what it needs to know about the task.
+    module_target = "deepprompt.modules.ClassificationModule"
+
+    def module_kwargs(self) -> dict[str, Any]:
+        return {"num_labels": self.num_labels, "metrics": list(self.task.metrics)}
+
     @property
     def task(self) -> ClassificationTask:
         return self._task
