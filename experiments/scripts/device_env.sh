@@ -1,0 +1,18 @@
+# Sourced at the start of every command on the GPU machine (the `device` tool): installs the carried wheels
+# (../shared/tools/device-pack builds .device/), points deepprompt at the carried data and MiniLM, and records
+# the hardware into $OUT/env.txt. Usage: source experiments/scripts/device_env.sh
+python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .device/wheels/*.whl \
+  || { echo "wheel install failed"; exit 1; }
+export PYTHONPATH=/tmp/site:$PWD/src
+export DEEPPROMPT_DATA_DIR=$PWD/.device/data DEEPPROMPT_OUTPUT_DIR=${DEEPPROMPT_OUTPUT_DIR:-/tmp/dp_out}
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+MINILM="backbone.name_or_path=$PWD/.device/minilm"
+{
+  date -u +%FT%TZ
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c "import torch, transformers, lightning, peft; print('torch', torch.__version__, '| transformers', transformers.__version__, '| lightning', lightning.__version__, '| peft', peft.__version__)"
+  nproc
+} > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+# Pack every run's small files (metrics.json, .hydra/, logs; no checkpoints) into one archive in $OUT.
+pack_runs() { tar -C "$DEEPPROMPT_OUTPUT_DIR" --exclude='*.ckpt' --exclude='*.safetensors' -czf "$OUT/$1.tar.gz" . ; }
