@@ -1,6 +1,7 @@
 # Sourced at the start of every command on the GPU machine (the `device` tool): installs the carried wheels
 # (../shared/tools/device-pack builds .device/), points deepprompt at the carried data and MiniLM, and records
 # the hardware into $OUT/env.txt. Usage: source experiments/scripts/device_env.sh
+rm -rf /tmp/site  # a warm machine keeps the last call's install
 python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .device/wheels/*.whl \
   || { echo "wheel install failed"; exit 1; }
 export PYTHONPATH=/tmp/site:$PWD/src
