@@ -68,7 +68,16 @@ class ClassificationModule(L.LightningModule):
 
     # -- model -----------------------------------------------------------------------------------------
     def _backbone(self):
-        return self.encoder.model if isinstance(self.encoder, DeepPromptModel) else self.encoder.base_model
+        if isinstance(self.encoder, DeepPromptModel):
+            return self.encoder.model
+        if hasattr(self.encoder, "backbone_parameters"):  # peft methods (`PeftEncoder`): the wrapped backbone
+            return self.encoder.backbone
+        return self.encoder.base_model
+
+    def _backbone_parameters(self):
+        """The backbone's own weights (without adapter weights that a method put inside it, e.g. LoRA's)."""
+        own = getattr(self.encoder, "backbone_parameters", None)
+        return own() if own is not None else self._backbone().parameters()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
@@ -76,12 +85,14 @@ class ClassificationModule(L.LightningModule):
         if self.head_cfg.pooling == "pooler" and getattr(out, "pooler_output", None) is not None:
             pooled = out.pooler_output  # (B, hidden)
         else:
-            pooled = out.last_hidden_state[:, 0]  # (B, hidden): the [CLS] / <s> position
+            # (B, hidden): the [CLS] / <s> position; after input prompts (prompt_tuning, ptuning_v1) that is
+            # index m, past the virtual tokens (their `pooler_output` is the pooler on that token too)
+            pooled = out.last_hidden_state[:, getattr(self.encoder, "cls_index", 0)]
         return self.classifier(self.dropout(pooled))  # (B, num_labels)
 
     def parameter_counts(self) -> dict[str, float]:
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        backbone = sum(p.numel() for p in self._backbone().parameters())
+        backbone = sum(p.numel() for p in self._backbone_parameters())
         return {
             "trainable": trainable,
             "backbone": backbone,
@@ -103,7 +114,8 @@ class ClassificationModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         logits = self(batch).float()
-        self.val_loss(self.loss_fn(logits, batch["labels"]))
+        # weighted by the batch size: the example mean, whatever the batches (uneven DDP shards, last batch)
+        self.val_loss(self.loss_fn(logits, batch["labels"]), weight=logits.shape[0])
         self.val_metrics.update(logits.argmax(-1), batch["labels"])
 
     def on_validation_epoch_end(self) -> None:

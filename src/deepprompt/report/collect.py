@@ -1,0 +1,239 @@
+"""Walk run and sweep folders and load every ``metrics.json`` into a DataFrame, one row per run.
+
+A run's *setting* is what tells it apart from its siblings in a sweep: its Hydra overrides minus the seed, the
+group selections that have their own column (``data=``, ``method=``, ``backbone=``) and the switches that do not
+change the result (``debug=``, ``extras.*``, ``hydra.*``, ...). ``method.`` is dropped from the keys, so
+``method.prompt.length=16`` reads ``prompt.length=16``. Rows that differ only by seed share a setting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from deepprompt.runs.summary import METRICS_FILE
+
+log = logging.getLogger("deepprompt.report")
+
+DEFAULT_SETTING = "default"
+# override keys that are not part of a setting: the seed, selections with their own column, run plumbing
+IGNORED_KEYS = frozenset(
+    {
+        "seed",
+        "data",
+        "method",
+        "backbone",
+        "debug",
+        "task_name",
+        "tags",
+        "local",
+        "hparams_search",
+        "ckpt_path",
+        "resume",
+    }
+)
+IGNORED_PREFIXES = ("extras.", "hydra.", "paths.", "logger")
+# the prompt dimensions the plots put on an axis: column -> where a run's config (config.method) or setting
+# holds it, first found wins (P-Tuning v2's prompt.*, the peft methods' num_virtual_tokens, prefix_projection ...)
+PROMPT_KEYS = {
+    "prompt_length": ("prompt.length", "num_virtual_tokens"),
+    "prompt_layers": ("prompt.layers",),
+    "prompt_reparam": ("prompt.reparam", "reparam", "prefix_projection"),
+}
+AXIS_KEYS = frozenset(key for keys in PROMPT_KEYS.values() for key in keys)
+# keys of metrics.json that describe the machine, shown in the report header when present
+HARDWARE_KEYS = ("hardware", "gpu", "device_name", "accelerator")
+
+
+def _split_override(override: str) -> tuple[str, str] | None:
+    override = override.strip().lstrip("~+")
+    if "=" not in override:
+        return None
+    key, value = override.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def setting_parts(overrides: Iterable[str], ignore: Iterable[str] = ()) -> dict[str, str]:
+    """``{key: value}`` of the overrides that make up a setting (``method.`` dropped from keys), sorted by key."""
+    ignored = IGNORED_KEYS | set(ignore)
+    parts: dict[str, str] = {}
+    for override in overrides:
+        split = _split_override(str(override))
+        if split is None:
+            continue
+        key, value = split
+        if key in ignored or key.startswith(IGNORED_PREFIXES):
+            continue
+        key = key.removeprefix("method.")
+        if key in ignored:
+            continue
+        parts[key] = value
+    return dict(sorted(parts.items(), key=lambda kv: natural_key(kv[0])))
+
+
+def format_setting(parts: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in parts.items()) or DEFAULT_SETTING
+
+
+def parse_setting(setting: str) -> dict[str, str]:
+    """Inverse of :func:`format_setting` (values holding ``", "`` are not supported)."""
+    if not setting or setting == DEFAULT_SETTING:
+        return {}
+    return dict(part.split("=", 1) for part in setting.split(", ") if "=" in part)
+
+
+def drop_keys(setting: str, keys: Iterable[str]) -> str:
+    keys = set(keys)
+    return format_setting({k: v for k, v in parse_setting(setting).items() if k not in keys})
+
+
+def natural_key(text: Any) -> tuple:
+    """Sort key that puts ``length=2`` before ``length=16``."""
+    return tuple(
+        (0, float(tok), "") if re.fullmatch(r"\d+(\.\d+)?", tok) else (1, 0.0, tok)
+        for tok in re.split(r"(\d+(?:\.\d+)?)", str(text))
+        if tok
+    )
+
+
+def find_metrics(paths: Sequence[str | Path]) -> list[Path]:
+    """Every ``metrics.json`` below the given folders (or the given files themselves), sorted, no duplicates."""
+    found: dict[Path, None] = {}
+    for path in map(Path, paths):
+        if path.is_file():
+            found[path.resolve()] = None
+        elif path.is_dir():
+            for file in sorted(path.rglob(METRICS_FILE)):
+                found[file.resolve()] = None
+        else:
+            raise FileNotFoundError(f"no such run or sweep folder: {path}")
+    return sorted(found, key=lambda p: natural_key(p.as_posix()))
+
+
+def _overrides(summary: dict[str, Any], run_dir: Path) -> list[str]:
+    if isinstance(summary.get("overrides"), list):
+        return [str(o) for o in summary["overrides"]]
+    hydra_file = run_dir / ".hydra" / "overrides.yaml"
+    if hydra_file.is_file():
+        loaded = yaml.safe_load(hydra_file.read_text()) or []
+        return [str(o) for o in loaded]
+    return []
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _hardware(summary: dict[str, Any]) -> str | None:
+    for key in HARDWARE_KEYS:
+        value = summary.get(key)
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items() if v not in (None, ""))
+        if value:
+            return str(value)
+    return None
+
+
+def _lookup(tree: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
+
+def _prompt_value(config_method: dict[str, Any], parts: dict[str, str], column: str) -> Any:
+    value = None
+    for key in PROMPT_KEYS[column]:
+        value = _lookup(config_method, key)
+        if value is None:
+            value = parts.get(key)
+        if value is not None:
+            if key == "prefix_projection":
+                value = "mlp" if str(value).lower() == "true" else "none"
+            break
+    if value is None:
+        return None
+    if column == "prompt_length":
+        return _number(value)
+    return "[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else str(value)
+
+
+def run_row(summary: dict[str, Any], file: Path, ignore: Iterable[str] = ()) -> dict[str, Any]:
+    """One DataFrame row from one ``metrics.json``."""
+    run_dir = file.parent
+    overrides = _overrides(summary, run_dir)
+    parts = setting_parts(overrides, ignore)
+    config = summary.get("config") or {}
+    config_method = config.get("method") or {}
+    params = summary.get("params") or {}
+    best, last = summary.get("best") or {}, summary.get("last") or {}
+    error = summary.get("error")
+    row: dict[str, Any] = {
+        "task": summary.get("task") or (config.get("data") or {}).get("task"),
+        "method": summary.get("method") or config_method.get("name"),
+        "backbone": summary.get("backbone"),
+        "seed": summary.get("seed"),
+        "setting": format_setting(parts),
+        "status": summary.get("status", "unknown"),
+        "error": str(error).strip().splitlines()[0] if error else None,
+        "monitor": summary.get("monitor"),
+        "best_epoch": _number(best.get("epoch")),
+        "last_epoch": _number(last.get("epoch")),
+        "epochs": _number(summary.get("epochs")),
+        "steps": _number(summary.get("steps")),
+        "trainable": _number(params.get("trainable")),
+        "backbone_params": _number(params.get("backbone")),
+        "trainable_share": _number(params.get("trainable_share")),
+        "wall_time_s": _number(summary.get("wall_time_s")),
+        "lr": _number(config_method.get("lr", parts.get("lr"))),
+        **{column: _prompt_value(config_method, parts, column) for column in PROMPT_KEYS},
+        "host": summary.get("host"),
+        "hardware": _hardware(summary),
+        "overrides": " ".join(overrides),
+        "job_num": summary.get("job_num"),
+        "run_dir": str(run_dir),
+    }
+    for prefix, entry in (("best", best), ("last", last)):
+        for key, value in entry.items():
+            if key not in ("epoch", "step"):
+                row[f"{prefix}_{key}"] = _number(value)
+    return row
+
+
+def collect_runs(paths: Sequence[str | Path], ignore: Iterable[str] = ()) -> pd.DataFrame:
+    """Load every ``metrics.json`` below ``paths`` (recursively) into one DataFrame, one row per run.
+
+    Files that are not run summaries (no ``status``) or cannot be parsed are skipped with a warning.
+    """
+    rows = []
+    for file in find_metrics(paths):
+        try:
+            summary = json.loads(file.read_text())
+        except (OSError, ValueError) as err:
+            log.warning("skipping %s: %s", file, err)
+            continue
+        if not isinstance(summary, dict) or "status" not in summary:
+            log.warning("skipping %s: not a deepprompt run summary", file)
+            continue
+        rows.append(run_row(summary, file, ignore))
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    base = {"best_epoch", "last_epoch"}
+    metric_columns = [c for c in frame.columns if c.startswith(("best_", "last_")) and c not in base]
+    metric_columns.sort(key=lambda c: (not c.startswith("best_"), c))
+    front = [c for c in frame.columns if c not in metric_columns]
+    at = front.index("best_epoch")
+    return frame[front[:at] + metric_columns + front[at:]]

@@ -1,0 +1,239 @@
+"""PNG figures from the aggregated table (best-epoch score, mean ± std over seeds), each made only when the data
+has that dimension:
+
+- ``length_<task>.png``: score vs prompt length (log2 axis), one line per method (and other setting);
+- ``depth_<task>.png``: score vs k for prompts in the top-k vs the bottom-k layers (``all`` as a dashed line);
+- ``reparam.png``: no reparameterization vs MLP, per task;
+- ``methods_<task>.png``: the best setting of each method, bars with error bars.
+
+Figures are drawn on the Agg canvas directly (no pyplot), so they leave the caller's backend alone.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullLocator
+
+from deepprompt.report.collect import AXIS_KEYS, drop_keys, natural_key
+from deepprompt.report.table import is_loss
+
+DEPTH = re.compile(r"^(top|bottom)-(\d+)$")
+DPI = 110
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)) or "_"
+
+
+def _scale(metric: str) -> float:
+    return 1.0 if is_loss(metric) else 100.0
+
+
+def _ylabel(metric: str) -> str:
+    return f"{metric} (best epoch)" + ("" if is_loss(metric) else ", %")
+
+
+def _prepare(table: pd.DataFrame) -> pd.DataFrame:
+    """Finished groups with a score, plus ``other``: the setting without the prompt keys on the plot axes."""
+    data = table[(table["n_seeds"] > 0) & table["best_mean"].notna()].copy()
+    data["other"] = [drop_keys(s, AXIS_KEYS) for s in data["setting"]]
+    data["std0"] = data["best_std"].fillna(0.0)
+    return data
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    FigureCanvasAgg(fig)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI, format="png")
+    return path
+
+
+def _label(method: str, other: str, extra: str = "") -> str:
+    details = ", ".join(p for p in (extra, "" if other == "default" else other) if p)
+    return f"{method} ({details})" if details else method
+
+
+def plot_length(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
+    files = []
+    scale = _scale(metric)
+    sub = data[data["prompt_length"].notna()]
+    for task, rows in sub.groupby("task", sort=False):
+        lines = []
+        keys = ["method", "backbone", "prompt_layers", "prompt_reparam", "other"]
+        for key, line in rows.groupby(keys, sort=False, dropna=False):
+            if line["prompt_length"].nunique() >= 2:
+                lines.append((key, line.sort_values("prompt_length")))
+        if not lines:
+            continue
+        fig = Figure(figsize=(6, 4))
+        ax = fig.subplots()
+        lengths = set()
+        for (method, _backbone, layers, reparam, other), line in lines:
+            extra = ", ".join(
+                p
+                for p in (
+                    f"layers={layers}" if layers not in (None, "all") else "",
+                    f"reparam={reparam}" if reparam not in (None, "none") else "",
+                )
+                if p
+            )
+            ax.errorbar(
+                line["prompt_length"],
+                scale * line["best_mean"],
+                yerr=scale * line["std0"],
+                marker="o",
+                capsize=3,
+                label=_label(method, other, extra),
+            )
+            lengths |= set(line["prompt_length"])
+        ax.set_xscale("log", base=2)
+        ticks = sorted(lengths)
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([f"{t:g}" for t in ticks])
+        ax.set(xlabel="prompt length (log2)", ylabel=_ylabel(metric), title=f"{task}: score vs prompt length")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        files.append(_save(fig, out / f"length_{_safe(task)}.png"))
+    return files
+
+
+def plot_depth(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
+    files = []
+    scale = _scale(metric)
+    parsed = data["prompt_layers"].astype(str).str.extract(DEPTH.pattern)
+    depth = data.assign(direction=parsed[0], k=pd.to_numeric(parsed[1]))
+    keys = ["method", "backbone", "prompt_length", "prompt_reparam", "other"]
+    for task, rows in depth[depth["direction"].notna()].groupby("task", sort=False):
+        fig = Figure(figsize=(6, 4))
+        ax = fig.subplots()
+        many = rows[keys].drop_duplicates().shape[0] > 1
+        for key, group in rows.groupby(keys, sort=False, dropna=False):
+            method, backbone, length, reparam, other = key
+            base = _label(method, other, f"length={length:g}" if many and pd.notna(length) else "")
+            for direction, line in group.groupby("direction", sort=False):
+                line = line.sort_values("k")
+                ax.errorbar(
+                    line["k"],
+                    scale * line["best_mean"],
+                    yerr=scale * line["std0"],
+                    marker="o",
+                    capsize=3,
+                    label=f"{base}: {direction}-k",
+                )
+            full = data[
+                (data["task"] == task)
+                & (data["method"] == method)
+                & (data["backbone"] == backbone)
+                & (data["prompt_layers"] == "all")
+                & (data["other"] == other)
+                & (data["prompt_length"] == length)
+                & (data["prompt_reparam"] == reparam)
+            ]
+            if len(full):
+                ax.axhline(
+                    scale * full["best_mean"].iloc[0], linestyle="--", color="grey", label=f"{base}: all"
+                )
+        ks = sorted(rows["k"].unique())
+        ax.xaxis.set_major_locator(FixedLocator(ks))
+        ax.set(xlabel="k (layers with prompts)", ylabel=_ylabel(metric), title=f"{task}: prompt depth")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        files.append(_save(fig, out / f"depth_{_safe(task)}.png"))
+    return files
+
+
+def plot_reparam(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
+    scale = _scale(metric)
+    keys = ["task", "method", "backbone", "prompt_length", "prompt_layers", "other"]
+    pairs = []
+    for key, group in data[data["prompt_reparam"].isin(["none", "mlp"])].groupby(
+        keys, sort=False, dropna=False
+    ):
+        by = group.set_index("prompt_reparam")
+        if {"none", "mlp"} <= set(by.index):
+            pairs.append((key, by.loc["none"], by.loc["mlp"]))
+    if not pairs:
+        return []
+    pairs.sort(key=lambda p: tuple(natural_key(k) for k in p[0]))
+    tasks = {p[0][0] for p in pairs}
+    labels = []
+    for (task, method, _backbone, length, layers, other), _none, _mlp in pairs:
+        detail = (
+            [] if len(pairs) == len(tasks) else [method, f"m={length:g}" if pd.notna(length) else "", layers]
+        )
+        if other != "default" and len(pairs) != len(tasks):
+            detail.append(other)
+        labels.append("\n".join([task, *[d for d in detail if d]]))
+    fig = Figure(figsize=(max(4, 1.4 * len(pairs) + 2), 4))
+    ax = fig.subplots()
+    width = 0.38
+    xs = range(len(pairs))
+    for offset, name, index in ((-width / 2, "none", 1), (width / 2, "mlp", 2)):
+        means = [scale * p[index]["best_mean"] for p in pairs]
+        stds = [scale * p[index]["std0"] for p in pairs]
+        ax.bar([x + offset for x in xs], means, width, yerr=stds, capsize=3, label=f"reparam={name}")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(labels, fontsize=8)
+    _zoom(ax, [scale * p[i]["best_mean"] for p in pairs for i in (1, 2)])
+    ax.set(ylabel=_ylabel(metric), title="reparameterization: none vs MLP")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return [_save(fig, out / "reparam.png")]
+
+
+def plot_methods(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
+    files = []
+    scale = _scale(metric)
+    pick = "idxmin" if is_loss(metric) else "idxmax"
+    for task, rows in data.groupby("task", sort=False):
+        if rows["method"].nunique() < 2:
+            continue
+        best = rows.loc[getattr(rows.groupby(["method", "backbone"], sort=False)["best_mean"], pick)()]
+        best = best.sort_values("method", key=lambda s: s.map(natural_key))
+        fig = Figure(figsize=(max(4, 1.3 * len(best) + 2), 4))
+        ax = fig.subplots()
+        xs = list(range(len(best)))
+        ax.bar(
+            xs, scale * best["best_mean"], yerr=scale * best["std0"], capsize=4, color=[f"C{i}" for i in xs]
+        )
+        ax.set_xticks(xs)
+        ax.set_xticklabels(
+            [
+                f"{m}\n{s}" if s != "default" else m
+                for m, s in zip(best["method"], best["setting"], strict=True)
+            ],
+            fontsize=8,
+        )
+        _zoom(ax, list(scale * best["best_mean"]))
+        ax.set(ylabel=_ylabel(metric), title=f"{task}: best setting per method")
+        ax.grid(axis="y", alpha=0.3)
+        files.append(_save(fig, out / f"methods_{_safe(task)}.png"))
+    return files
+
+
+def _zoom(ax, values: list[float]) -> None:
+    """Bars of close scores are unreadable from 0: start the axis a little below the lowest."""
+    finite = [v for v in values if not math.isnan(v)]
+    if finite and min(finite) > 0:
+        low, high = min(finite), max(finite)
+        ax.set_ylim(bottom=max(0.0, low - 0.5 * (high - low) - 0.05 * abs(high)))
+
+
+def make_plots(table: pd.DataFrame, out: str | Path, metric: str = "val/acc") -> list[Path]:
+    """Write every figure the data supports into ``out``; returns their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if table.empty:
+        return []
+    data = _prepare(table)
+    files: list[Path] = []
+    for plot in (plot_length, plot_depth, plot_reparam, plot_methods):
+        files += plot(data, out, metric)
+    return files

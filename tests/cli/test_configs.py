@@ -1,0 +1,68 @@
+"""Every config option composes and passes the typed checks; data and trainer configs instantiate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+
+from deepprompt.config.resolvers import register_resolvers
+from deepprompt.train import validate
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+register_resolvers()
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.fixture
+def compose_train():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        yield lambda *overrides: compose("train", overrides=list(overrides))
+    GlobalHydra.instance().clear()
+
+
+def test_defaults_are_ptuning_v2_minilm_sst2(compose_train):
+    cfg = compose_train()
+    assert (cfg.data.task, cfg.backbone.name, cfg.method.name) == ("sst2", "minilm", "ptuning_v2")
+    validate(cfg)
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_composes_and_validates(compose_train, experiment):
+    cfg = compose_train(f"experiment={experiment}")
+    validate(cfg)
+    assert cfg.task_name, "experiments name their output folder"
+
+
+@pytest.mark.parametrize(
+    ("group", "option"),
+    [
+        (g, o)
+        for g in ("backbone", "method", "data", "trainer", "logger", "callbacks", "debug")
+        for o in options(g)
+    ],
+)
+def test_every_group_option_composes_and_validates(compose_train, group, option):
+    cfg = compose_train(f"{group}={option}")
+    validate(cfg)
+
+
+@pytest.mark.parametrize("task", options("data"))
+def test_data_configs_instantiate(compose_train, benchmark_dir, task):
+    cfg = compose_train(f"data={task}", "backbone=tiny", f"paths.data_dir={benchmark_dir}")
+    datamodule = instantiate(cfg.data)
+    # every data module names the Lightning module that trains on it (see deepprompt.runs.build)
+    assert datamodule.module_target.startswith("deepprompt.modules.")
+
+
+def test_cpu_trainer_instantiates(compose_train, tmp_path):
+    cfg = compose_train("trainer=cpu", f"trainer.default_root_dir={tmp_path}")
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert trainer.max_epochs == cfg.trainer.max_epochs
