@@ -19,3 +19,23 @@ __all__ = [
     "read_tsv",
     "resolve_split_file",
 ]
+
+# Task families beyond sentence classification (issue 4).
+from deepprompt.data.base import FeatureCollator, FeatureDataset, TaskDataModule  # noqa: E402
+from deepprompt.data.multiple_choice import MultipleChoiceDataModule  # noqa: E402
+from deepprompt.data.ner import NERDataModule, read_conll, to_iob2  # noqa: E402
+from deepprompt.data.squad import SquadDataModule, read_squad  # noqa: E402
+from deepprompt.data.superglue import SuperGLUEDataModule  # noqa: E402
+
+__all__ += [
+    "FeatureCollator",
+    "FeatureDataset",
+    "MultipleChoiceDataModule",
+    "NERDataModule",
+    "SquadDataModule",
+    "SuperGLUEDataModule",
+    "TaskDataModule",
+    "read_conll",
+    "read_squad",
+    "to_iob2",
+]

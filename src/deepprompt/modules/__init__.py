@@ -3,3 +3,11 @@
 from deepprompt.modules.classification import ClassificationModule
 
 __all__ = ["ClassificationModule"]
+
+# Task families beyond sentence classification (issue 4).
+from deepprompt.modules.multiple_choice import MultipleChoiceModule  # noqa: E402
+from deepprompt.modules.multirc import MultiRCModule  # noqa: E402
+from deepprompt.modules.question_answering import QuestionAnsweringModule  # noqa: E402
+from deepprompt.modules.token_classification import TokenClassificationModule  # noqa: E402
+
+__all__ += ["MultiRCModule", "MultipleChoiceModule", "QuestionAnsweringModule", "TokenClassificationModule"]

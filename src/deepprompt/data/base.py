@@ -1,0 +1,211 @@
+"""Shared plumbing of the non-classification data modules: tokenizer checks, datasets of feature dicts, loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from deepprompt.data.samplers import LengthGroupedSampler
+from deepprompt.errors import ConfigError
+
+_SANE_MODEL_MAX_LENGTH = 100_000
+SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+IGNORE_INDEX = -100
+
+
+class FeatureDataset(Dataset):
+    """A list of feature dicts (token id lists, int labels, bookkeeping ints)."""
+
+    def __init__(self, features: list[dict[str, Any]]) -> None:
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.features[index]
+
+    @property
+    def lengths(self) -> list[int]:
+        def size(ids) -> int:
+            return max(len(x) for x in ids) if ids and isinstance(ids[0], list) else len(ids)
+
+        return [size(f["input_ids"]) for f in self.features]
+
+
+class FeatureCollator:
+    """Pads token-level keys of a batch to its longest sequence and stacks the scalar ones.
+
+    ``input_ids`` pad with the pad id, ``attention_mask``/``token_type_ids`` with 0, other lists (token
+    labels) with -100; those keys, ``labels`` and ``word_index`` share the batch width, other lists get their own. A list
+    of lists (multiple choice: one sequence per choice) becomes ``(batch, choices, length)``. Numbers become
+    tensors (int -> long, float -> float); other values (strings, None) stay out of the batch.
+    """
+
+    def __init__(
+        self,
+        pad_token_id: int,
+        pad_to_multiple_of: int | None = None,
+        padding_side: Literal["right", "left"] = "right",
+    ) -> None:
+        if pad_to_multiple_of is not None and pad_to_multiple_of < 1:
+            raise ValueError(f"pad_to_multiple_of must be >= 1, got {pad_to_multiple_of}")
+        self.pad_token_id = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.padding_side = padding_side
+
+    def _fill(self, key: str) -> int:
+        if key == "input_ids":
+            return self.pad_token_id
+        return 0 if key in ("attention_mask", "token_type_ids") else IGNORE_INDEX
+
+    def _pad(self, rows: list[list[int]], fill: int, width: int) -> torch.Tensor:
+        out = torch.full((len(rows), width), fill, dtype=torch.long)
+        for i, values in enumerate(rows):
+            values = torch.as_tensor(values, dtype=torch.long)
+            if self.padding_side == "right":
+                out[i, : len(values)] = values
+            else:
+                out[i, width - len(values) :] = values
+        return out
+
+    @staticmethod
+    def _longest(features: Sequence[Mapping[str, Any]], key: str) -> int:
+        width = 1
+        for f in features:
+            v = f[key]
+            width = max(
+                width, max((len(x) for x in v), default=0) if v and isinstance(v[0], list) else len(v)
+            )
+        return width
+
+    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        first = features[0]
+        lists = [k for k, v in first.items() if isinstance(v, list) and not (v and isinstance(v[0], str))]
+        # Token-aligned keys share one width (rounded up); other lists (e.g. word labels) get their own.
+        aligned = [k for k in lists if k in (*SEQUENCE_KEYS, "labels", "word_index")]
+        width = max((self._longest(features, k) for k in aligned), default=1)
+        if self.pad_to_multiple_of:
+            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        batch: dict[str, torch.Tensor] = {}
+        for key, value in first.items():
+            if key in lists:
+                fill = self._fill(key)
+                w = width if key in aligned else self._longest(features, key)
+                if value and isinstance(value[0], list):  # (choices, length) per example
+                    batch[key] = torch.stack([self._pad(f[key], fill, w) for f in features])
+                else:
+                    batch[key] = self._pad([f[key] for f in features], fill, w)
+            elif isinstance(value, bool | int):
+                batch[key] = torch.tensor([int(f[key]) for f in features], dtype=torch.long)
+            elif isinstance(value, float):
+                batch[key] = torch.tensor([f[key] for f in features], dtype=torch.float)
+        return batch
+
+
+class TaskDataModule(L.LightningDataModule):
+    """Tokenizer, sizes, loaders; subclasses fill ``self._datasets`` in ``setup`` and name their module."""
+
+    module_target = ""
+    eval_splits: tuple[str, ...] = ("validation",)
+
+    def __init__(
+        self,
+        tokenizer: str,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        max_seq_length: int = 128,
+        num_workers: int = 0,
+        group_by_length: bool = False,
+        pad_to_multiple_of: int | None = None,
+        limit_train_examples: int | None = None,
+        limit_eval_examples: int | None = None,
+        seed: int = 42,
+    ) -> None:
+        super().__init__()
+        sizes = {
+            "batch_size": batch_size,
+            "eval_batch_size": eval_batch_size,
+            "max_seq_length": max_seq_length,
+            "limit_train_examples": limit_train_examples,
+            "limit_eval_examples": limit_eval_examples,
+        }
+        for name, value in sizes.items():
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.max_seq_length = max_seq_length
+        self.num_workers = num_workers
+        self.group_by_length = group_by_length
+        self.limit_train_examples = limit_train_examples
+        self.limit_eval_examples = limit_eval_examples
+        self.seed = seed
+        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(tokenizer)
+        model_max = self.tokenizer.model_max_length
+        if model_max < _SANE_MODEL_MAX_LENGTH and max_seq_length > model_max:
+            raise ConfigError(
+                f"max_seq_length={max_seq_length} exceeds the tokenizer's model_max_length={model_max} ({tokenizer})"
+            )
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = self.tokenizer.eos_token_id
+        if pad_id is None:
+            raise ConfigError(f"tokenizer {tokenizer} has neither a pad nor an eos token to pad with")
+        self.collator = FeatureCollator(pad_id, pad_to_multiple_of, self.tokenizer.padding_side)
+        self._datasets: dict[str, FeatureDataset] = {}
+
+    def module_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def limit(self, split: str) -> int | None:
+        return self.limit_train_examples if split == "train" else self.limit_eval_examples
+
+    def prepare_data(self) -> None:
+        """Nothing to download ahead: local files are read in place and the Hub caches on first read."""
+
+    def setup(self, stage: str | None = None) -> None:
+        needed = ("train", *self.eval_splits) if stage in (None, "fit") else self.eval_splits
+        for split in needed:
+            if split not in self._datasets:
+                self._datasets[split] = self.build_split(split)
+
+    def build_split(self, split: str) -> FeatureDataset:
+        raise NotImplementedError
+
+    def dataset(self, split: str) -> FeatureDataset:
+        if split not in self._datasets:
+            raise RuntimeError(f"the {split!r} split is not loaded; call setup() first")
+        return self._datasets[split]
+
+    def train_dataloader(self) -> DataLoader:
+        data = self.dataset("train")
+        sampler: Sampler[int]
+        if self.group_by_length:
+            sampler = LengthGroupedSampler(data.lengths, self.batch_size, seed=self.seed)
+        else:
+            sampler = RandomSampler(data, generator=torch.Generator().manual_seed(self.seed))
+        return self._loader(data, self.batch_size, sampler)
+
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        """Evaluation splits in file order (several: dataloader_idx follows ``eval_splits``)."""
+        loaders = [self._loader(self.dataset(s), self.eval_batch_size, None) for s in self.eval_splits]
+        return loaders[0] if len(loaders) == 1 else loaders
+
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        return self.val_dataloader()
+
+    def _loader(self, data: FeatureDataset, batch_size: int, sampler: Sampler[int] | None) -> DataLoader:
+        return DataLoader(
+            data,
+            batch_size=batch_size,
+            sampler=sampler,
+            collate_fn=self.collator,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )

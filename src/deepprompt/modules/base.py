@@ -1,0 +1,148 @@
+"""`TaskModule`: what every task family shares — backbone + method, optimizer, history, prompt-only checkpoints.
+
+A subclass adds its head (named ``classifier``, so prompt exports and ``deepprompt-eval`` load it the same
+way for every family), ``loss(batch)`` and its evaluation; it reports an evaluation epoch through
+``record(values)``, which logs, tracks ``val/<metric>_best`` and appends to ``history``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MaxMetric, MeanMetric
+
+from deepprompt.backbones import BackboneConfig, load_backbone
+from deepprompt.config import HeadConfig, OptimConfig, structured
+from deepprompt.methods import build_method, method_schema
+from deepprompt.modules.optim import build_optimizer
+from deepprompt.prompts import DeepPromptModel, save_prompts
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class TaskModule(L.LightningModule):
+    strict_loading = False  # frozen backbone weights are not in our checkpoints; they come from `backbone`
+    best_metrics: tuple[str, ...] = ()  # validation metrics (without 'val/') that get a `_best`
+
+    def __init__(
+        self,
+        backbone: dict,
+        method: dict,
+        head: dict | None = None,
+        optim: dict | None = None,
+        gradient_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        self.backbone_cfg = structured(BackboneConfig, backbone, "backbone")
+        self.method_cfg = structured(method_schema(method["name"]), method, "method")
+        self.head_cfg = structured(HeadConfig, head, "head")
+        self.optim_cfg = structured(OptimConfig, optim, "optim")
+        self.encoder = build_method(load_backbone(self.backbone_cfg), self.method_cfg)
+        if gradient_checkpointing:
+            self.encoder.gradient_checkpointing_enable()
+        self.hidden_size = self._backbone().config.hidden_size
+        self.dropout = nn.Dropout(self.head_cfg.dropout)
+        self.train_loss = MeanMetric()
+        self.val_best = nn.ModuleDict({name: MaxMetric() for name in self.best_metrics})
+        self.history: list[dict[str, float]] = []
+
+    @staticmethod
+    def linear(hidden: int, out: int) -> nn.Linear:
+        layer = nn.Linear(hidden, out)
+        nn.init.normal_(layer.weight, std=0.02)
+        nn.init.zeros_(layer.bias)
+        return layer
+
+    # -- encoder -----------------------------------------------------------------------------------------
+    def _backbone(self):
+        if isinstance(self.encoder, DeepPromptModel):
+            return self.encoder.model
+        if hasattr(self.encoder, "backbone_parameters"):  # peft methods: the wrapped backbone
+            return self.encoder.backbone
+        return self.encoder.base_model
+
+    def _backbone_parameters(self):
+        """The backbone's own weights (not adapter weights a method put inside it, e.g. LoRA's)."""
+        own = getattr(self.encoder, "backbone_parameters", None)
+        return own() if own is not None else self._backbone().parameters()
+
+    def encode(self, batch: dict[str, torch.Tensor]):
+        return self.encoder(**{k: batch[k] for k in MODEL_INPUTS if k in batch})
+
+    def token_states(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, T, hidden) aligned with ``input_ids``; a method that prepends virtual tokens has them dropped."""
+        states = self.encode(batch).last_hidden_state
+        length = batch["input_ids"].shape[1]
+        return states[:, -length:] if states.shape[1] > length else states
+
+    def pooled(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, hidden): the pooler output (head.pooling=pooler, when the backbone has one) or [CLS]'s state."""
+        out = self.encode(batch)
+        if self.head_cfg.pooling == "pooler" and getattr(out, "pooler_output", None) is not None:
+            return out.pooler_output
+        states = out.last_hidden_state
+        # after input prompts (prompt_tuning, ptuning_v1) [CLS] sits past the virtual tokens
+        return states[:, max(states.shape[1] - batch["input_ids"].shape[1], 0)]
+
+    def parameter_counts(self) -> dict[str, float]:
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        backbone = sum(p.numel() for p in self._backbone_parameters())
+        return {
+            "trainable": trainable,
+            "backbone": backbone,
+            "total": sum(p.numel() for p in self.parameters()),
+            "trainable_share": trainable / backbone,
+        }
+
+    # -- training ----------------------------------------------------------------------------------------
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx):
+        loss = self.loss(batch)
+        self.train_loss(loss.detach())
+        self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/loss_epoch", self.train_loss.compute())
+        self.train_loss.reset()
+
+    def record(self, values: dict[str, float]) -> None:
+        """Log one evaluation epoch (not the sanity check), update the bests, append to ``history``."""
+        if self.trainer.sanity_checking:
+            return
+        self.log_dict(values, prog_bar=True, sync_dist=False)  # metrics are synchronised by torchmetrics
+        for name, best in self.val_best.items():
+            best(values[f"val/{name}"])
+            self.log(f"val/{name}_best", best.compute(), prog_bar=False)
+        self.history.append({"epoch": self.current_epoch, "step": self.global_step, **values})
+
+    def configure_optimizers(self):
+        return build_optimizer(
+            self, self.method_cfg.lr, self.optim_cfg, self.trainer.estimated_stepping_batches
+        )
+
+    # -- checkpoints: trainable parameters only --------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        keep = {name for name, p in self.named_parameters() if p.requires_grad}
+        keep |= {name for name, _ in self.named_buffers() if not name.startswith("encoder.")}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+        checkpoint["deepprompt_history"] = self.history
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = list(checkpoint.get("deepprompt_history", []))
+        for name, best in self.val_best.items():
+            for entry in self.history:
+                if f"val/{name}" in entry:
+                    best.update(entry[f"val/{name}"])
+
+    def export_prompts(self, directory) -> None:
+        """Prompt-only export (safetensors + JSON) with the ``classifier`` head, for P-Tuning v2 runs."""
+        if isinstance(self.encoder, DeepPromptModel):
+            head = {f"classifier.{k}": v for k, v in self.classifier.state_dict().items()}
+            save_prompts(self.encoder, directory, extra=head)
