@@ -19,3 +19,11 @@ class UnsupportedBackboneError(DeepPromptError, TypeError):
 
 class PromptMismatchError(DeepPromptError, ValueError):
     """Saved prompts do not fit the backbone they are loaded onto."""
+
+
+class CheckpointError(DeepPromptError, RuntimeError):
+    """A checkpoint file is missing, truncated or not a checkpoint; the message names the file."""
+
+
+class NonFiniteLossError(DeepPromptError, FloatingPointError):
+    """The training loss became NaN or infinite; the message names the step."""

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -19,11 +22,14 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from deepprompt.backbones import BackboneConfig
+from deepprompt.callbacks import AtomicCheckpointIO
 from deepprompt.config import HeadConfig, OptimConfig, structured
 from deepprompt.config.resolvers import register_resolvers
+from deepprompt.errors import ConfigError
 from deepprompt.methods import method_schema
 from deepprompt.runs.build import build_data_and_module
 from deepprompt.runs.guard import run_guarded
+from deepprompt.runs.resume import RestoreTrainLoaderState, install_resumable_train_loader, resolve_ckpt_path
 from deepprompt.runs.summary import best_and_last, write_summary
 from deepprompt.utils.instantiate import build, build_all
 from deepprompt.utils.printing import print_config_tree
@@ -48,7 +54,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         print_config_tree(cfg, save_to=run_dir / "config_tree.log")
     L.seed_everything(cfg.seed, workers=True)
 
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.get("resume", "auto"), run_dir)
     datamodule, module = build_data_and_module(cfg)
+    check_positions(cfg, module)
+    install_resumable_train_loader(datamodule)  # mid-epoch checkpoints resume at the right batch
     params = module.parameter_counts()
     log.info(
         "Trainable parameters: %d of %d backbone (%.3f%%)",
@@ -57,13 +66,17 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         100 * params["trainable_share"],
     )
 
-    callbacks = build_all(cfg.get("callbacks"), "callbacks")
-    loggers = build_all(cfg.get("logger"), "logger")
-    trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    callbacks = [*build_all(cfg.get("callbacks"), "callbacks"), RestoreTrainLoaderState()]
+    loggers = build_loggers(cfg.get("logger"))
+    # checkpoints are written to a temp file and renamed: a kill mid-save keeps the previous last.ckpt
+    plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    trainer: L.Trainer = build(
+        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **plugins
+    )
     for logger in trainer.loggers:
         logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "params": params})
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
     best, last = best_and_last(module.history, cfg.monitor, cfg.monitor_mode)
     return {
@@ -80,6 +93,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
         "wall_time_s": round(time.time() - started, 2),
+        "resumed_from": str(ckpt_path) if ckpt_path else None,
         "config": {
             "method": OmegaConf.to_container(cfg.method, resolve=True),
             "data": {
@@ -91,6 +105,87 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     }
 
 
+def check_positions(cfg: DictConfig, module: Any) -> None:
+    """``data.max_seq_length`` must fit the backbone's position embeddings: fail now, not at the first long batch."""
+    backbone = getattr(module, "_backbone", None)
+    config = getattr(backbone(), "config", None) if callable(backbone) else None
+    positions = getattr(config, "max_position_embeddings", None)
+    length = cfg.data.get("max_seq_length")
+    if positions is None or length is None:
+        return
+    # RoBERTa-style models number positions from padding_idx + 1 (514 embeddings for 512 tokens)
+    offset = (
+        (config.pad_token_id or 0) + 1 if config.model_type in ("roberta", "xlm-roberta", "camembert") else 0
+    )
+    if length > positions - offset:
+        raise ConfigError(
+            f"data.max_seq_length={length} exceeds what backbone {cfg.backbone.name} ({config.model_type}) can "
+            f"embed: max_position_embeddings={positions}{f' minus {offset}' if offset else ''}; "
+            f"set data.max_seq_length<={positions - offset}"
+        )
+
+
+def check_output_root() -> None:
+    """Fail with one line when the output root (``DEEPPROMPT_OUTPUT_DIR``) cannot be written, before Hydra tries."""
+    root = Path(os.environ.get("DEEPPROMPT_OUTPUT_DIR") or "outputs")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as err:
+        print(
+            f"deepprompt: error: cannot write run outputs under {root} (DEEPPROMPT_OUTPUT_DIR): "
+            f"{err.strerror or err}; point DEEPPROMPT_OUTPUT_DIR at a writable folder",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+
+
+def build_loggers(cfg: DictConfig | None) -> list[Any]:
+    """The ``logger`` group; a W&B logger that cannot start online falls back to offline mode with a warning.
+
+    W&B starts its run lazily (first ``log_hyperparams``): it is started here, so that a missing API key, no
+    network or a bad ``WANDB_BASE_URL`` costs a warning (the run syncs later with ``wandb sync``), not the run.
+    """
+    if not cfg:
+        return []
+    loggers = []
+    for name, node in cfg.items():
+        if node is None:
+            continue
+        logger = build(node, f"logger.{name}")
+        if type(logger).__name__ == "WandbLogger" and os.environ.get("WANDB_MODE") not in (
+            "offline",
+            "disabled",
+        ):
+            try:
+                logger.experiment  # noqa: B018 - starts the W&B run
+            except Exception as err:  # wandb raises many types (UsageError, CommError, timeouts)
+                log.warning(
+                    "W&B could not start online (%s: %s); falling back to offline mode "
+                    "(sync later with `wandb sync %s`)",
+                    type(err).__name__,
+                    str(err).splitlines()[0] if str(err) else "",
+                    node.get("save_dir", "."),
+                )
+                os.environ["WANDB_MODE"] = "offline"
+                _finish_wandb()
+                logger = build(node, f"logger.{name}", offline=True)
+        loggers.append(logger)
+    return loggers
+
+
+def _finish_wandb() -> None:
+    try:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish(exit_code=1, quiet=True)
+        wandb.teardown()  # forget the settings (mode=online) cached by the failed start
+    except Exception:  # a half-started run: nothing more to clean
+        pass
+
+
 def objective(summary: dict[str, Any] | None, monitor: str) -> float:
     """The number a sweeper optimises: the best monitored value (NaN for a failed run)."""
     if not summary or summary.get("status") != "finished" or monitor not in summary.get("best", {}):
@@ -99,9 +194,17 @@ def objective(summary: dict[str, Any] | None, monitor: str) -> float:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float:
-    summary = run_guarded(cfg, train, write_summary)
+def hydra_main(cfg: DictConfig) -> float:
+    from deepprompt.runs.distributed import rank_zero_writer  # DDP: only global rank 0 writes metrics.json
+
+    summary = run_guarded(cfg, train, rank_zero_writer(write_summary))
     return objective(summary, cfg.monitor)
+
+
+def main() -> None:
+    """Console entry point: check that outputs can be written (Hydra would fail with a traceback), then run."""
+    check_output_root()
+    hydra_main()
 
 
 if __name__ == "__main__":

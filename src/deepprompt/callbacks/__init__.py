@@ -1,5 +1,9 @@
-"""Lightning callbacks of deepprompt."""
+"""Lightning callbacks (and the checkpoint IO plugin) of deepprompt."""
 
+from deepprompt.callbacks.checkpoint_io import AtomicCheckpointIO
+from deepprompt.callbacks.nan_guard import NanGuard
 from deepprompt.callbacks.prompt_export import PromptExport
+from deepprompt.callbacks.step_checkpoint import StepCheckpoint
+from deepprompt.callbacks.step_seed import StepSeed
 
-__all__ = ["PromptExport"]
+__all__ = ["AtomicCheckpointIO", "NanGuard", "PromptExport", "StepCheckpoint", "StepSeed"]
