@@ -19,6 +19,8 @@ from typing import Any
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from deepprompt.backbones import BackboneConfig
@@ -153,7 +155,9 @@ def build_loggers(cfg: DictConfig | None) -> list[Any]:
     for name, node in cfg.items():
         if node is None:
             continue
-        logger = build(node, f"logger.{name}")
+        is_wandb = str(node.get("_target_", "")).endswith("WandbLogger")
+        extra = {"group": sweep_group} if is_wandb and (sweep_group := _sweep_group()) else {}
+        logger = build(node, f"logger.{name}", **extra)
         if type(logger).__name__ == "WandbLogger" and os.environ.get("WANDB_MODE") not in (
             "offline",
             "disabled",
@@ -170,17 +174,29 @@ def build_loggers(cfg: DictConfig | None) -> list[Any]:
                 )
                 os.environ["WANDB_MODE"] = "offline"
                 _finish_wandb()
-                logger = build(node, f"logger.{name}", offline=True)
+                logger = build(node, f"logger.{name}", offline=True, **extra)
         loggers.append(logger)
     return loggers
 
 
-def _finish_wandb() -> None:
+def _sweep_group() -> str | None:
+    """The sweep folder relative to the outputs root (``<task_name>/multiruns/<time>``) in a multirun, so that
+    a sweep's W&B runs share one group; None for a single run (the config's ``group`` stays)."""
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return None
+    return "/".join(Path(hc.sweep.dir).parts[-3:])
+
+
+def _finish_wandb(exit_code: int = 1) -> None:
+    """End the W&B run of this job, if any: a multirun's next job would otherwise log into it."""
+    if "wandb" not in sys.modules:
+        return
     try:
         import wandb
 
         if wandb.run is not None:
-            wandb.finish(exit_code=1, quiet=True)
+            wandb.finish(exit_code=exit_code)
         wandb.teardown()  # forget the settings (mode=online) cached by the failed start
     except Exception:  # a half-started run: nothing more to clean
         pass
@@ -197,7 +213,11 @@ def objective(summary: dict[str, Any] | None, monitor: str) -> float:
 def hydra_main(cfg: DictConfig) -> float:
     from deepprompt.runs.distributed import rank_zero_writer  # DDP: only global rank 0 writes metrics.json
 
-    summary = run_guarded(cfg, train, rank_zero_writer(write_summary))
+    summary = None
+    try:
+        summary = run_guarded(cfg, train, rank_zero_writer(write_summary))
+    finally:
+        _finish_wandb(exit_code=0 if summary and summary.get("status") == "finished" else 1)
     return objective(summary, cfg.monitor)
 
 

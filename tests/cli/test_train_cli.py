@@ -108,3 +108,24 @@ def test_wandb_offline_run_files(run_cli, tmp_path):
     log = events.read_bytes()
     for expected in (b"ptuning_v2", b"trainable_share", b"val/acc", b"train/loss"):
         assert expected in log, expected
+
+
+def test_wandb_multirun_gives_each_job_its_own_run_in_one_group(run_cli, tmp_path):
+    run_cli(
+        "deepprompt.train",
+        "-m",
+        *TINY,
+        "data=cb",
+        "logger=wandb",
+        "method.prompt.length=2,4",
+        env={"WANDB_MODE": "offline"},
+    )
+    runs = run_dirs(tmp_path / "outputs")
+    assert len(runs) == 2
+    groups = set()
+    for run in runs:
+        [events] = (run / "wandb").glob("offline-run-*/*.wandb")  # one W&B run per job, in its own folder
+        sweep = "/".join(run.parent.parts[-3:]).encode()  # <task_name>/multiruns/<time>
+        assert sweep in events.read_bytes()
+        groups.add(sweep)
+    assert len(groups) == 1

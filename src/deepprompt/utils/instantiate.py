@@ -24,20 +24,21 @@ def config_file(group: str) -> str:
     return f"conf/{top}/{choice}.yaml" if choice else f"the '{top}' config"
 
 
-def build(cfg: DictConfig, group: str, **kwargs: Any) -> Any:
-    """Instantiate ``cfg`` (a ``_target_`` node of ``group``), or fail naming group, file and target."""
+def build(cfg: DictConfig, where: str, **kwargs: Any) -> Any:
+    """Instantiate ``cfg`` (a ``_target_`` node of the config group ``where``, e.g. 'data' or 'logger.wandb'),
+    or fail naming the group, the file and the target. ``kwargs`` override the node's own values."""
     target = cfg.get("_target_")
     if target is None:
         raise ConfigError(
-            f"{group}: no _target_ in {config_file(group)}; every entry must name the class to build"
+            f"{where}: no _target_ in {config_file(where)}; every entry must name the class to build"
         )
-    log.info("Instantiating %s <%s>", group, target)
+    log.info("Instantiating %s <%s>", where, target)
     try:
         return instantiate(cfg, **kwargs)
     except Exception as err:
         cause = err.__cause__ or err
         raise ConfigError(
-            f"cannot build {group} from {config_file(group)} (_target_: {target}): {type(cause).__name__}: {cause}"
+            f"cannot build {where} from {config_file(where)} (_target_: {target}): {type(cause).__name__}: {cause}"
         ) from err
 
 
