@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -11,9 +12,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from deepprompt.config.resolvers import register_resolvers
-from deepprompt.errors import ConfigError
+from deepprompt.errors import ConfigError, DeepPromptError
 from deepprompt.prompts import load_prompts
 from deepprompt.runs.build import build_data_and_module
+from deepprompt.runs.guard import debug_enabled
 from deepprompt.utils.atomic import atomic_write_json
 
 log = logging.getLogger("deepprompt.eval")
@@ -77,7 +79,13 @@ def evaluate(run_dir: Path, checkpoint: str = "best", override=None) -> dict[str
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    metrics = evaluate(Path(cfg.run_dir), str(cfg.checkpoint), cfg.override)
+    try:
+        metrics = evaluate(Path(cfg.run_dir), str(cfg.checkpoint), cfg.override)
+    except DeepPromptError as err:  # one clear line, as deepprompt-train (DEEPPROMPT_DEBUG=1: traceback)
+        if debug_enabled():
+            raise
+        print(f"deepprompt-eval: error: {err}", file=sys.stderr)
+        sys.exit(1)
     for name, value in sorted(metrics.items()):
         print(f"{name:>16s}  {value:.4f}")
 

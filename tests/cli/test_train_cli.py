@@ -129,3 +129,15 @@ def test_wandb_multirun_gives_each_job_its_own_run_in_one_group(run_cli, tmp_pat
         assert sweep in events.read_bytes()
         groups.add(sweep)
     assert len(groups) == 1
+
+
+def test_eval_with_prompts_of_another_backbone_fails_in_one_line(run_cli, tmp_path):
+    run_cli("deepprompt.train", *TINY, "data=rte", "method.prompt.length=4")
+    [run] = run_dirs(tmp_path / "outputs")
+    wider = "override={backbone: {config_overrides: {hidden_size: 64, intermediate_size: 128}}}"
+    proc = run_cli(
+        "deepprompt.eval", f"run_dir={run}", f"checkpoint={run / 'prompts' / 'best'}", wider, check=False
+    )
+    assert proc.returncode == 1
+    assert "another shape" in proc.stderr and "hidden_size: saved 32, backbone 64" in proc.stderr
+    assert "Traceback" not in proc.stderr

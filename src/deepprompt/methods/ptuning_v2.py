@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
+from deepprompt.errors import ConfigError
 from deepprompt.methods.base import MethodConfig, register_method
 from deepprompt.prompts import DeepPromptConfig, add_deep_prompts
+from deepprompt.prompts.profiles import LR_PROFILES
+
+
+@dataclass
+class LayerLRConfig:
+    """Per-prompted-layer learning-rate multipliers (formulas in `deepprompt.prompts.profiles`)."""
+
+    profile: str = "none"  # none | early_mid_late | linear | geometric
+    early: float = 0.5  # early_mid_late: bottom third of the prompted layers
+    middle: float = 1.0  # early_mid_late: middle third
+    late: float = 1.5  # early_mid_late: top third
+    start: float = 0.5  # linear: multiplier of the bottom prompted layer
+    end: float = 1.5  # linear: multiplier of the top prompted layer
+    ratio: float = 1.2  # geometric: each layer ratio x the one below (bottom layer 1x)
+
+    def __post_init__(self) -> None:
+        if self.profile not in LR_PROFILES:
+            raise ConfigError(f"layer_lr.profile must be one of {LR_PROFILES}, got {self.profile!r}")
+        values = (self.early, self.middle, self.late, self.start, self.end, self.ratio)
+        if any(v <= 0 for v in values):
+            raise ConfigError(f"layer_lr multipliers must be positive, got {values}")
 
 
 @dataclass
@@ -13,9 +36,18 @@ class PTuningV2Config(MethodConfig):
     name: str = "ptuning_v2"
     lr: float = 1e-2  # official scripts use 5e-3 .. 1e-2 for the prompts
     prompt: DeepPromptConfig = field(default_factory=DeepPromptConfig)
+    layer_lr: LayerLRConfig = field(default_factory=LayerLRConfig)
 
 
 @register_method("ptuning_v2", PTuningV2Config)
 def build_ptuning_v2(backbone, cfg: PTuningV2Config):
+    prompt = cfg.prompt
+    if cfg.layer_lr.profile != "none":
+        if prompt.reparam != "none":
+            raise ConfigError(
+                "method.layer_lr needs method.prompt.reparam=none: the MLP reparameterization shares its "
+                "weights across layers, so there is no per-layer parameter to give its own learning rate"
+            )
+        prompt = dataclasses.replace(prompt, split_layers=True)  # one parameter per prompted layer
     # The task module owns the head, so the wrapper trains the prompts alone.
-    return add_deep_prompts(backbone, cfg.prompt, train_head=False)
+    return add_deep_prompts(backbone, prompt, train_head=False)

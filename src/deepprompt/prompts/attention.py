@@ -28,8 +28,9 @@ from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_
 PREFIX = "deepprompt_"
 SUPPORTED_BASES = ("sdpa", "eager")
 
-# One layer's prompt: key and value, each (B or 1, kv_heads, m, head_dim).
-LayerPrompt = tuple[torch.Tensor, torch.Tensor]
+# One layer's prompt: key and value, each (B or 1, kv_heads, m, head_dim), optionally followed by a prefix mask
+# (B, m) bool, True = visible (per-row prompts of different lengths, padded to the longest: multitask batches).
+LayerPrompt = tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def _eager_for(module: torch.nn.Module) -> Callable:
@@ -42,36 +43,73 @@ def _eager_for(module: torch.nn.Module) -> Callable:
     return fn
 
 
-def _extend_mask(mask: torch.Tensor | None, m: int, module, query, key) -> torch.Tensor | None:
-    """Prepend m always-visible prefix columns to a (B, 1, q, n) mask (bool: True=keep; float: 0=keep)."""
+def _extend_mask(
+    mask: torch.Tensor | None,
+    m: int,
+    module,
+    query,
+    key,
+    prefix_mask: torch.Tensor | None = None,
+    base: str = "sdpa",
+) -> torch.Tensor | None:
+    """Prepend m prefix columns to a (B, 1, q, n) mask (bool: True=keep; float: 0=keep).
+
+    The prefix columns are visible, or follow ``prefix_mask`` (B, m) bool (True = visible) per row. Without a
+    mask (no padding) one is built only where needed: a causal layer, or a prefix position that is masked.
+    """
+    if prefix_mask is not None and bool(prefix_mask.all()):
+        prefix_mask = None  # every prefix position visible: the plain path
     if mask is None:
         causal = getattr(module, "is_causal", False) and query.shape[2] > 1
-        if not causal:
+        if not causal and prefix_mask is None:
             return None  # no padding, not causal: everything attends to everything, prefix included
         # The stock path would pass is_causal=True to SDPA, which aligns the triangle top-left and so would
         # hide real keys once m prefix columns are prepended. Build the causal mask explicitly instead.
         q, n = query.shape[2], key.shape[2]
-        mask = torch.ones(q, n, dtype=torch.bool, device=query.device).tril(diagonal=n - q)[None, None]
-    prefix_shape = (*mask.shape[:-1], m)
-    if mask.dtype == torch.bool:
-        prefix = torch.ones(prefix_shape, dtype=torch.bool, device=mask.device)
-    else:
-        prefix = torch.zeros(prefix_shape, dtype=mask.dtype, device=mask.device)
-    return torch.cat([prefix.expand(*mask.shape[:-1], m), mask], dim=-1)
+        mask = torch.ones(q, n, dtype=torch.bool, device=query.device)
+        if causal:
+            mask = mask.tril(diagonal=n - q)
+        mask = mask[None, None]
+        if base == "eager":  # eager attention adds the mask to the scores
+            mask = _to_float(mask, query.dtype)
+    if prefix_mask is None:
+        prefix_shape = (*mask.shape[:-1], m)
+        if mask.dtype == torch.bool:
+            prefix = torch.ones(prefix_shape, dtype=torch.bool, device=mask.device)
+        else:
+            prefix = torch.zeros(prefix_shape, dtype=mask.dtype, device=mask.device)
+        return torch.cat([prefix.expand(*mask.shape[:-1], m), mask], dim=-1)
+    batch = max(mask.shape[0], prefix_mask.shape[0])
+    prefix = prefix_mask.to(device=mask.device, dtype=torch.bool)[:, None, None, :]  # (B, 1, 1, m)
+    prefix = prefix.expand(batch, mask.shape[1], mask.shape[2], m)
+    if mask.dtype != torch.bool:
+        prefix = _to_float(prefix, mask.dtype)
+    return torch.cat([prefix, mask.expand(batch, -1, -1, -1)], dim=-1)
+
+
+def _to_float(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    zero = torch.zeros((), dtype=dtype, device=mask.device)
+    return torch.where(mask, zero, torch.finfo(dtype).min)
 
 
 def _with_prompts(base: str) -> Callable:
     def attention(module, query, key, value, attention_mask, deep_prompts=None, **kwargs):
         prompt = deep_prompts.get(module.layer_idx) if deep_prompts else None
         if prompt is not None:
-            prefix_key, prefix_value = prompt
+            prefix_key, prefix_value = prompt[0], prompt[1]
+            prefix_mask = prompt[2] if len(prompt) > 2 else None
             batch = key.shape[0]
             m = prefix_key.shape[2]
             key = torch.cat(
                 [prefix_key.to(key.dtype).expand(batch, -1, -1, -1), key], dim=2
             )  # (B, H, m+n, d)
             value = torch.cat([prefix_value.to(value.dtype).expand(batch, -1, -1, -1), value], dim=2)
-            attention_mask = _extend_mask(attention_mask, m, module, query, key[:, :, m:])
+            if prefix_mask is None:
+                attention_mask = _extend_mask(attention_mask, m, module, query, key[:, :, m:])
+            else:
+                attention_mask = _extend_mask(
+                    attention_mask, m, module, query, key[:, :, m:], prefix_mask, base
+                )
             if base == "sdpa":
                 kwargs["is_causal"] = False  # causality, if any, is now in the explicit mask
         inner = sdpa_attention_forward if base == "sdpa" else _eager_for(module)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from deepprompt.errors import ConfigError
+from deepprompt.prompts.profiles import check_length_profile, length_profile
 
 REPARAMS = ("none", "mlp")
 INITS = ("normal", "uniform")
@@ -19,10 +20,23 @@ class DeepPromptConfig:
 
     ``layers`` is ``"all"``, ``"top-k"`` (the k layers nearest the output), ``"bottom-k"`` (nearest the
     input) or an explicit list of 0-based layer indices.
+
+    ``length`` is one of
+    - an int: the same number of prompt vectors in every chosen layer (the paper's setting);
+    - a list with one length per backbone layer (0 = no prompt in that layer; its size must equal the
+      backbone's layer count, checked by `resolve_lengths`); it generalises depth and combines with ``layers``
+      (a layer gets a prompt when ``layers`` chooses it and its length is > 0);
+    - a named profile ``{profile: uniform|middle|linear_up|linear_down, base: 16, c: 1.0, min: 1, max: None}``,
+      e.g. ``middle``: length(l) = round(base * c * (1 + 0.5 * sin(pi * l / L))) clipped to [min, max]
+      (all formulas in `deepprompt.prompts.profiles`).
+
+    ``split_layers`` makes every prompted layer's prompt its own parameter (``prefixes.<layer>``), as needed for
+    per-layer learning rates; per-layer (non-uniform) lengths imply it.
     """
 
-    length: int = field(
-        default=16, metadata={"help": "prompt tokens per layer (paper: 4-32 for classification)"}
+    length: Any = field(
+        default=16,
+        metadata={"help": "prompt tokens per layer: int, list (one per layer, 0 = none) or {profile: ...}"},
     )
     layers: Any = field(
         default="all", metadata={"help": "'all', 'top-k', 'bottom-k' or a list of layer indices"}
@@ -38,10 +52,12 @@ class DeepPromptConfig:
     init_std: float = field(
         default=1.0, metadata={"help": "scale of the initial prompts (official code: 1.0)"}
     )
+    split_layers: bool = field(
+        default=False, metadata={"help": "one parameter per prompted layer (implied by per-layer lengths)"}
+    )
 
     def __post_init__(self) -> None:
-        if isinstance(self.length, bool) or not isinstance(self.length, int) or self.length <= 0:
-            raise ConfigError(f"prompt length must be a positive integer, got {self.length!r}")
+        self.length = _normalise_length(self.length)
         if self.reparam not in REPARAMS:
             raise ConfigError(f"prompt reparam must be one of {REPARAMS}, got {self.reparam!r}")
         if self.init not in INITS:
@@ -57,8 +73,43 @@ class DeepPromptConfig:
         else:
             self.resolve_layers(None)  # syntax check only
 
+    @property
+    def uniform_length(self) -> int | None:
+        """The single per-layer length when ``length`` is an int, else None."""
+        return self.length if isinstance(self.length, int) else None
+
+    def resolve_lengths(self, num_layers: int) -> list[int]:
+        """One prompt length per backbone layer (0 where there is no prompt), validated against ``num_layers``."""
+        chosen = set(self.resolve_layers_spec(num_layers))
+        if isinstance(self.length, int):
+            lengths = [self.length] * num_layers
+        elif isinstance(self.length, dict):
+            lengths = length_profile(self.length, num_layers)
+        else:
+            if len(self.length) != num_layers:
+                raise ConfigError(
+                    f"prompt length list has {len(self.length)} entries but the backbone has {num_layers} "
+                    f"layers: give exactly one length per layer (0 = no prompt), got {self.length}"
+                )
+            lengths = list(self.length)
+        lengths = [n if i in chosen else 0 for i, n in enumerate(lengths)]
+        if not any(lengths):
+            raise ConfigError(
+                f"prompt lengths {self.length!r} with layers {self.layers!r} prompt no layer at all"
+            )
+        return lengths
+
     def resolve_layers(self, num_layers: int | None) -> list[int]:
-        """The sorted layer indices that get prompts, validated against ``num_layers`` when given."""
+        """The sorted layer indices that get prompts (chosen by ``layers`` and of length > 0), validated
+        against ``num_layers`` when given."""
+        layers = self.resolve_layers_spec(num_layers)
+        if num_layers is None or isinstance(self.length, int):
+            return layers
+        lengths = self.resolve_lengths(num_layers)
+        return [i for i in layers if lengths[i] > 0]
+
+    def resolve_layers_spec(self, num_layers: int | None) -> list[int]:
+        """The layers chosen by ``layers`` alone (ignoring zero lengths)."""
         spec = self.layers
         if isinstance(spec, str):
             if spec == "all":
@@ -87,3 +138,23 @@ class DeepPromptConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _normalise_length(length: Any) -> int | list[int] | dict[str, Any]:
+    if hasattr(length, "items"):  # dict / DictConfig: a named profile
+        return check_length_profile({str(k): v for k, v in length.items()})
+    if isinstance(length, str | bool | float):
+        raise ConfigError(f"prompt length must be a positive integer, got {length!r}")
+    if isinstance(length, int):
+        if length <= 0:
+            raise ConfigError(f"prompt length must be a positive integer, got {length!r}")
+        return length
+    try:
+        lengths = list(length)
+    except TypeError:
+        raise ConfigError(f"prompt length must be a positive integer, got {length!r}") from None
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in lengths):
+        raise ConfigError(f"per-layer prompt lengths must be integers >= 0, got {lengths}")
+    if not any(lengths):
+        raise ConfigError(f"per-layer prompt lengths are all 0: no layer would get a prompt ({lengths})")
+    return lengths

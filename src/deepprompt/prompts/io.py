@@ -1,4 +1,10 @@
-"""Prompt-only checkpoints: the folded prefix (and the task head, if any) in safetensors plus a JSON config."""
+"""Prompt-only checkpoints: the folded prefix (and the task head, if any) in safetensors plus a JSON config.
+
+Uniform prompts in the joint layout are stored as one tensor ``prefix`` ``(m, L_p * 2 * kv_width)`` (format
+v1, as before); the split layout (per-layer lengths or ``split_layers``) as ``prefix.<layer>`` tensors
+``(m_l, 2 * kv_width)`` (format v2), with the per-layer lengths in ``prompt_config.json`` (``lengths``).
+Either file loads into either layout.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +34,15 @@ def save_prompts(
     """Write the prompts (MLP folded away), the model's head and ``extra`` tensors into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    encoder = model.prompt_encoder
     with torch.no_grad():
-        tensors = {"prefix": model.prompt_encoder.flat().detach().float().contiguous()}
+        if encoder.split:
+            tensors = {
+                f"prefix.{layer}": t.detach().float().contiguous()
+                for layer, t in encoder.layer_tensors().items()
+            }
+        else:
+            tensors = {"prefix": encoder.flat().detach().float().contiguous()}
     tensors |= {f"head.{k}": v.detach().contiguous() for k, v in model.head_state_dict().items()}
     tensors |= {f"extra.{k}": v.detach().contiguous() for k, v in (extra or {}).items()}
     meta = {
@@ -37,7 +50,8 @@ def save_prompts(
         "layer_ids": model.prompt_encoder.layer_ids,
         "geometry": model.geometry.to_dict(),
         "head_names": model.head_names,
-        "format": "deepprompt-prompts-v1",
+        "lengths": {str(layer): m for layer, m in encoder.lengths.items()},
+        "format": "deepprompt-prompts-v2" if encoder.split else "deepprompt-prompts-v1",
     }
     atomic_write(directory / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
     atomic_write(directory / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=2)))
@@ -88,13 +102,25 @@ def load_prompts(model, directory: str | os.PathLike) -> tuple[DeepPromptModel, 
             f"prompts in {directory} are for layers {meta['layer_ids']}, the model prompts layers "
             f"{model.prompt_encoder.layer_ids}"
         )
-    if tuple(model.prompt_encoder.prefix.shape) != tuple(tensors["prefix"].shape):
+    encoder = model.prompt_encoder
+    if (
+        "prefix" in tensors
+        and not encoder.split
+        and tuple(encoder.prefix.shape) != tuple(tensors["prefix"].shape)
+    ):
         raise PromptMismatchError(
             f"prompt tensor in {directory} has shape {tuple(tensors['prefix'].shape)}, the model expects "
-            f"{tuple(model.prompt_encoder.prefix.shape)} (different length or layers)"
+            f"{tuple(encoder.prefix.shape)} (different length or layers)"
         )
-    with torch.no_grad():
-        model.prompt_encoder.prefix.copy_(tensors["prefix"])
+    saved_layers = _saved_layer_tensors(tensors, meta, model.geometry.kv_width)
+    expected = {layer: tuple(t.shape) for layer, t in encoder.layer_tensors().items()}
+    got = {layer: tuple(t.shape) for layer, t in saved_layers.items()}
+    if got != expected:
+        raise PromptMismatchError(
+            f"prompt tensors in {directory} have per-layer shapes {got}, the model expects {expected} "
+            "(different length or layers)"
+        )
+    encoder.set_layer_tensors(saved_layers)
     head = {k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")}
     for name in meta["head_names"]:
         sub = {k.removeprefix(f"{name}."): v for k, v in head.items() if k.startswith(f"{name}.")}
@@ -106,3 +132,13 @@ def load_prompts(model, directory: str | os.PathLike) -> tuple[DeepPromptModel, 
             ) from err
     extra = {k.removeprefix("extra."): v for k, v in tensors.items() if k.startswith("extra.")}
     return model, extra
+
+
+def _saved_layer_tensors(
+    tensors: dict[str, torch.Tensor], meta: dict, kv_width: int
+) -> dict[int, torch.Tensor]:
+    """``{layer: (m_l, 2 * kv_width)}`` from either file format."""
+    if "prefix" in tensors:  # v1: one joint tensor (m, L_p * 2 * kv_width)
+        flat, w = tensors["prefix"], 2 * kv_width
+        return {layer: flat[:, i * w : (i + 1) * w] for i, layer in enumerate(meta["layer_ids"])}
+    return {int(k.removeprefix("prefix.")): v for k, v in tensors.items() if k.startswith("prefix.")}
