@@ -66,3 +66,17 @@ def test_cpu_trainer_instantiates(compose_train, tmp_path):
     cfg = compose_train("trainer=cpu", f"trainer.default_root_dir={tmp_path}")
     trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
     assert trainer.max_epochs == cfg.trainer.max_epochs
+
+
+def test_installed_console_scripts_find_their_configs(tmp_path):
+    """`deepprompt-train` as installed (not `python -m`): Hydra looks the configs up as a package."""
+    import subprocess
+    import sys
+
+    for script in ("deepprompt-train", "deepprompt-eval"):
+        exe = Path(sys.executable).parent / script
+        proc = subprocess.run(
+            [str(exe), "--cfg", "job"], capture_output=True, text=True, cwd=tmp_path, timeout=300
+        )
+        assert proc.returncode == 0 or "run_dir" in proc.stderr + proc.stdout, proc.stderr[-2000:]
+        assert "Primary config module" not in proc.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -60,6 +62,30 @@ class DeepPromptModel(nn.Module):
     def forward(self, *args, **kwargs):
         return self.model(*args, deep_prompts=self.prompt_encoder(), **kwargs)
 
+    def eval_prompts(self) -> dict:
+        """The prompts as inference sees them: computed once, without the prompt dropout."""
+        was_training = self.prompt_encoder.training
+        self.prompt_encoder.eval()
+        try:
+            return self.prompt_encoder()
+        finally:
+            self.prompt_encoder.train(was_training)
+
+    @torch.no_grad()
+    def generate(self, *args, **kwargs):
+        """The backbone's ``generate`` (greedy, beam, sampling ...) with the prompts in every decoding step.
+
+        The prompts are computed once (no dropout) and travel as the model kwarg ``deep_prompts``, which
+        transformers forwards to every step's forward. The prefix is prepended inside attention *after* the
+        cache update, so the KV cache holds the real tokens only and the prefix never doubles up; position
+        ids (left padding included) are the unprompted model's. Beam search expands the batch: the prefix
+        (batch 1) broadcasts over it.
+        """
+        if "deep_prompts" in kwargs:
+            raise TypeError("DeepPromptModel.generate computes deep_prompts itself")
+        with _accept_deep_prompts(self.model):
+            return self.model.generate(*args, deep_prompts=self.eval_prompts(), **kwargs)
+
     def train(self, mode: bool = True) -> DeepPromptModel:
         # The frozen backbone keeps its own dropout in training mode, as in the official code and peft.
         return super().train(mode)
@@ -90,6 +116,30 @@ class DeepPromptModel(nn.Module):
             "backbone": backbone,
             "total": sum(p.numel() for p in self.parameters()),
         }
+
+
+@contextlib.contextmanager
+def _accept_deep_prompts(model: PreTrainedModel):
+    """Let ``generate`` take the ``deep_prompts`` model kwarg.
+
+    ``GenerationMixin._validate_model_kwargs`` (transformers 5.23) rejects keys that are neither in the
+    forward signature nor in ``TransformersKwargs``; the prompts travel in the forward's ``**kwargs``, so the
+    check is shadowed on this instance, for this call only, to skip that one key.
+    """
+    original = getattr(model, "_validate_model_kwargs", None)
+    if original is None:  # a future transformers without the check
+        yield
+        return
+
+    def validate(model_kwargs, *args, **kwargs):
+        model_kwargs = {k: v for k, v in model_kwargs.items() if k != "deep_prompts"}
+        return original(model_kwargs, *args, **kwargs)
+
+    model._validate_model_kwargs = validate
+    try:
+        yield
+    finally:
+        del model._validate_model_kwargs
 
 
 def add_deep_prompts(

@@ -1,0 +1,133 @@
+"""`GenerationModule`: a causal LM adapted by a method; loss on the target tokens, validation by generate().
+
+Built on the LM itself (``AutoModelForCausalLM``, see `deepprompt.generation.loading`), then the method:
+``ptuning_v2`` (deep prompts; lm_head and embeddings frozen), ``lora`` (peft, adapters in place, so the
+backbone's own ``generate`` decodes with them), ``finetune``. peft's ``prefix``/``prompt_tuning``/``ptuning_v1``
+wrappers route prompts through ``PeftEncoder.forward`` only and are refused here.
+Validation generates with ``generation`` (num_beams, max_new_tokens, length_penalty, ...) and logs corpus
+``val/bleu`` (all references per input) and ``val/rouge_l``, with ``_best`` and history entries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MaxMetric, MeanMetric
+
+from deepprompt.backbones import BackboneConfig
+from deepprompt.config import HeadConfig, OptimConfig, structured
+from deepprompt.errors import ConfigError
+from deepprompt.generation.loading import load_causal_lm
+from deepprompt.generation.metrics import generation_scores
+from deepprompt.methods import build_method, method_schema
+from deepprompt.modules.base import TaskModule
+from deepprompt.prompts import DeepPromptModel, save_prompts
+
+GENERATION_METHODS = ("ptuning_v2", "lora", "finetune")
+DEFAULT_GENERATION = {"num_beams": 1, "max_new_tokens": 64, "length_penalty": 1.0, "do_sample": False}
+
+
+class GenerationModule(TaskModule):
+    best_metrics = ("bleu", "rouge_l")
+
+    def __init__(
+        self,
+        backbone: dict,
+        method: dict,
+        head: dict | None = None,
+        optim: dict | None = None,
+        gradient_checkpointing: bool = False,
+        generation: dict | None = None,
+        vocab_size: int | None = None,
+        pad_token_id: int | None = None,
+        eos_token_id: int | None = None,
+    ) -> None:
+        L.LightningModule.__init__(self)
+        self.save_hyperparameters()
+        self.backbone_cfg = structured(BackboneConfig, backbone, "backbone")
+        self.method_cfg = structured(method_schema(method["name"]), method, "method")
+        self.head_cfg = structured(HeadConfig, head, "head")
+        self.optim_cfg = structured(OptimConfig, optim, "optim")
+        if self.method_cfg.name not in GENERATION_METHODS:
+            raise ConfigError(
+                f"method {self.method_cfg.name!r} cannot generate here; generation supports {GENERATION_METHODS}"
+            )
+        lm = load_causal_lm(self.backbone_cfg, vocab_size=vocab_size)
+        if vocab_size is not None and lm.config.vocab_size < vocab_size:
+            raise ConfigError(f"tokenizer has {vocab_size} tokens but the LM only {lm.config.vocab_size}")
+        gen = lm.generation_config
+        gen.pad_token_id, gen.eos_token_id = pad_token_id, eos_token_id
+        gen.bos_token_id = None
+        self.generation = {**DEFAULT_GENERATION, **(generation or {})}
+        self.encoder = build_method(lm, self.method_cfg)
+        if gradient_checkpointing:
+            self.encoder.gradient_checkpointing_enable()
+        self.hidden_size = self._backbone().config.hidden_size
+        self.train_loss = MeanMetric()
+        self.val_best = nn.ModuleDict({name: MaxMetric() for name in self.best_metrics})
+        self.history: list[dict[str, float]] = []
+        self._hyps: dict[int, str] = {}
+        self.train()
+
+    # -- model -------------------------------------------------------------------------------------------
+    @staticmethod
+    def positions(mask: torch.Tensor) -> torch.Tensor:
+        return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+    def forward(self, input_ids, attention_mask):
+        return self.encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=self.positions(attention_mask),
+            use_cache=False,
+        ).logits
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = self(batch["input_ids"], batch["attention_mask"])[:, :-1].float()
+        labels = batch["labels"][:, 1:]
+        return nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
+        )
+
+    def generate(self, input_ids, attention_mask, **overrides) -> torch.Tensor:
+        """New tokens only, ``(B, <= max_new_tokens)``."""
+        kw = {**self.generation, **overrides}
+        if isinstance(self.encoder, DeepPromptModel):
+            out = self.encoder.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
+        else:
+            lm = self.encoder.backbone if hasattr(self.encoder, "backbone_parameters") else self.encoder
+            out = lm.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
+        return out[:, input_ids.shape[1] :]
+
+    # -- evaluation ----------------------------------------------------------------------------------------
+    def validation_step(self, batch, batch_idx):
+        new = self.generate(batch["input_ids"], batch["attention_mask"])
+        for index, text in zip(batch["index"].tolist(), self.trainer.datamodule.decode(new), strict=True):
+            self._hyps[index] = text
+
+    def _scores(self) -> dict[str, float]:
+        dm = self.trainer.datamodule
+        refs = dm.references()
+        order = sorted(self._hyps)
+        self._hyps, hyps = {}, [self._hyps[i] for i in order]
+        return generation_scores(hyps, [refs[i] for i in order])
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self._scores()
+        self.record({f"val/{k}": v for k, v in scores.items()})
+
+    def test_step(self, batch, batch_idx):
+        self.validation_step(batch, batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict({f"test/{k}": v for k, v in self._scores().items()})
+
+    def export_prompts(self, directory) -> None:
+        if isinstance(self.encoder, DeepPromptModel):
+            save_prompts(self.encoder, directory)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
