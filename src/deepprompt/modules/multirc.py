@@ -34,23 +34,11 @@ class MultiRCModule(ClassificationModule):
             self.val_best[name] = MaxMetric()
 
     def validation_step(self, batch, batch_idx):
-        logits = self(batch).float()
-        self.val_loss(self.loss_fn(logits, batch["labels"]))
-        preds = logits.argmax(-1)
-        self.val_metrics.update(preds, batch["labels"])
-        self.multirc.update(batch["group"], preds, batch["labels"])
+        logits = super().validation_step(batch, batch_idx)
+        self.multirc.update(batch["group"], logits.argmax(-1), batch["labels"])
 
     def on_validation_epoch_end(self) -> None:
-        values = {k: v.item() for k, v in self.val_metrics.compute().items()}
-        values["val/loss"] = self.val_loss.compute().item()
+        values = self.compute_eval()
         values.update({f"val/{k}": v.item() for k, v in self.multirc.compute().items()})
-        self.val_metrics.reset()
-        self.val_loss.reset()
         self.multirc.reset()
-        if self.trainer.sanity_checking:
-            return
-        self.log_dict(values, prog_bar=True, sync_dist=False)
-        for name, best in self.val_best.items():
-            best(values[f"val/{name}"])
-            self.log(f"val/{name}_best", best.compute(), prog_bar=False)
-        self.history.append({"epoch": self.current_epoch, "step": self.global_step, **values})
+        self.record(values)
