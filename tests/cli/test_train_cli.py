@@ -31,7 +31,9 @@ def test_single_run_writes_metrics_checkpoints_and_prompts(run_cli, tmp_path):
     assert prompts["prefix"].shape == (4, 2 * 2 * 32)
     assert set(prompts) == {"prefix", "extra.classifier.weight", "extra.classifier.bias"}
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
-    assert ckpt["global_step"] == summary["steps"], "last.ckpt is rewritten after every epoch, not only at a new best"
+    assert ckpt["global_step"] == summary["steps"], (
+        "last.ckpt is rewritten after every epoch, not only at a new best"
+    )
     # prompt-only checkpoint: no frozen backbone weight in it
     assert not any("word_embeddings" in key for key in ckpt["state_dict"])
     assert set(ckpt["state_dict"]) == {
