@@ -8,12 +8,10 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from deepprompt.data.samplers import LengthGroupedSampler
-from deepprompt.errors import ConfigError
+from deepprompt.data.tokenizing import check_sizes, load_tokenizer
 
-_SANE_MODEL_MAX_LENGTH = 100_000
 SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 IGNORE_INDEX = -100
 
@@ -128,16 +126,13 @@ class TaskDataModule(L.LightningDataModule):
         seed: int = 42,
     ) -> None:
         super().__init__()
-        sizes = {
-            "batch_size": batch_size,
-            "eval_batch_size": eval_batch_size,
-            "max_seq_length": max_seq_length,
-            "limit_train_examples": limit_train_examples,
-            "limit_eval_examples": limit_eval_examples,
-        }
-        for name, value in sizes.items():
-            if value is not None and value < 1:
-                raise ConfigError(f"{name} must be >= 1, got {value}")
+        check_sizes(
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            max_seq_length=max_seq_length,
+            limit_train_examples=limit_train_examples,
+            limit_eval_examples=limit_eval_examples,
+        )
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.max_seq_length = max_seq_length
@@ -146,17 +141,7 @@ class TaskDataModule(L.LightningDataModule):
         self.limit_train_examples = limit_train_examples
         self.limit_eval_examples = limit_eval_examples
         self.seed = seed
-        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(tokenizer)
-        model_max = self.tokenizer.model_max_length
-        if model_max < _SANE_MODEL_MAX_LENGTH and max_seq_length > model_max:
-            raise ConfigError(
-                f"max_seq_length={max_seq_length} exceeds the tokenizer's model_max_length={model_max} ({tokenizer})"
-            )
-        pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = self.tokenizer.eos_token_id
-        if pad_id is None:
-            raise ConfigError(f"tokenizer {tokenizer} has neither a pad nor an eos token to pad with")
+        self.tokenizer, pad_id = load_tokenizer(tokenizer, max_seq_length)
         self.collator = FeatureCollator(pad_id, pad_to_multiple_of, self.tokenizer.padding_side)
         self._datasets: dict[str, FeatureDataset] = {}
 

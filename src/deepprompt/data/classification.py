@@ -8,16 +8,14 @@ from typing import Any
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from deepprompt.data.collate import PaddingCollator
 from deepprompt.data.readers import Row, read_jsonl, read_tsv, resolve_split_file
 from deepprompt.data.samplers import LengthGroupedSampler
 from deepprompt.data.tasks import SPLITS, ClassificationTask, get_task
-from deepprompt.errors import ConfigError, DataFormatError
+from deepprompt.data.tokenizing import check_sizes, load_tokenizer
+from deepprompt.errors import DataFormatError
 
-# Tokenizers without a real limit report a huge sentinel (int(1e30)) as model_max_length.
-_SANE_MODEL_MAX_LENGTH = 100_000
 _SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -66,28 +64,14 @@ class ClassificationDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self._task = get_task(task)
-        sizes = {
-            "batch_size": batch_size,
-            "eval_batch_size": eval_batch_size,
-            "max_seq_length": max_seq_length,
-            "limit_train_examples": limit_train_examples,
-            "limit_eval_examples": limit_eval_examples,
-        }
-        for name, value in sizes.items():
-            if value is not None and value < 1:
-                raise ConfigError(f"{name} must be >= 1, got {value}")
-        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(tokenizer)
-        model_max = self.tokenizer.model_max_length
-        if model_max < _SANE_MODEL_MAX_LENGTH and max_seq_length > model_max:
-            raise ConfigError(
-                f"max_seq_length={max_seq_length} exceeds the tokenizer's model_max_length={model_max} ({tokenizer})"
-            )
-        # Decoder tokenizers (GPT-2) have no pad token; any id works since the attention mask hides padding.
-        pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = self.tokenizer.eos_token_id
-        if pad_id is None:
-            raise ConfigError(f"tokenizer {tokenizer} has neither a pad nor an eos token to pad with")
+        check_sizes(
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            max_seq_length=max_seq_length,
+            limit_train_examples=limit_train_examples,
+            limit_eval_examples=limit_eval_examples,
+        )
+        self.tokenizer, pad_id = load_tokenizer(tokenizer, max_seq_length)
         self.collator = PaddingCollator(pad_id, pad_to_multiple_of, self.tokenizer.padding_side)
         self._datasets: dict[str, EncodedDataset] = {}
 
