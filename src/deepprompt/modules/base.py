@@ -87,15 +87,20 @@ class TaskModule(L.LightningModule):
         # after input prompts (prompt_tuning, ptuning_v1) [CLS] sits past the virtual tokens
         return states[:, max(states.shape[1] - batch["input_ids"].shape[1], 0)]
 
-    def parameter_counts(self) -> dict[str, float]:
+    def parameter_counts(self) -> dict[str, Any]:
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         backbone = sum(p.numel() for p in self._backbone_parameters())
-        return {
+        counts = {
             "trainable": trainable,
             "backbone": backbone,
             "total": sum(p.numel() for p in self.parameters()),
             "trainable_share": trainable / backbone,
         }
+        if isinstance(self.encoder, DeepPromptModel):  # per-layer lengths make per-layer budgets differ
+            counts["prompt_per_layer"] = {
+                str(k): v for k, v in self.encoder.prompt_encoder.per_layer_counts().items()
+            }
+        return counts
 
     # -- training ----------------------------------------------------------------------------------------
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
