@@ -24,6 +24,7 @@ def test_single_run_writes_metrics_checkpoints_and_prompts(run_cli, tmp_path):
     assert summary["best"]["val/acc"] == max(h["val/acc"] for h in summary["history"])
     # tiny: 2 layers, hidden 32 -> prompts 4 * 2 * 2 * 32 = 512, head 32 * 2 + 2 = 66
     assert summary["params"]["trainable"] == 512 + 66
+    assert summary["params"]["prompt_per_layer"] == {"0": 256, "1": 256}  # m * 2 (key, value) * hidden
     assert 0 < summary["params"]["trainable_share"] < 0.01
     assert (run / ".hydra" / "config.yaml").is_file()
 
