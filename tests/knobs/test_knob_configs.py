@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
 
 from deepprompt.config import structured
 from deepprompt.methods import method_schema
 from deepprompt.train import validate
+from tests.sweeps import REPO, compose_cfg, jobs
 
-REPO = Path(__file__).resolve().parents[2]
-CONF = str(REPO / "conf")
 GRIDS = {
     "knob_length_profile": (4 * 3, {"method.prompt.length", "seed"}),
     "knob_layer_lr": (4 * 3, {"method.layer_lr.profile", "seed"}),
 }
-
-
-def compose_cfg(overrides):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("train", overrides=overrides, return_hydra_config=True)
-
-
-def jobs(experiment, extra=()):
-    cfg = compose_cfg([f"experiment={experiment}"])
-    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
-    parsed = OverridesParser.create().parse_overrides(
-        [f"{k}={v}" for k, v in params.items()] + [f"experiment={experiment}", *extra]
-    )
-    [batch] = BasicSweeper.split_arguments(parsed, max_batch_size=None)
-    return batch
 
 
 @pytest.mark.parametrize("experiment", sorted(GRIDS))

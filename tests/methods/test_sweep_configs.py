@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
 
 from deepprompt.train import validate
 from tests.conftest import run_dirs
+from tests.sweeps import REPO, compose_cfg, jobs
 
-REPO = Path(__file__).resolve().parents[2]
-CONF = str(REPO / "conf")
 METHODS = [
     "ptuning_v2",
     "prefix",
@@ -44,22 +38,6 @@ GRIDS = {
     "method_comparison": (8 * 4 * 3, {"method", "data", "seed"}),
     **{f"lr_grid_{m}": (len(g), {"method.lr"}) for m, g in LR_GRIDS.items()},
 }
-
-
-def compose_cfg(overrides: list[str]):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("train", overrides=overrides, return_hydra_config=True)
-
-
-def jobs(experiment: str, extra: tuple[str, ...] = ()) -> list[list[str]]:
-    """The job overrides `deepprompt-train -m experiment=<experiment> <extra>` launches (as BasicSweeper does)."""
-    cfg = compose_cfg([f"experiment={experiment}"])  # command-line sweeps are the sweeper's, not compose's
-    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
-    parsed = OverridesParser.create().parse_overrides(
-        [f"{k}={v}" for k, v in params.items()] + [f"experiment={experiment}", *extra]
-    )
-    [batch] = BasicSweeper.split_arguments(parsed, max_batch_size=None)
-    return batch
 
 
 @pytest.mark.parametrize("experiment", sorted(GRIDS))
