@@ -5,6 +5,11 @@ rm -rf /tmp/site  # a warm machine keeps the last call's install
 python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .device/wheels/*.whl \
   || { echo "wheel install failed"; exit 1; }
 export PYTHONPATH=/tmp/site:$PWD/src
+# MiniLM travels xz-compressed (fp16 weights: 45 MB -> 41 MB) so that more data fits in the 64 MiB tree
+if [[ -f .device/minilm/model.safetensors.xz && ! -f .device/minilm/model.safetensors ]]; then
+  python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.device/minilm/model.safetensors.xz'), open('.device/minilm/model.safetensors', 'wb'))" \
+    || { echo "MiniLM decompression failed"; exit 1; }
+fi
 export DEEPPROMPT_DATA_DIR=$PWD/.device/data DEEPPROMPT_OUTPUT_DIR=${DEEPPROMPT_OUTPUT_DIR:-/tmp/dp_out}
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 MINILM="backbone.name_or_path=$PWD/.device/minilm"

@@ -1,0 +1,138 @@
+"""The GPU job plans of issues 3, 4 and 9 (MiniLM, `../shared/data`), for gpu_queue.py.
+
+Every job is a `deepprompt.train` command line; nothing here is a result. The method comparison tunes each
+method's learning rate on seed 1 over a small grid (the same grid size for every method), then runs seeds 2
+and 3 at the grid's best rate. Same data, epochs, batch size, warm-up and head for every method of a task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+SEEDS = (1, 2, 3)
+
+# Per task: overrides shared by every method, and optimizer steps per run (for the queue's time estimates;
+# BoolQ's long passages cost about twice a short-sentence step).
+TASKS: dict[str, tuple[list[str], int]] = {
+    "sst2": (["data=sst2", "data.batch_size=64", "trainer.max_epochs=2"], 2 * 1053),
+    "boolq": (["data=boolq", "data.batch_size=32", "trainer.max_epochs=5"], 2 * 5 * 295),
+    "rte": (["data=rte", "data.batch_size=32", "trainer.max_epochs=20"], 20 * 78),
+    "cb": (["data=cb", "data.batch_size=32", "trainer.max_epochs=40"], 40 * 8),
+}
+COMMON = ["optim.warmup_ratio=0.1", "data.num_workers=0"]
+
+# Learning-rate grids: three rates per method around each method's usual range.
+GRIDS: dict[str, tuple[str, ...]] = {
+    "ptuning_v2": ("5e-3", "1e-2", "2e-2"),
+    "prefix": ("5e-3", "1e-2", "2e-2"),
+    "lora": ("5e-4", "1e-3", "3e-3"),
+    "finetune": ("2e-5", "5e-5", "1e-4"),
+    "prompt_tuning": ("1e-2", "3e-2", "1e-1"),
+    "ptuning_v1": ("3e-3", "1e-2", "3e-2"),
+}
+# Cheaper extras (one seed, two rates): the reparameterized peft prefix and the head-only floor.
+EXTRA_GRIDS: dict[str, tuple[str, ...]] = {
+    "prefix_mlp": ("5e-3", "1e-2"),
+    "linear_probe": ("1e-3", "3e-3"),
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    group: str
+    args: list[str]
+    steps: int
+    priority: int
+    grid: str | None = None  # the lr grid this job belongs to
+    lr: str | None = None
+    pick_lr_from: str | None = None  # run at the best lr of this grid (decided when the grid has finished)
+    monitor: str = "val/acc"
+
+    def with_lr(self, lr: str) -> Job:
+        return replace(self, args=[*self.args, f"method.lr={lr}"], lr=lr, name=f"{self.name}_lr{lr}")
+
+
+def method_comparison(
+    tasks=("sst2", "boolq", "rte", "cb"), methods=tuple(GRIDS), priority0: int = 0
+) -> list[Job]:
+    jobs = []
+    for t_index, task in enumerate(tasks):
+        task_args, steps = TASKS[task]
+        for method in methods:
+            grid = f"{task}/{method}"
+            base = [*task_args, *COMMON, f"method={method}", "task_name=method_comparison"]
+            prio = priority0 + 10 * t_index
+            for lr in GRIDS[method]:
+                jobs.append(
+                    Job(
+                        f"{task}_{method}_s1_lr{lr}",
+                        "method_comparison",
+                        [*base, "seed=1", f"method.lr={lr}"],
+                        steps,
+                        prio,
+                        grid=grid,
+                        lr=lr,
+                    )
+                )
+            for seed in SEEDS[1:]:
+                jobs.append(
+                    Job(
+                        f"{task}_{method}_s{seed}",
+                        "method_comparison",
+                        [*base, f"seed={seed}"],
+                        steps,
+                        prio - 1,
+                        pick_lr_from=grid,
+                    )
+                )
+    return jobs
+
+
+def extras(tasks=("sst2", "boolq", "rte", "cb"), priority0: int = 100) -> list[Job]:
+    jobs = []
+    for t_index, task in enumerate(tasks):
+        task_args, steps = TASKS[task]
+        for method, grid in EXTRA_GRIDS.items():
+            for lr in grid:
+                args = [
+                    *task_args,
+                    *COMMON,
+                    f"method={method}",
+                    "task_name=method_comparison",
+                    "seed=1",
+                    f"method.lr={lr}",
+                ]
+                jobs.append(
+                    Job(f"{task}_{method}_s1_lr{lr}", "method_comparison", args, steps, priority0 + t_index)
+                )
+    return jobs
+
+
+def call1() -> list[Job]:
+    """Method comparison: every grid on seed 1, then seeds 2-3 at each grid's best lr; extras if time is left."""
+    return method_comparison() + extras()
+
+
+PLANS = {"call1": call1}
+
+
+def smoke() -> list[Job]:
+    """A CPU check of the queue itself: a two-rate grid and one follow-up seed on CB, tiny backbone."""
+    base = [
+        "data=cb",
+        "backbone=tiny",
+        "trainer=cpu",
+        "trainer.max_epochs=1",
+        "data.num_workers=0",
+        "method=ptuning_v2",
+        "task_name=smoke",
+    ]
+    grid = [
+        Job(f"cb_s1_lr{lr}", "smoke", [*base, "seed=1", f"method.lr={lr}"], 8, 0, grid="cb", lr=lr)
+        for lr in ("1e-2", "2e-2")
+    ]
+    return [*grid, Job("cb_s2", "smoke", [*base, "seed=2"], 8, -1, pick_lr_from="cb")]
+
+
+PLANS["smoke"] = smoke
