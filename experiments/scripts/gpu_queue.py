@@ -78,7 +78,11 @@ class Queue:
         if lr == "failed":
             self.done[job.name] = {"rc": "skipped: every grid run failed", "seconds": 0, "args": job.args}
             return None
-        return job.with_lr(lr)
+        chosen = job.with_lr(lr)
+        if finished_before(self.root, chosen):  # an earlier call ran this seed at this rate already
+            self.done[job.name] = {"rc": 0, "seconds": 0, "earlier_call": True, "lr": lr}
+            return None
+        return chosen
 
     def launch(self, job: Job) -> None:
         run_dir = self.run_dir(job)
@@ -96,9 +100,8 @@ class Queue:
 
 
 def finished_before(root: Path, job: Job) -> bool:
-    """Whether `job` finished in an earlier call (a follow-up seed's folder carries its lr: <name>_lr<lr>)."""
-    pattern = f"{job.name}_lr*" if job.pick_lr_from else job.name
-    for metrics in (root / job.group).glob(f"{pattern}/metrics.json"):
+    """Whether `job` finished in an earlier call (follow-up seeds are checked once their lr is known)."""
+    for metrics in (root / job.group).glob(f"{job.name}/metrics.json"):
         try:
             if json.loads(metrics.read_text()).get("status") == "finished":
                 return True
@@ -144,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         args.prior
     ):  # an earlier call's runs: their grids decide follow-up rates, their finished jobs count as done
         shutil.copytree(args.prior, root, dirs_exist_ok=True)
-    pending = [job for job in sorted(plan, key=lambda j: j.priority) if not finished_before(root, job)]
+    pending = [
+        j for j in sorted(plan, key=lambda j: j.priority) if j.pick_lr_from or not finished_before(root, j)
+    ]
     print(f"{len(plan) - len(pending)} of {len(plan)} jobs finished in an earlier call", flush=True)
     queue = Queue(root=root, common=list(args.common), pending=pending, all_jobs=list(plan))
     queue.done.update(
