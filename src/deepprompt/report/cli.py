@@ -2,6 +2,7 @@
 
 deepprompt-report outputs/train/multiruns/2025-01-01_12-00-00 --out reports/length
 deepprompt-report outputs/ --out reports/all --metric val/f1_macro --title "CB, all methods"
+deepprompt-report outputs/methods --out reports/methods --tuned lr --reference finetune
 """
 
 from __future__ import annotations
@@ -32,13 +33,37 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="KEY",
         help="an override key that is not part of a setting (repeatable), e.g. trainer.devices",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--tuned",
+        metavar="KEY",
+        help="add the section 'Tuned comparison' and tuned.csv: per task, method and setting without KEY (e.g. lr),"
+        " the KEY value whose seed-1 run scored best at its best epoch (ties: the lower value), then mean ± std"
+        " over the seeds at that value, as a method x task matrix",
+    )
+    parser.add_argument(
+        "--reference",
+        metavar="METHOD",
+        help="with --tuned: show each cell's difference of means to METHOD on that task (e.g. finetune)"
+        " and a column 'mean over tasks'",
+    )
+    args = parser.parse_args(argv)
+    if args.reference and not args.tuned:
+        parser.error("--reference needs --tuned KEY")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        report = build_report(args.dirs, args.out, metric=args.metric, title=args.title, ignore=args.ignore)
+        report = build_report(
+            args.dirs,
+            args.out,
+            metric=args.metric,
+            title=args.title,
+            ignore=args.ignore,
+            tuned=args.tuned,
+            reference=args.reference,
+        )
     except FileNotFoundError as err:
         print(f"deepprompt-report: error: {err}", file=sys.stderr)
         return 2

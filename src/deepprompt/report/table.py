@@ -198,9 +198,13 @@ def report_markdown(
     metric: str = "val/acc",
     title: str = "deepprompt report",
     figures: Sequence[str | Path] = (),
+    tuned: str | None = None,
 ) -> str:
+    """The whole report.md; ``tuned``: the tuned-comparison section, placed after the results table."""
     parts = [header_markdown(runs, sources, metric, title), "", "## Results", ""]
     parts.append(results_markdown(table, metric) if len(table) else "No runs found.")
+    if tuned:
+        parts += ["", tuned]
     failed = failed_runs(runs)
     if len(failed):
         parts += ["", f"## Failed runs ({len(failed)})", "", failed_markdown(failed)]
