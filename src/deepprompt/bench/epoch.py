@@ -117,43 +117,41 @@ def _module(args, dm, variant: str):
     return ClassificationModule(backbone=backbone, method=method, **dm.module_kwargs())
 
 
-class _Clock:
+def _clock(device: str):
     """A Lightning callback: epoch wall time from the first batch, padded and real token counts."""
+    import lightning as L
 
-    def __new__(cls, device: str):
-        import lightning as L
+    cuda = torch.device(device).type == "cuda"
 
-        class Clock(L.Callback):
-            def __init__(self):
-                self.start = self.end = None
-                self.steps = 0
-                self.examples = 0
-                self.padded = 0
-                self.real = torch.zeros((), dtype=torch.long)
+    class Clock(L.Callback):
+        def __init__(self):
+            self.start = self.end = None
+            self.steps = self.examples = self.padded = 0
+            self.real = torch.zeros((), dtype=torch.long)  # summed on the batch's device: no sync per step
 
-            def on_train_batch_start(self, trainer, module, batch, batch_idx):
-                if self.start is None:
-                    if torch.device(device).type == "cuda":
-                        torch.cuda.synchronize()
-                    self.start = time.perf_counter()
-                self.steps += 1
-                self.examples += batch["input_ids"].shape[0]
-                self.padded += batch["input_ids"].numel()
-                self.real = self.real.to(batch["attention_mask"].device) + batch["attention_mask"].sum()
-
-            def on_train_epoch_end(self, trainer, module):
-                if torch.device(device).type == "cuda":
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            if self.start is None:
+                if cuda:
                     torch.cuda.synchronize()
-                self.end = time.perf_counter()
+                self.start = time.perf_counter()
+            self.steps += 1
+            self.examples += batch["input_ids"].shape[0]
+            self.padded += batch["input_ids"].numel()
+            self.real = self.real.to(batch["attention_mask"].device) + batch["attention_mask"].sum()
 
-        return Clock()
+        def on_train_epoch_end(self, trainer, module):
+            if cuda:
+                torch.cuda.synchronize()
+            self.end = time.perf_counter()
+
+    return Clock()
 
 
 def _fit(args, dm, variant: str, limit_batches: int | None = None) -> dict:
     import lightning as L
 
     module = _module(args, dm, variant)
-    clock = _Clock(args.device)
+    clock = _clock(args.device)
     trainer = L.Trainer(
         accelerator="gpu" if torch.device(args.device).type == "cuda" else "cpu",
         devices=1,
