@@ -10,6 +10,7 @@ import torch
 from deepprompt.bench import cli, flops, methods
 
 SEQS, PROMPTS, INFER_PROMPT, BATCH = (8, 16), (4,), 6, 2
+ORIGINAL_METHODS = ("ptuning_v2", "peft_prefix", "lora", "full_ft", "bare")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -33,7 +34,7 @@ def run(tmp_path_factory):
         "--prompt",
         ",".join(map(str, PROMPTS)),
         "--methods",
-        ",".join(methods.METHODS),
+        ",".join(ORIGINAL_METHODS),
         "--dtype",
         "bf16",
         "--steps",
@@ -147,3 +148,71 @@ def test_failing_case_is_an_error_row(tmp_path, capsys):
         rows["ptuning_v2"]["train_ms"] > 0 and "error" not in rows["ptuning_v2"]
     )  # no position shift: T + m > 512 is fine
     assert "error:" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def preset_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("preset") / "tiny.json"
+    assert cli.main(["--preset", "cpu-tiny", "--out", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def test_cpu_tiny_preset_runs_every_variant(preset_run):
+    rows = preset_run["rows"]
+    assert not [r for r in rows if r.get("error") or r.get("skipped")], rows
+    planned = {c.key for c in cli.plan(cli.build_parser().parse_args(["--preset", "cpu-tiny"]))}
+    assert {(r["method"], r["shape"], r["T"], r["m"], r["pad"]) for r in rows} == planned
+    assert {r["method"] for r in rows} == set(methods.METHODS)  # every method and variant has a row
+    assert preset_run["args"]["steps"] == 2 and preset_run["args"]["device"] == "cpu"
+    # the inference rows of our variants are compared with the bare model of the same weight dtype
+    ratios = {r["method"]: r for r in rows if "infer_vs_bare" in r}
+    assert ratios["ptuning_v2"]["infer_bare_method"] == "bare"
+    assert ratios["ptuning_v2_bf16"]["infer_bare_method"] == "bare_bf16"
+    assert all(r["infer_vs_bare"] > 0 for r in ratios.values())
+    padded = [r for r in rows if r["pad"]]
+    assert padded and all(r["train_ms"] > 0 for r in padded)
+
+
+def test_gpu_preset_plan_covers_issue5_targets():
+    args = cli.build_parser().parse_args(["--preset", "gpu-issue5"])
+    keys = {(c.method, c.shape, c.seq, c.prompt, c.mode) for c in cli.plan(args)}
+    for seq, m in ((128, 16), (256, 64)):
+        for method in ("ptuning_v2_naive", "ptuning_v2", "ptuning_v2_bf16", "peft_prefix"):
+            assert (method, "roberta-large", seq, m, "train") in keys
+    for seq in (128, 256):
+        for m in (16, 64, 128):
+            assert ("ptuning_v2_bf16", "roberta-large", seq, m, "train") in keys
+            assert ("ptuning_v2_bf16", "bert-base", seq, m, "train") in keys
+            assert ("peft_prefix", "bert-base", seq, m, "train") in keys
+        for method in ("lora", "full_ft"):
+            assert (method, "roberta-large", seq, 0, "train") in keys
+    assert ("bare", "roberta-large", 128, 0, "infer") in keys
+    assert ("ptuning_v2_bf16", "roberta-large", 128, 100, "infer") in keys
+    assert len(keys) < 70  # keeps the run near 150 s on an H100 (see docs/performance.md)
+
+
+def test_padded_lengths():
+    assert cli.padded_lengths(5, 100, 0.25) == [100, 88, 75, 62, 50]
+    assert cli.padded_lengths(1, 8, 0.25) == [8]
+    with pytest.raises(ValueError):
+        cli.padded_lengths(4, 8, 0.5)
+
+
+def test_targets_block():
+    def row(method, seq, m, **values):
+        return {"method": method, "shape": "roberta-large", "T": seq, "m": m, "pad": 0.0, **values}
+
+    rows = [
+        row("ptuning_v2_bf16", 128, 16, train_ms=30.0, train_peak_gib=4.0),
+        row("peft_prefix", 128, 16, train_ms=60.0, train_peak_gib=5.0),
+        row("ptuning_v2_bf16", 256, 64, train_ms=50.0, mfu=0.42),
+        row("bare_bf16", 128, 0, infer_ms=10.0),
+        row("ptuning_v2_bf16", 128, 100, infer_ms=10.5),
+    ]
+    cli.add_inference_ratios(rows)
+    targets = cli.issue5_targets(rows)
+    assert targets["ours"] == "ptuning_v2_bf16"
+    assert targets["speedup_vs_peft_prefix_T128_m16"]["value"] == pytest.approx(2.0)
+    assert targets["speedup_vs_peft_prefix_T128_m16"]["memory_met"] is True
+    assert targets["mfu_T256_best"]["met"] is True
+    assert targets["inference_vs_bare_T128"]["value"] == pytest.approx(1.05)

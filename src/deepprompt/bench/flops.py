@@ -24,9 +24,11 @@ Training step = forward + backward:
   (query and value adapters, trained); the prompt MLP reparameterization (if any) is a few GFLOPs a step and
   is ignored.
 
-This is what the method *needs*, counted the usual way; autograd does slightly less below the lowest layer
-that has trainable parameters (no activation gradient is needed there), which is exactly the "no backward
-below the lowest prompted layer" lever of docs/performance.md.
+This is what the method *needs*, counted the usual way. When only the top ``L_b`` layers carry prompts
+(``backward_layers``), nothing below them needs a gradient: the backward counts only those layers,
+``dense = 2 N B T (1 + L_b / L)`` and attention backward ``2 * 4 B h (L_b T^2 + L_p T m)`` (the "no backward
+below the lowest prompted layer" lever of docs/performance.md). The engine's variants (``ptuning_v2_naive``,
+``ptuning_v2_bf16`` ...) count as ``ptuning_v2``.
 
 ``MFU = train_step_flops / step_time / measured matmul rate`` (the rate from `timing.matmul_tflops`).
 """
@@ -65,6 +67,11 @@ def attention_flops(
     return 4 * batch * config.hidden_size * (layers * seq * seq + lp * seq * prompt)
 
 
+def base_method(method: str) -> str:
+    """``ptuning_v2_naive`` / ``ptuning_v2_bf16`` ... -> ``ptuning_v2`` (same FLOPs); others unchanged."""
+    return "ptuning_v2" if method.startswith("ptuning_v2") else method
+
+
 def train_step_flops(
     config: PretrainedConfig,
     method: str,
@@ -73,12 +80,25 @@ def train_step_flops(
     prompt: int = 0,
     prompted_layers: int | None = None,
     lora_rank: int = 8,
+    backward_layers: int | None = None,
 ) -> int:
     """Model FLOPs of one training step of ``method`` (see the module docstring for the formula)."""
+    method = base_method(method)
     if method not in FROZEN and method != "full_ft":
         raise ValueError(f"no training FLOP model for method {method!r}")
     m = prompt if method in PROMPTED else 0
     tokens = batch * seq
+    layers = config.num_hidden_layers
+    if backward_layers is not None and method != "full_ft" and backward_layers < layers:
+        # forward everywhere, backward (activation gradients only) through the top backward_layers layers
+        dense = 2 * dense_params(config) * tokens * (layers + backward_layers) // layers
+        forward_attn = attention_flops(config, batch, seq, m, prompted_layers)
+        h = config.hidden_size
+        lp = layers if prompted_layers is None else prompted_layers
+        attn = forward_attn + 2 * 4 * batch * h * (backward_layers * seq * seq + lp * seq * m)
+        head = 6 * head_params(config) * batch
+        lora = 6 * lora_params(config, lora_rank) * tokens if method == "lora" else 0
+        return dense + attn + head + lora
     dense = (6 if method == "full_ft" else 4) * dense_params(config) * tokens
     attn = 3 * attention_flops(config, batch, seq, m, prompted_layers)
     head = 6 * head_params(config) * batch

@@ -6,12 +6,18 @@ with 2 labels and ``attn_implementation="sdpa"``.
 
 Methods (``build_method`` returns the model to call and its trainable parameters):
 
-- ``ptuning_v2``: our engine, `add_deep_prompts` with ``m`` prompt tokens on every layer (head trains);
+- ``ptuning_v2``: our engine, `add_deep_prompts` with ``m`` prompt tokens on every layer (head trains), with
+  its default switches (compact masks, cached inference prompts), fp32 frozen weights under autocast;
+- ``ptuning_v2_naive``: the same engine with every speed switch off (a (B, 1, T, m + T) mask materialised in
+  every layer, prompts recomputed per inference batch): the "before" row;
+- ``ptuning_v2_bf16``: ``ptuning_v2`` with the frozen backbone stored in bf16 (``frozen_dtype``; bf16 runs only);
+- ``ptuning_v2_bf16_top``: ``ptuning_v2_bf16`` with prompts on the top half of the layers only (no backward
+  below them);
 - ``peft_prefix``: ``peft.PrefixTuningConfig(task_type=SEQ_CLS, num_virtual_tokens=m)`` + ``get_peft_model``
   (prefix through the KV cache, positions shifted by m, so T + m must fit the position table);
 - ``lora``: ``peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.1)`` on ``query``/``value``;
 - ``full_ft``: every parameter trains;
-- ``bare``: the backbone itself, inference only.
+- ``bare``: the backbone itself, inference only; ``bare_bf16``: the same with bf16 weights.
 """
 
 from __future__ import annotations
@@ -29,10 +35,29 @@ from transformers import (
 
 from deepprompt.prompts import DeepPromptConfig, add_deep_prompts
 
-METHODS = ("ptuning_v2", "peft_prefix", "lora", "full_ft", "bare")
-PROMPTED = frozenset({"ptuning_v2", "peft_prefix"})  # methods whose cost depends on the prompt length m
+METHODS = (
+    "ptuning_v2",
+    "ptuning_v2_naive",
+    "ptuning_v2_bf16",
+    "ptuning_v2_bf16_top",
+    "peft_prefix",
+    "lora",
+    "full_ft",
+    "bare",
+    "bare_bf16",
+)
+# our engine's variants: method name -> add_deep_prompts speed switches (+ "top": prompts on the top half)
+PTUNING_VARIANTS: dict[str, dict] = {
+    "ptuning_v2": {},
+    "ptuning_v2_naive": {"compact_mask": False, "cache_prompts": False, "detach_below": False},
+    "ptuning_v2_bf16": {"frozen_dtype": torch.bfloat16},
+    "ptuning_v2_bf16_top": {"frozen_dtype": torch.bfloat16, "top": True},
+}
+BF16_ONLY = frozenset({"ptuning_v2_bf16", "ptuning_v2_bf16_top", "bare_bf16"})  # bf16 weights need autocast
+INFERENCE_ONLY = frozenset({"bare", "bare_bf16"})
+PROMPTED = frozenset({*PTUNING_VARIANTS, "peft_prefix"})  # methods whose cost depends on the prompt length m
 TRAINED = ("ptuning_v2", "peft_prefix", "lora", "full_ft")
-FROZEN_BACKBONE = frozenset({"ptuning_v2", "peft_prefix", "lora"})
+FROZEN_BACKBONE = frozenset({*PTUNING_VARIANTS, "peft_prefix", "lora"})
 LORA_RANK = 8
 LORA_TARGETS = ("query", "value")
 
@@ -110,6 +135,12 @@ def build_backbone(shape: str, device: str | torch.device = "cpu", seed: int = 0
     return model
 
 
+def prompted_layers(method: str, config: PretrainedConfig) -> int:
+    """How many layers carry a prompt in ``method`` (all, or the top half for ``*_top``)."""
+    layers = config.num_hidden_layers
+    return max(layers // 2, 1) if PTUNING_VARIANTS.get(method, {}).get("top") else layers
+
+
 def build_method(
     method: str, backbone: PreTrainedModel, prompt_length: int = 0, reparam: str = "none"
 ) -> tuple[nn.Module, list[nn.Parameter]]:
@@ -119,8 +150,11 @@ def build_method(
     and ``.logits``. New parameters (prompts, adapters) are created on the backbone's device.
     """
     device = next(backbone.parameters()).device
-    if method == "ptuning_v2":
-        model = add_deep_prompts(backbone, DeepPromptConfig(length=prompt_length, reparam=reparam)).to(device)
+    if method in PTUNING_VARIANTS:
+        speed = dict(PTUNING_VARIANTS[method])
+        layers = f"top-{prompted_layers(method, backbone.config)}" if speed.pop("top", False) else "all"
+        config = DeepPromptConfig(length=prompt_length, reparam=reparam, layers=layers)
+        model = add_deep_prompts(backbone, config, **speed).to(device)
     elif method == "peft_prefix":
         from peft import PrefixTuningConfig, TaskType, get_peft_model
 
@@ -142,8 +176,10 @@ def build_method(
         model.to(device)
     elif method == "full_ft":
         model = backbone.requires_grad_(True)
-    elif method == "bare":
+    elif method in INFERENCE_ONLY:
         model = backbone.requires_grad_(False)
+        if method == "bare_bf16":
+            model.to(torch.bfloat16)
     else:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
     return model, [p for p in model.parameters() if p.requires_grad]
@@ -152,13 +188,15 @@ def build_method(
 def build_inference(
     method: str, backbone: PreTrainedModel, prompt_length: int = 0, reparam: str = "none"
 ) -> nn.Module:
-    """``bare`` or ``ptuning_v2`` (MLP folded) in eval mode, for forward-only latency."""
-    if method == "bare":
-        model, _ = build_method("bare", backbone)
-    elif method == "ptuning_v2":
-        model, _ = build_method("ptuning_v2", backbone, prompt_length, reparam)
+    """``bare``/``bare_bf16`` or a ``ptuning_v2`` variant (MLP folded) in eval mode, for forward-only latency."""
+    if method in INFERENCE_ONLY:
+        model, _ = build_method(method, backbone)
+    elif method in PTUNING_VARIANTS:
+        model, _ = build_method(method, backbone, prompt_length, reparam)
         model.fold()
         model.to(next(backbone.parameters()).device)
     else:
-        raise ValueError(f"inference latency is measured for 'bare' and 'ptuning_v2', not {method!r}")
+        raise ValueError(
+            f"inference latency is measured for bare and the ptuning_v2 variants, not {method!r}"
+        )
     return model.eval().requires_grad_(False)

@@ -37,6 +37,14 @@ class PTuningV2Config(MethodConfig):
     lr: float = 1e-2  # official scripts use 5e-3 .. 1e-2 for the prompts
     prompt: DeepPromptConfig = field(default_factory=DeepPromptConfig)
     layer_lr: LayerLRConfig = field(default_factory=LayerLRConfig)
+    # Frozen backbone weights in bf16 (speed, docs/performance.md): needs trainer.precision=bf16-mixed.
+    # fp32 keeps the loaded weights; the prompts and the head are fp32 either way.
+    frozen_dtype: str = "fp32"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.frozen_dtype not in ("fp32", "bf16", "fp16"):
+            raise ConfigError(f"method.frozen_dtype must be fp32, bf16 or fp16, got {self.frozen_dtype!r}")
 
 
 @register_method("ptuning_v2", PTuningV2Config)
@@ -50,4 +58,5 @@ def build_ptuning_v2(backbone, cfg: PTuningV2Config):
             )
         prompt = dataclasses.replace(prompt, split_layers=True)  # one parameter per prompted layer
     # The task module owns the head, so the wrapper trains the prompts alone.
-    return add_deep_prompts(backbone, prompt, train_head=False)
+    frozen = None if cfg.frozen_dtype == "fp32" else cfg.frozen_dtype
+    return add_deep_prompts(backbone, prompt, train_head=False, frozen_dtype=frozen)

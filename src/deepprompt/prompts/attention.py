@@ -13,6 +13,16 @@ that `DeepPromptModel` passes through the model) and then calls the stock implem
 The same names are registered with `AttentionMaskInterface`, otherwise transformers skips mask creation
 for unknown implementations and padding would be silently ignored. The mask covers the real tokens only;
 the prefix columns are prepended here, always visible (or per row, with an optional prefix mask).
+
+Speed (docs/performance.md, issue 5): SDPA can only take its fused kernels when the mask is small or absent.
+
+- Without padding (and without a per-row prefix mask) a non-causal layer gets ``attn_mask=None``: the prefix
+  needs no mask, so flash attention stays available.
+- With padding, transformers would build a (B, 1, n, n) mask of a bidirectional model; our mask functions build
+  the key-padding mask (B, 1, 1, n) instead (the same values, broadcast over the queries), and the prefix
+  columns are prepended to that: (B, 1, 1, m + n) per layer instead of a materialised (B, 1, n, m + n).
+- ``PromptBundle.compact_mask = False`` (the "naive" path, kept for the benchmark's before/after rows) builds
+  the full (B, 1, n, m + n) mask in every prompted layer, padding or not, as a first prototype would.
 """
 
 from __future__ import annotations
@@ -23,7 +33,12 @@ from collections.abc import Callable
 import torch
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_mask
+from transformers.masking_utils import (
+    AttentionMaskInterface,
+    bidirectional_mask_function,
+    eager_mask,
+    sdpa_mask,
+)
 
 PREFIX = "deepprompt_"
 SUPPORTED_BASES = ("sdpa", "eager")
@@ -31,6 +46,21 @@ SUPPORTED_BASES = ("sdpa", "eager")
 # One layer's prompt: key and value, each (B or 1, kv_heads, m, head_dim), optionally followed by a prefix mask
 # (B, m) bool, True = visible (per-row prompts of different lengths, padded to the longest: multitask batches).
 LayerPrompt = tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class PromptBundle(dict):
+    """``{layer_idx: LayerPrompt}``, the ``deep_prompts`` keyword argument, plus the engine's switches.
+
+    ``compact_mask`` (default true): no mask where none is needed, the (B, 1, 1, m + n) key-padding mask where
+    there is padding. False: the naive path, a materialised (B, 1, n, m + n) mask in every prompted layer (same
+    results; kept so the benchmark can show the difference). A plain dict works too (compact).
+    """
+
+    compact_mask: bool = True
+
+    def __init__(self, *args, compact_mask: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.compact_mask = compact_mask
 
 
 def _eager_for(module: torch.nn.Module) -> Callable:
@@ -92,6 +122,22 @@ def _to_float(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.where(mask, zero, torch.finfo(dtype).min)
 
 
+def _materialise(
+    mask: torch.Tensor | None, m: int, module, query, key, prefix_mask, base: str
+) -> torch.Tensor:
+    """The naive path: a full (B, 1, q, m + n) mask, built in every prompted layer even without padding."""
+    batch, q, n = query.shape[0], query.shape[2], key.shape[2]
+    if mask is None:
+        mask = torch.ones(q, n, dtype=torch.bool, device=query.device)
+        if getattr(module, "is_causal", False) and q > 1:
+            mask = mask.tril(diagonal=n - q)
+        mask = mask[None, None]
+        if base == "eager":
+            mask = _to_float(mask, query.dtype)
+    mask = mask.expand(batch, mask.shape[1], q, n)
+    return _extend_mask(mask, m, module, query, key, prefix_mask, base).contiguous()
+
+
 def _with_prompts(base: str) -> Callable:
     def attention(module, query, key, value, attention_mask, deep_prompts=None, **kwargs):
         prompt = deep_prompts.get(module.layer_idx) if deep_prompts else None
@@ -104,7 +150,11 @@ def _with_prompts(base: str) -> Callable:
                 [prefix_key.to(key.dtype).expand(batch, -1, -1, -1), key], dim=2
             )  # (B, H, m+n, d)
             value = torch.cat([prefix_value.to(value.dtype).expand(batch, -1, -1, -1), value], dim=2)
-            if prefix_mask is None:
+            if not getattr(deep_prompts, "compact_mask", True):
+                attention_mask = _materialise(
+                    attention_mask, m, module, query, key[:, :, m:], prefix_mask, base
+                )
+            elif prefix_mask is None:
                 attention_mask = _extend_mask(attention_mask, m, module, query, key[:, :, m:])
             else:
                 attention_mask = _extend_mask(
@@ -119,7 +169,26 @@ def _with_prompts(base: str) -> Callable:
     return attention
 
 
-_MASKS = {"sdpa": sdpa_mask, "eager": eager_mask}
+def _key_padding_only(mask_fn: Callable) -> Callable:
+    """A mask function that builds a bidirectional mask as (B, 1, 1, kv) instead of (B, 1, q, kv).
+
+    A bidirectional mask with padding depends on the key only, so one row broadcast over the queries holds
+    the same values (SDPA and eager attention both broadcast the mask). Causal, sliding-window and custom
+    (vmap) masks go to the stock function unchanged.
+    """
+
+    def mask(*args, mask_function: Callable | None = None, use_vmap: bool = False, **kwargs):
+        if mask_function is bidirectional_mask_function and not use_vmap and not args:
+            kwargs["q_length"] = 1
+        if mask_function is not None:
+            kwargs["mask_function"] = mask_function
+        return mask_fn(*args, use_vmap=use_vmap, **kwargs)
+
+    mask.__name__ = f"{PREFIX}{mask_fn.__name__}"
+    return mask
+
+
+_MASKS = {"sdpa": _key_padding_only(sdpa_mask), "eager": _key_padding_only(eager_mask)}
 
 
 def register() -> None:

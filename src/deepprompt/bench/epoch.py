@@ -1,0 +1,263 @@
+"""``deepprompt-bench epoch``: time one real training epoch end to end, our data pipeline against static padding.
+
+    deepprompt-bench epoch --task sst2 --model-path $PWD/.device/minilm --data-dir $DEEPPROMPT_DATA_DIR \\
+        --variants static,dynamic_nogroup,dynamic,dynamic_bf16 --out epoch.json
+    python -m deepprompt.bench.epoch ...                          # the same, without the console script
+
+Every variant trains P-Tuning v2 (``--prompt`` tokens on every layer, classification head on the pooler) for
+one epoch of the task's training split with Lightning (bf16-mixed on CUDA, fp32 on CPU), no validation, no
+logger, no checkpoints, no progress bar. The clock runs from the first training batch to the end of the epoch
+(CUDA synchronised): data loading, collation, forward, backward, optimizer and Lightning's per-step overhead
+all count; reading and tokenizing the files (done once, before the clock) and building the model do not.
+Before the first variant one short untimed fit (``--warmup-batches``) warms CUDA and cuBLAS up.
+
+Variants:
+
+- ``static``: every batch padded to ``--max-seq-length`` (128), examples in random order: what the official
+  P-Tuning v2 code does (``padding="max_length"``);
+- ``dynamic_nogroup``: each batch padded to its own longest example (rounded up to 8), random order;
+- ``dynamic``: our DataModule as ``conf/data/<task>.yaml`` sets it up: dynamic padding + length grouping;
+- ``dynamic_bf16``: ``dynamic`` with the frozen backbone stored in bf16 (``method.frozen_dtype=bf16``; CUDA).
+
+Reported per variant: epoch seconds, steps, examples/s, padded and real tokens (their ratio is the padding
+overhead), and the speed-up over ``static``. ``--shape roberta-large`` keeps the checkpoint's architecture and
+tokenizer but builds random weights with roberta-large's sizes (speed only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+VARIANTS = ("static", "dynamic_nogroup", "dynamic", "dynamic_bf16")
+SIZES = {
+    "roberta-large": dict(
+        hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096
+    ),
+    "bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64),  # tests
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="deepprompt-bench epoch",
+        description="Time one training epoch: dynamic padding + length grouping against static padding.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--task", default="sst2", help="classification task (sst2, boolq, rte, cb)")
+    p.add_argument(
+        "--model-path",
+        default=None,
+        help="backbone folder or hub name (also the tokenizer); default: the minilm config's backbone",
+    )
+    p.add_argument("--data-dir", default=None, help="benchmark data folder (default: $DEEPPROMPT_DATA_DIR)")
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated ({', '.join(VARIANTS)})")
+    p.add_argument("--shape", choices=sorted(SIZES), default=None, help="random weights of these sizes")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--max-seq-length", type=int, default=128)
+    p.add_argument("--prompt", type=int, default=16, help="prompt tokens per layer")
+    p.add_argument("--limit-train-examples", type=int, default=None, help="first N training examples only")
+    p.add_argument("--num-workers", type=int, default=2, help="DataLoader workers (conf/data uses 2)")
+    p.add_argument("--warmup-batches", type=int, default=20, help="untimed warm-up batches before the first")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument(
+        "--precision", default=None, help="Lightning precision (default: bf16-mixed on CUDA, 32-true on CPU)"
+    )
+    p.add_argument("--threads", type=int, default=None, help="CPU intra-op threads")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out", type=Path, default=Path("epoch.json"))
+    return p
+
+
+def _datamodule(args, variant: str):
+    from deepprompt.data import ClassificationDataModule
+    from deepprompt.data.collate import PaddingCollator
+
+    static = variant == "static"
+    dm = ClassificationDataModule(
+        task=args.task,
+        tokenizer=args.model_path,
+        data_dir=args.data_dir,
+        batch_size=args.batch,
+        max_seq_length=args.max_seq_length,
+        num_workers=args.num_workers,
+        group_by_length=variant in ("dynamic", "dynamic_bf16"),
+        pad_to_multiple_of=8,
+        limit_train_examples=args.limit_train_examples,
+        limit_eval_examples=1,
+        seed=args.seed,
+    )
+    if static:  # every batch exactly max_seq_length wide (all examples are truncated to it)
+        dm.collator = PaddingCollator(
+            dm.collator.pad_token_id, args.max_seq_length, dm.tokenizer.padding_side
+        )
+    return dm
+
+
+def _module(args, dm, variant: str):
+    from deepprompt.modules import ClassificationModule
+
+    backbone = {"name": "bench", "name_or_path": args.model_path, "pretrained": args.shape is None}
+    if args.shape:
+        backbone["config_overrides"] = SIZES[args.shape]
+    method = {
+        "name": "ptuning_v2",
+        "prompt": {"length": args.prompt},
+        "frozen_dtype": "bf16" if variant == "dynamic_bf16" else "fp32",
+    }
+    return ClassificationModule(backbone=backbone, method=method, **dm.module_kwargs())
+
+
+def _clock(device: str):
+    """A Lightning callback: epoch wall time from the first batch, padded and real token counts."""
+    import lightning as L
+
+    cuda = torch.device(device).type == "cuda"
+
+    class Clock(L.Callback):
+        def __init__(self):
+            self.start = self.end = None
+            self.steps = self.examples = self.padded = 0
+            self.real = torch.zeros((), dtype=torch.long)  # summed on the batch's device: no sync per step
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            if self.start is None:
+                if cuda:
+                    torch.cuda.synchronize()
+                self.start = time.perf_counter()
+            self.steps += 1
+            self.examples += batch["input_ids"].shape[0]
+            self.padded += batch["input_ids"].numel()
+            self.real = self.real.to(batch["attention_mask"].device) + batch["attention_mask"].sum()
+
+        def on_train_epoch_end(self, trainer, module):
+            if cuda:
+                torch.cuda.synchronize()
+            self.end = time.perf_counter()
+
+    return Clock()
+
+
+def _fit(args, dm, variant: str, limit_batches: int | None = None) -> dict:
+    import lightning as L
+
+    module = _module(args, dm, variant)
+    clock = _clock(args.device)
+    trainer = L.Trainer(
+        accelerator="gpu" if torch.device(args.device).type == "cuda" else "cpu",
+        devices=1,
+        precision=args.precision,
+        max_epochs=1,
+        limit_train_batches=limit_batches,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[clock],
+    )
+    trainer.fit(module, datamodule=dm)
+    seconds = clock.end - clock.start
+    real = int(clock.real.item())
+    result = {
+        "variant": variant,
+        "epoch_s": seconds,
+        "steps": clock.steps,
+        "examples": clock.examples,
+        "examples_per_s": clock.examples / seconds,
+        "ms_per_step": 1e3 * seconds / max(clock.steps, 1),
+        "padded_tokens": clock.padded,
+        "real_tokens": real,
+        "padding_overhead": clock.padded / max(real, 1),
+        "train_loss": float(module.train_loss.compute()) if module.train_loss.update_count else None,
+    }
+    del module, trainer
+    gc.collect()
+    if torch.device(args.device).type == "cuda":
+        torch.cuda.empty_cache()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    import os
+
+    from deepprompt.backbones import BackboneConfig
+
+    args.model_path = args.model_path or BackboneConfig().name_or_path
+    args.data_dir = args.data_dir or os.environ.get("DEEPPROMPT_DATA_DIR")
+    cuda = torch.device(args.device).type == "cuda"
+    args.precision = args.precision or ("bf16-mixed" if cuda else "32-true")
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        print(f"deepprompt-bench epoch: unknown variants {unknown}; known: {VARIANTS}", file=sys.stderr)
+        return 2
+    if "dynamic_bf16" in variants and not args.precision.startswith("bf16"):
+        print("# dynamic_bf16 needs bf16-mixed precision: skipped", file=sys.stderr)
+        variants.remove("dynamic_bf16")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    import lightning as L
+
+    L.seed_everything(args.seed, verbose=False)
+    modules = {}
+    for variant in variants:  # read + tokenize once per pipeline, outside the clock
+        dm = _datamodule(args, variant)
+        dm.setup("fit")
+        modules[variant] = dm
+    if args.warmup_batches > 0 and variants:
+        _fit(args, modules[variants[0]], variants[0], limit_batches=args.warmup_batches)
+
+    results = []
+    for variant in variants:
+        result = _fit(args, modules[variant], variant)
+        results.append(result)
+        print(
+            f"# {variant}: {result['epoch_s']:.2f} s, {result['steps']} steps, "
+            f"{result['examples_per_s']:.0f} ex/s, padding x{result['padding_overhead']:.2f}",
+            file=sys.stderr,
+        )
+    static = next((r["epoch_s"] for r in results if r["variant"] == "static"), None)
+    for r in results:
+        r["speedup_vs_static"] = static / r["epoch_s"] if static else None
+    lines = [
+        "| variant | epoch s | steps | examples/s | ms/step | padded/real tokens | x static |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        speed = "—" if r["speedup_vs_static"] is None else f"{r['speedup_vs_static']:.2f}"
+        lines.append(
+            f"| {r['variant']} | {r['epoch_s']:.2f} | {r['steps']} | {r['examples_per_s']:.0f} | "
+            f"{r['ms_per_step']:.1f} | {r['padding_overhead']:.2f} | {speed} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    env = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": shlex.join(["deepprompt-bench", "epoch", *argv]),
+        "gpu": torch.cuda.get_device_name(args.device) if cuda else None,
+        "torch": torch.__version__,
+    }
+    payload = {"environment": env, "args": {k: str(v) for k, v in vars(args).items()}, "rows": results}
+    payload["table"] = table
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=2))
+    print(f"# wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
