@@ -137,9 +137,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for seq in args.seq:
         for batch in args.batch:
-            t = throughput(
-                copy.deepcopy(base), configs, batch, seq, args.repeats, args.warmup, args.device
-            )
+            t = throughput(copy.deepcopy(base), configs, batch, seq, args.repeats, args.warmup, args.device)
             rows.append(
                 {
                     "backbone": args.backbone,
