@@ -73,7 +73,8 @@ class MultiTaskDeepPromptModel(nn.Module):
         layers = sorted({layer for prompts in per_task.values() for layer in prompts})
         slot = torch.full((len(self.tasks),), -1, dtype=torch.long)
         slot[torch.tensor(present)] = torch.arange(len(present))
-        rows = slot[index].to(next(iter(per_task[present[0]].values()))[0].device)  # (B,) row -> stacked task
+        device = next(iter(per_task[present[0]].values()))[0].device
+        rows = slot.to(index.device)[index].to(device)  # (B,) row -> stacked task (index may be on the GPU)
         g = self.geometry
         out = {}
         for layer in layers:
