@@ -108,6 +108,18 @@ class MultiTaskModule(TaskModule):
         counts["per_task"] = per_task
         return counts
 
+    def on_fit_start(self) -> None:
+        # A batch updates only the tasks it holds (homogeneous: one): DDP must be told that parameters may go
+        # unused in a step, or it fails at the first step with an error about unfinished reductions.
+        strategy = self.trainer.strategy
+        if self.trainer.world_size > 1 and not getattr(strategy, "_ddp_kwargs", {}).get(
+            "find_unused_parameters", False
+        ):
+            raise ConfigError(
+                "joint multi-task training under DDP needs trainer.strategy.find_unused_parameters=true "
+                "(each step updates only the tasks in its batch)"
+            )
+
     # -- forward and loss --------------------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """``{task: (rows, logits)}`` for the tasks present in the batch (rows: indices into the batch)."""
