@@ -121,3 +121,28 @@ def test_throughput_benchmark_prints_the_table(capsys, tmp_path):
     assert [r["batch"] for r in rows] == [3, 6] and all(r["tasks"] == 2 for r in rows)
     assert all(r["mixed ms"] > 0 and r["sequential ms"] > 0 for r in rows)
     assert (tmp_path / "bench.json").is_file()
+
+
+def test_per_task_exports_round_trip_into_a_multitask_model(tmp_path):
+    """save_task_prompts -> from_exports (and load_prompts for one task) give the same outputs, MLP folded."""
+    from deepprompt.prompts import load_prompts
+    from deepprompt.prompts.multitask import from_exports, save_task_prompts
+
+    backbone = helpers.tiny_bert(layers=3)
+    multi = MultiTaskDeepPromptModel(copy.deepcopy(backbone), CONFIGS).eval()
+    head = {"classifier.weight": torch.randn(3, 32)}
+    for task in CONFIGS:
+        save_task_prompts(multi, task, tmp_path / task, extra=head)
+    loaded, extras = from_exports(copy.deepcopy(backbone), {t: tmp_path / t for t in CONFIGS})
+    loaded.eval()
+    assert torch.equal(extras["c"]["classifier.weight"], head["classifier.weight"])
+    ids, mask = helpers.batch([5, 7, 3, 6])
+    tasks = ["c", "a", "b", "c"]
+    with torch.no_grad():
+        want = multi(tasks, input_ids=ids, attention_mask=mask).last_hidden_state
+        got = loaded(tasks, input_ids=ids, attention_mask=mask).last_hidden_state
+        assert (want - got).abs().max() < 1e-5
+        single, extra = load_prompts(copy.deepcopy(backbone), tmp_path / "b")
+        alone = single.eval()(input_ids=ids[2:3], attention_mask=mask[2:3]).last_hidden_state
+        assert (alone[0, :3] - want[2, :3]).abs().max() < 1e-5
+    assert set(extra) == {"classifier.weight"}

@@ -215,3 +215,36 @@ def test_joint_training_writes_per_task_metrics_exports_and_report_rows(run_cli,
     assert "val/rte/acc" in proc.stdout
     evaluated = json.loads((run / "eval_best.json").read_text())
     assert evaluated["val/acc"] == pytest.approx(summary["best"]["val/acc"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_joint_run_killed_mid_epoch_resumes_exactly(run_cli, tmp_path):
+    """SIGKILL at step 6 of 8 (mid-epoch 1; last.ckpt after every step), relaunch: the uninterrupted history."""
+    from tests.reliability.helpers import env_with_repo
+
+    args = (
+        "experiment=knob_multitask",
+        *TINY,
+        "data.tasks=[rte,cb]",
+        "method.prompt.length=4",
+        "data.num_workers=0",
+        "callbacks.step_checkpoint.every_n_train_steps=1",
+    )
+    run_cli("deepprompt.train", *args, f"hydra.run.dir={tmp_path / 'full'}")
+    killed = tmp_path / "killed"
+    proc = run_cli(
+        "deepprompt.train",
+        *args,
+        f"hydra.run.dir={killed}",
+        "+callbacks.kill._target_=tests.reliability.helpers.KillAt",
+        "+callbacks.kill.step=6",
+        check=False,
+        env=env_with_repo(),
+    )
+    assert proc.returncode != 0 and not (killed / "metrics.json").exists()
+    run_cli("deepprompt.train", *args, f"hydra.run.dir={killed}")
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    resumed = json.loads((killed / "metrics.json").read_text())
+    assert resumed["resumed_from"].endswith("last.ckpt") and resumed["steps"] == full["steps"] == 8
+    for a, b in zip(full["history"], resumed["history"], strict=True):
+        assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], abs=1e-6) for k in a)
