@@ -216,6 +216,18 @@ def test_joint_training_writes_per_task_metrics_exports_and_report_rows(run_cli,
     evaluated = json.loads((run / "eval_best.json").read_text())
     assert evaluated["val/acc"] == pytest.approx(summary["best"]["val/acc"], abs=1e-6)
 
+    # the joint run's RTE export, evaluated inside a single-task RTE run: the joint run's RTE scores
+    single = tmp_path / "single_rte"
+    run_cli(
+        "deepprompt.train", *TINY, "data=rte", "seed=11", "method.prompt.length=4", f"hydra.run.dir={single}"
+    )
+    export = run / "prompts" / "best" / "rte"
+    run_cli("deepprompt.eval", f"run_dir={single}", f"checkpoint={export}")
+    evaluated = json.loads((single / "eval_rte.json").read_text())
+    best = summary["per_task"]["rte"]["best"]
+    assert evaluated["val/acc"] == pytest.approx(best["val/acc"], abs=1e-6)
+    assert evaluated["val/loss"] == pytest.approx(best["val/loss"], abs=1e-5)
+
 
 @pytest.mark.slow
 def test_joint_run_killed_mid_epoch_resumes_exactly(run_cli, tmp_path):
