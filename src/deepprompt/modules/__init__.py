@@ -11,3 +11,8 @@ from deepprompt.modules.question_answering import QuestionAnsweringModule  # noq
 from deepprompt.modules.token_classification import TokenClassificationModule  # noqa: E402
 
 __all__ += ["MultiRCModule", "MultipleChoiceModule", "QuestionAnsweringModule", "TokenClassificationModule"]
+
+# Joint multi-task training (issue 9).
+from deepprompt.modules.multitask import MultiTaskModule  # noqa: E402
+
+__all__ += ["MultiTaskModule"]

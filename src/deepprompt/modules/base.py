@@ -40,7 +40,7 @@ class TaskModule(L.LightningModule):
         self.method_cfg = structured(method_schema(method["name"]), method, "method")
         self.head_cfg = structured(HeadConfig, head, "head")
         self.optim_cfg = structured(OptimConfig, optim, "optim")
-        self.encoder = build_method(load_backbone(self.backbone_cfg), self.method_cfg)
+        self.encoder = self.build_encoder(load_backbone(self.backbone_cfg))
         if gradient_checkpointing:
             self.encoder.gradient_checkpointing_enable()
         self.hidden_size = self._backbone().config.hidden_size
@@ -57,6 +57,10 @@ class TaskModule(L.LightningModule):
         return layer
 
     # -- encoder -----------------------------------------------------------------------------------------
+    def build_encoder(self, backbone) -> nn.Module:
+        """The backbone adapted by the method (a subclass may wrap it otherwise, e.g. one prompt set per task)."""
+        return build_method(backbone, self.method_cfg)
+
     def _backbone(self):
         if isinstance(self.encoder, DeepPromptModel):
             return self.encoder.model

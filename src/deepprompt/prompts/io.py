@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from deepprompt.errors import PromptMismatchError
 from deepprompt.prompts.config import DeepPromptConfig
+from deepprompt.prompts.encoder import PromptEncoder
 from deepprompt.prompts.geometry import BackboneGeometry
 from deepprompt.prompts.model import DeepPromptModel, add_deep_prompts
 from deepprompt.utils.atomic import atomic_write
@@ -65,11 +66,8 @@ def read_prompt_config(directory: str | os.PathLike) -> dict:
     return json.loads(path.read_text())
 
 
-def load_prompts(model, directory: str | os.PathLike) -> tuple[DeepPromptModel, dict[str, torch.Tensor]]:
-    """Put saved prompts (and head) onto ``model``: a fresh backbone, or a `DeepPromptModel` to fill.
-
-    Returns the prompted model (MLP already folded) and the ``extra`` tensors saved beside the prompts.
-    """
+def read_saved_prompts(directory: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``(prompt_config.json, tensors)`` of an export."""
     meta = read_prompt_config(directory)
     try:
         tensors = load_file(str(Path(directory) / WEIGHTS))
@@ -77,9 +75,16 @@ def load_prompts(model, directory: str | os.PathLike) -> tuple[DeepPromptModel, 
         raise PromptMismatchError(
             f"cannot read {Path(directory) / WEIGHTS}: {err} (truncated or corrupt file?)"
         ) from err
-    config = DeepPromptConfig(**{**meta["prompt"], "reparam": "none"})
-    target = model.model if isinstance(model, DeepPromptModel) else model
-    have = BackboneGeometry.from_config(target.config)
+    return meta, tensors
+
+
+def saved_prompt_config(meta: dict) -> DeepPromptConfig:
+    """The config of the saved prompts (already folded: ``reparam`` none)."""
+    return DeepPromptConfig(**{**meta["prompt"], "reparam": "none"})
+
+
+def check_geometry(meta: dict, backbone_config, directory) -> None:
+    have = BackboneGeometry.from_config(backbone_config)
     saved = meta["geometry"]
     diffs = [
         f"{k}: saved {saved[k]}, backbone {getattr(have, k)}"
@@ -92,17 +97,17 @@ def load_prompts(model, directory: str | os.PathLike) -> tuple[DeepPromptModel, 
             + "; ".join(diffs)
             + f"); this backbone is a {have.model_type}"
         )
-    if not isinstance(model, DeepPromptModel):
-        model = add_deep_prompts(model, config, train_head=bool(meta["head_names"]))
-    model.fold()
-    if model.prompt_encoder.layer_ids != meta["layer_ids"]:
+
+
+def fill_encoder(encoder: PromptEncoder, meta: dict, tensors: dict[str, torch.Tensor], directory) -> None:
+    """Put saved prefixes into a folded ``encoder`` of the same layers and lengths, or fail naming the difference."""
+    if encoder.layer_ids != meta["layer_ids"]:
         # Same count of layers gives the same tensor shape: without this check the prompts would silently
         # land on the wrong layers.
         raise PromptMismatchError(
             f"prompts in {directory} are for layers {meta['layer_ids']}, the model prompts layers "
-            f"{model.prompt_encoder.layer_ids}"
+            f"{encoder.layer_ids}"
         )
-    encoder = model.prompt_encoder
     if (
         "prefix" in tensors
         and not encoder.split
@@ -112,7 +117,7 @@ def load_prompts(model, directory: str | os.PathLike) -> tuple[DeepPromptModel, 
             f"prompt tensor in {directory} has shape {tuple(tensors['prefix'].shape)}, the model expects "
             f"{tuple(encoder.prefix.shape)} (different length or layers)"
         )
-    saved_layers = _saved_layer_tensors(tensors, meta, model.geometry.kv_width)
+    saved_layers = _saved_layer_tensors(tensors, meta, encoder.geometry.kv_width)
     expected = {layer: tuple(t.shape) for layer, t in encoder.layer_tensors().items()}
     got = {layer: tuple(t.shape) for layer, t in saved_layers.items()}
     if got != expected:
@@ -121,6 +126,25 @@ def load_prompts(model, directory: str | os.PathLike) -> tuple[DeepPromptModel, 
             "(different length or layers)"
         )
     encoder.set_layer_tensors(saved_layers)
+
+
+def extra_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k.removeprefix("extra."): v for k, v in tensors.items() if k.startswith("extra.")}
+
+
+def load_prompts(model, directory: str | os.PathLike) -> tuple[DeepPromptModel, dict[str, torch.Tensor]]:
+    """Put saved prompts (and head) onto ``model``: a fresh backbone, or a `DeepPromptModel` to fill.
+
+    Returns the prompted model (MLP already folded) and the ``extra`` tensors saved beside the prompts.
+    """
+    meta, tensors = read_saved_prompts(directory)
+    config = saved_prompt_config(meta)
+    target = model.model if isinstance(model, DeepPromptModel) else model
+    check_geometry(meta, target.config, directory)
+    if not isinstance(model, DeepPromptModel):
+        model = add_deep_prompts(model, config, train_head=bool(meta["head_names"]))
+    model.fold()
+    fill_encoder(model.prompt_encoder, meta, tensors, directory)
     head = {k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")}
     for name in meta["head_names"]:
         sub = {k.removeprefix(f"{name}."): v for k, v in head.items() if k.startswith(f"{name}.")}
@@ -130,8 +154,7 @@ def load_prompts(model, directory: str | os.PathLike) -> tuple[DeepPromptModel, 
             raise PromptMismatchError(
                 f"head {name!r} saved in {directory} does not fit this model: {err}"
             ) from err
-    extra = {k.removeprefix("extra."): v for k, v in tensors.items() if k.startswith("extra.")}
-    return model, extra
+    return model, extra_tensors(tensors)
 
 
 def _saved_layer_tensors(

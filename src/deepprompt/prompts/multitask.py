@@ -8,11 +8,17 @@ prompt position) that the attention merges into the ``(B, 1, q, m_max + n)`` mas
 masked, so each row sees exactly its own task's prompt: row by row the output equals that task's single-task
 `DeepPromptModel` (tests/knobs/test_multitask.py). A batch of one task only goes through the single-task path
 (prompts broadcast over the batch, no gather and no prefix mask).
+
+Each task's prompts export alone in the single-task format (`save_task_prompts`, read by `load_prompts`,
+``deepprompt-eval checkpoint=<dir>`` and `load_task_prompts`), so tasks trained separately or jointly can be
+put together on one backbone, and a jointly trained task can be served alone.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -22,6 +28,14 @@ from deepprompt.prompts import attention
 from deepprompt.prompts.config import DeepPromptConfig
 from deepprompt.prompts.encoder import PromptEncoder
 from deepprompt.prompts.geometry import BackboneGeometry
+from deepprompt.prompts.io import (
+    check_geometry,
+    extra_tensors,
+    fill_encoder,
+    read_saved_prompts,
+    save_prompts,
+    saved_prompt_config,
+)
 from deepprompt.prompts.model import check_supported
 
 
@@ -33,6 +47,7 @@ class MultiTaskDeepPromptModel(nn.Module):
             raise ValueError("MultiTaskDeepPromptModel needs at least one task")
         self.model = model
         self.tasks = list(configs)
+        self.configs = dict(configs)
         self.geometry = BackboneGeometry.from_config(model.config)
         self.encoders = nn.ModuleDict(
             {task: PromptEncoder(cfg, self.geometry) for task, cfg in configs.items()}
@@ -58,7 +73,8 @@ class MultiTaskDeepPromptModel(nn.Module):
         layers = sorted({layer for prompts in per_task.values() for layer in prompts})
         slot = torch.full((len(self.tasks),), -1, dtype=torch.long)
         slot[torch.tensor(present)] = torch.arange(len(present))
-        rows = slot[index].to(next(iter(per_task[present[0]].values()))[0].device)  # (B,) row -> stacked task
+        device = next(iter(per_task[present[0]].values()))[0].device
+        rows = slot.to(index.device)[index].to(device)  # (B,) row -> stacked task (index may be on the GPU)
         g = self.geometry
         out = {}
         for layer in layers:
@@ -93,3 +109,50 @@ class MultiTaskDeepPromptModel(nn.Module):
             },
             "backbone": sum(p.numel() for p in self.model.base_model.parameters()),
         }
+
+
+class _TaskPrompts:
+    """One task's prompts seen as a single-task `DeepPromptModel` by `save_prompts` (no head inside)."""
+
+    head_names: list[str] = []
+
+    def __init__(self, multi: MultiTaskDeepPromptModel, task: str) -> None:
+        self.prompt_encoder = multi.encoders[task]
+        self.config = self.prompt_encoder.config
+        self.geometry = multi.geometry
+
+    def head_state_dict(self) -> dict[str, torch.Tensor]:
+        return {}
+
+
+def save_task_prompts(
+    multi: MultiTaskDeepPromptModel,
+    task: str,
+    directory: str | os.PathLike,
+    extra: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """``task``'s prompts (MLP folded in the file, not in ``multi``) in the single-task export format;
+    ``extra`` holds its head (``classifier.weight``/``classifier.bias``), as a single-task run writes it."""
+    if task not in multi.encoders:
+        raise KeyError(f"no task {task!r}; tasks: {multi.tasks}")
+    return save_prompts(_TaskPrompts(multi, task), directory, extra=extra)  # type: ignore[arg-type]
+
+
+def load_task_prompts(
+    multi: MultiTaskDeepPromptModel, task: str, directory: str | os.PathLike
+) -> dict[str, torch.Tensor]:
+    """Fill ``task``'s prompts of ``multi`` from an export (single-task or `save_task_prompts`); returns the
+    ``extra`` tensors (the head). The task's encoder is folded first (the export holds folded prompts)."""
+    meta, tensors = read_saved_prompts(directory)
+    check_geometry(meta, multi.model.config, directory)
+    multi.encoders[task].fold()
+    fill_encoder(multi.encoders[task], meta, tensors, directory)
+    return extra_tensors(tensors)
+
+
+def from_exports(model: PreTrainedModel, exports: Mapping[str, str | os.PathLike]):
+    """A `MultiTaskDeepPromptModel` of ``{task: export dir}`` on ``model``, and ``{task: extra tensors}``."""
+    configs = {task: saved_prompt_config(read_saved_prompts(d)[0]) for task, d in exports.items()}
+    multi = MultiTaskDeepPromptModel(model, configs)
+    extras = {task: load_task_prompts(multi, task, d) for task, d in exports.items()}
+    return multi, extras

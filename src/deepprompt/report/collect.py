@@ -4,6 +4,12 @@ A run's *setting* is what tells it apart from its siblings in a sweep: its Hydra
 group selections that have their own column (``data=``, ``method=``, ``backbone=``) and the switches that do not
 change the result (``debug=``, ``extras.*``, ``hydra.*``, ...). ``method.`` is dropped from the keys, so
 ``method.prompt.length=16`` reads ``prompt.length=16``. Rows that differ only by seed share a setting.
+
+A joint multi-task run (``data=multitask``, ``metrics.json`` with ``per_task``) gives one row for the joint
+run (task ``rte+cb``, scores averaged over the tasks) and one row per task (task ``rte``, that task's scores at
+its own best epoch, its own prompt + head parameters), whose setting adds ``joint=rte+cb``: the per-task rows
+sit next to the separate single-task runs of the same task in the report. Column ``joint`` names the tasks
+trained together (empty for single-task runs).
 """
 
 from __future__ import annotations
@@ -203,6 +209,7 @@ def run_row(summary: dict[str, Any], file: Path, ignore: Iterable[str] = ()) -> 
         "hardware": _hardware(summary),
         "overrides": " ".join(overrides),
         "job_num": summary.get("job_num"),
+        "joint": None,
         "run_dir": str(run_dir),
     }
     for prefix, entry in (("best", best), ("last", last)):
@@ -210,6 +217,38 @@ def run_row(summary: dict[str, Any], file: Path, ignore: Iterable[str] = ()) -> 
             if key not in ("epoch", "step"):
                 row[f"{prefix}_{key}"] = _number(value)
     return row
+
+
+def run_rows(summary: dict[str, Any], file: Path, ignore: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """The rows of one ``metrics.json``: one, or for a joint multi-task run the joint row and one per task."""
+    row = run_row(summary, file, ignore)
+    per_task = summary.get("per_task")
+    if not isinstance(per_task, dict) or not per_task:
+        return [row]
+    joint = "+".join(per_task)
+    row["joint"] = joint
+    rows = [row]
+    parts = setting_parts(_overrides(summary, file.parent), {*ignore, "data.tasks"})
+    params = (summary.get("params") or {}).get("per_task") or {}
+    for task, result in per_task.items():
+        task_row = {k: v for k, v in row.items() if not k.startswith(("best_", "last_"))}
+        best, last = result.get("best") or {}, result.get("last") or {}
+        task_counts = params.get(task) or {}
+        task_row |= {
+            "task": task,
+            "setting": format_setting({**parts, "joint": joint}),
+            "monitor": result.get("monitor"),
+            "best_epoch": _number(best.get("epoch")),
+            "last_epoch": _number(last.get("epoch")),
+            "trainable": _number(task_counts.get("trainable")),
+            "trainable_share": _number(task_counts.get("trainable_share")),
+        }
+        for prefix, entry in (("best", best), ("last", last)):
+            for key, value in entry.items():
+                if key not in ("epoch", "step"):
+                    task_row[f"{prefix}_{key}"] = _number(value)
+        rows.append(task_row)
+    return rows
 
 
 def collect_runs(paths: Sequence[str | Path], ignore: Iterable[str] = ()) -> pd.DataFrame:
@@ -227,7 +266,7 @@ def collect_runs(paths: Sequence[str | Path], ignore: Iterable[str] = ()) -> pd.
         if not isinstance(summary, dict) or "status" not in summary:
             log.warning("skipping %s: not a deepprompt run summary", file)
             continue
-        rows.append(run_row(summary, file, ignore))
+        rows.extend(run_rows(summary, file, ignore))
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame

@@ -169,6 +169,8 @@ def failed_markdown(failed: pd.DataFrame) -> str:
 
 
 def header_markdown(runs: pd.DataFrame, sources: Sequence[str | Path], metric: str, title: str) -> str:
+    if "run_dir" in runs:  # a joint multi-task run has a row per task: count (and time) it once
+        runs = runs.drop_duplicates("run_dir")
     n = len(runs)
     finished = int((runs["status"] == "finished").sum()) if n else 0
     failed = n - finished

@@ -24,7 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from deepprompt.errors import DeepPromptError
-from deepprompt.runs.summary import METRICS_FILE
+from deepprompt.runs.summary import METRICS_FILE, run_task
 
 log = logging.getLogger("deepprompt")
 
@@ -69,7 +69,7 @@ def run_guarded(
             "error": f"{type(err).__name__}: {err}",
             "traceback": traceback.format_exc(),
             "wall_time_s": round(time.time() - started, 2),
-            "task": cfg.data.get("task"),
+            "task": run_task(cfg.data),
             "method": cfg.method.get("name"),
             "backbone": cfg.backbone.get("name"),
             "seed": cfg.get("seed"),

@@ -15,6 +15,14 @@ from deepprompt.utils.atomic import atomic_write_json
 METRICS_FILE = "metrics.json"
 
 
+def run_task(data_cfg: Any) -> str | None:
+    """The task a run reports: ``data.task``, or ``rte+cb`` for a joint multi-task run (``data.tasks``)."""
+    task = data_cfg.get("task")
+    if task is None and data_cfg.get("tasks"):
+        return "+".join(str(t) for t in data_cfg.get("tasks"))
+    return task
+
+
 def best_and_last(history: list[dict[str, float]], monitor: str, mode: str = "max") -> tuple[dict, dict]:
     if not history:
         return {}, {}
