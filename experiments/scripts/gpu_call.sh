@@ -1,19 +1,48 @@
 #!/usr/bin/env bash
-# One GPU call of the issue 3/4/9 job plans: MiniLM jobs side by side on one GPU (gpu_queue.py), packed into $OUT.
+# One GPU call: optionally the issue 5/9 benchmarks first (alone on the GPU: BENCH=1), then the job plan of
+# issues 3/4/9 (MiniLM jobs side by side, gpu_queue.py) until DEADLINE_S seconds after the start; all packed
+# into $OUT. Optional COMPRESS=1: SVD-compress the knob runs' uniform prompts afterwards (issue 9).
 #   device run (carry .device .snap [.prior]):
-#     cd .snap && ln -sfn ../.device .device && bash experiments/scripts/gpu_call.sh PLAN BUDGET_S [PARALLEL]
-# A folder .prior/ beside .snap (the packed runs of an earlier call, unpacked) continues that call's plan.
+#     cd .snap && ln -sfn ../.device .device && BENCH=1 bash experiments/scripts/gpu_call.sh PLAN DEADLINE_S [PARALLEL]
+# A folder .prior/ beside .snap (the unpacked runs of earlier calls) continues their plan.
 set -u
-plan=$1 budget=$2 parallel=${3:-14}
+plan=$1 deadline=$2 parallel=${3:-14}
+T0=$(date +%s)
 source experiments/scripts/device_env.sh
+if [[ ${BENCH:-0} == 1 ]]; then
+  B=$DEEPPROMPT_OUTPUT_DIR/bench; mkdir -p "$B"
+  echo "== issue 5 bench (gpu-issue5 preset)"
+  timeout 270 python3 -m deepprompt.bench.cli --preset gpu-issue5 --out "$B/issue5_gpu.json" > "$B/issue5_gpu.log" 2>&1
+  echo "exit $?"; grep -v "^\s*$" "$B/issue5_gpu.log" | tail -60
+  echo "== one SST-2 epoch, MiniLM: static padding vs dynamic"
+  timeout 180 python3 -m deepprompt.bench.cli epoch --task sst2 --model-path "$PWD/.device/minilm" \
+    --data-dir "$DEEPPROMPT_DATA_DIR" --out "$B/epoch_sst2_minilm.json" > "$B/epoch_sst2_minilm.log" 2>&1
+  echo "exit $?"; tail -15 "$B/epoch_sst2_minilm.log"
+  echo "== issue 9 mixed-batch inference"
+  timeout 90 python3 -m deepprompt.bench.multitask --backbone "$PWD/.device/minilm" --device cuda --dtype bf16 \
+    --prompt 8,16,32 --batch 32,128,512 --seq 128 --repeats 20 --warmup 5 --json "$B/bench_multitask.json" \
+    > "$B/bench_multitask.md" 2>&1
+  echo "exit $?"; tail -15 "$B/bench_multitask.md"
+  tar -C "$B" -czf "$OUT/bench.tar.gz" .
+fi
+budget=$(( deadline - ($(date +%s) - T0) - 30 ))
+echo "== queue $plan: ${budget}s"
 prior=()
 [[ -d ../.prior ]] && prior=(--prior ../.prior)
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv -l 20 > "$OUT/gpu_util.csv" 2>&1 &
 python3 experiments/scripts/gpu_queue.py --plan "$plan" --budget "$budget" --parallel "$parallel" \
   --root "$DEEPPROMPT_OUTPUT_DIR/queue" "${prior[@]}" "$MINILM" trainer=gpu extras.print_config=false \
   '~callbacks.rich_progress_bar' +trainer.enable_progress_bar=false callbacks.nan_guard.check_every_n_steps=25 \
-  callbacks.step_checkpoint.every_n_train_steps=null 2>&1 | tee "$OUT/queue.log"
+  callbacks.step_checkpoint.every_n_train_steps=null > "$OUT/queue.log" 2>&1
+tail -3 "$OUT/queue.log"
 kill %1 2>/dev/null
+if [[ ${COMPRESS:-0} == 1 ]]; then
+  for run in "$DEEPPROMPT_OUTPUT_DIR"/queue/knobs/*_uniform_s*; do
+    [[ -f $run/metrics.json ]] || continue
+    python3 -m deepprompt.compress run_dir="$run" > "$run/compress.log" 2>&1 &
+  done
+  wait
+fi
 tar -C "$DEEPPROMPT_OUTPUT_DIR/queue" --exclude='*.ckpt' --exclude='*.safetensors' --exclude='*.pt' \
   -czf "$OUT/runs_$plan.tar.gz" .
 ls -la "$OUT"

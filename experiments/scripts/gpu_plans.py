@@ -224,9 +224,47 @@ def knobs(tasks=("rte", "sst2"), priority0: int = 70) -> list[Job]:
     return jobs
 
 
+def multitask(priority0: int = 75) -> list[Job]:
+    """Issue 9: joint RTE + CB + BoolQ (experiment=knob_multitask: length 20, lr 1e-2, 10 epochs, seed 11), mixed
+    and homogeneous batches, next to separate single-task runs with the same prompt settings."""
+    same = ["method.prompt.length=20", "method.lr=1e-2", "seed=11", "data.num_workers=0"]
+    jobs = [
+        Job(
+            "joint_mixed",
+            "multitask",
+            ["experiment=knob_multitask", "data.num_workers=0", "task_name=multitask_joint_mixed"],
+            2 * 3810,
+            priority0,
+        ),
+        Job(
+            "joint_homogeneous",
+            "multitask",
+            [
+                "experiment=knob_multitask",
+                "data.batch_mode=homogeneous",
+                "data.num_workers=0",
+                "task_name=multitask_joint_homogeneous",
+            ],
+            2 * 3810,
+            priority0,
+        ),
+    ]
+    for task, steps in (("rte", 10 * 78), ("cb", 10 * 8), ("boolq", 2 * 10 * 295)):
+        jobs.append(
+            Job(
+                f"{task}_separate",
+                "multitask",
+                [f"experiment={task}_minilm", "trainer.max_epochs=10", *same, "task_name=multitask_separate"],
+                steps,
+                priority0,
+            )
+        )
+    return jobs
+
+
 def everything() -> list[Job]:
     """All of it in priority order; each call continues the last (--prior) within its budget."""
-    return method_comparison() + issue4() + sweeps() + knobs() + extras()
+    return method_comparison() + issue4() + sweeps() + knobs() + multitask() + extras()
 
 
 PLANS = {"call1": call1, "all": everything}
