@@ -122,6 +122,13 @@ def test_markdown_header_and_numbers(report_dir, table):
     assert format_score(0.7123, float("nan"), "val/acc") == "71.2"
 
 
+def test_scores_already_in_percent_are_not_scaled_again():
+    # SQuAD's EM/F1 are logged in percent, as the official script computes them; fractions never exceed 1
+    assert format_score(62.1063, float("nan"), "val/f1") == "62.1"
+    assert format_score(49.4, 1.25, "val/exact_match") == "49.4 ± 1.2"
+    assert format_score(0.894, 0.012, "val/f1") == "89.4 ± 1.2"
+
+
 def test_csv_columns_and_rows(report_dir, table):
     with open(report_dir / "report.csv", newline="") as f:
         rows = list(csv.DictReader(f))

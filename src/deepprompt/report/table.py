@@ -94,7 +94,10 @@ def format_score(mean: float, std: float, metric: str) -> str:
         return MISSING
     if is_loss(metric):
         return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
-    return f"{100 * mean:.1f}" if pd.isna(std) else f"{100 * mean:.1f} ± {100 * std:.1f}"
+    # scores are fractions (accuracy, F1), except SQuAD's EM/F1, which are in percent as the official script's: a
+    # fraction never exceeds 1
+    scale = 1.0 if mean > 1.0 else 100.0
+    return f"{scale * mean:.1f}" if pd.isna(std) else f"{scale * mean:.1f} ± {scale * std:.1f}"
 
 
 def format_count(value: float | None) -> str:
