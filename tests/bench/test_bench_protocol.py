@@ -149,3 +149,14 @@ def test_inference_rows_of_a_run_are_like_for_like(tmp_path):
     rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
     assert rows["ptuning_v2_bf16"]["infer_like_for_like"] is True
     assert rows["bare_bf16"]["infer_timing"]["steps"] == 4
+
+
+def test_render_the_committed_h100_json():
+    from pathlib import Path
+
+    from deepprompt.bench import render
+
+    path = Path(__file__).parents[2] / "experiments/results/issue5_bench_h100/issue5_gpu.json"
+    text = render.render(json.loads(path.read_text()))
+    assert "NVIDIA H100" in text and "| inference_vs_bare_T128 | 0.525 | <= 1.10 | True |" in text
+    assert "% range)" in text  # the first run has min/max only

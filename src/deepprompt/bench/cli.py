@@ -524,7 +524,7 @@ def run_group(cases: list[Case], args) -> dict[Case, dict | Exception]:
                 results[b.case] = err
         else:
             for b, summary in zip(built, summaries, strict=True):
-                results[b.case] = case_result(b, summary, args)
+                results[b.case] = summary if isinstance(summary, Exception) else case_result(b, summary, args)
     del built
     _cleanup(args.device)
     return results
@@ -614,7 +614,16 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-_SAME_ATTENTION = ("sdpa_calls", "dtype", "kv_dtype", "mask", "is_causal", "dropout_p", "inference_mode", "grad")
+_SAME_ATTENTION = (
+    "sdpa_calls",
+    "dtype",
+    "kv_dtype",
+    "mask",
+    "is_causal",
+    "dropout_p",
+    "inference_mode",
+    "grad",
+)
 
 
 def same_attention(a: dict | None, b: dict | None) -> bool | None:
@@ -759,7 +768,9 @@ def main(argv: list[str] | None = None) -> int:
         for case, result in run_group(group, args).items():
             row = rows[case.key]
             if isinstance(result, Exception):
-                message = f"{type(result).__name__}: {str(result).splitlines()[0] if str(result) else ''}"[:300]
+                message = f"{type(result).__name__}: {str(result).splitlines()[0] if str(result) else ''}"[
+                    :300
+                ]
                 row["error"] = (row["error"] + "; " if row.get("error") else "") + f"{case.mode}: {message}"
                 print(f"# {case.mode} {case.key}: FAILED {message}", file=sys.stderr)
                 continue

@@ -170,9 +170,7 @@ def _clock(device: str, budget_s: float | None = None):
     return Clock()
 
 
-def _fit(
-    args, dm, variant: str, limit_batches: int | None = None, budget_s: float | None = None
-) -> dict:
+def _fit(args, dm, variant: str, limit_batches: int | None = None, budget_s: float | None = None) -> dict:
     import lightning as L
 
     module = _module(args, dm, variant)

@@ -113,7 +113,9 @@ class StepTimer:
                 self.step()
                 self.times.append((time.perf_counter() - t0) * 1e3)
             return
-        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
+        events = [
+            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)
+        ]
         torch.cuda.synchronize(self.device)
         for start, end in events:
             if self.sync_each:
@@ -144,16 +146,23 @@ def split_steps(steps: int, rounds: int) -> list[int]:
     return [base + (1 if r < extra else 0) for r in range(rounds)]
 
 
-def interleave(timers: Sequence[StepTimer], steps: int, rounds: int) -> list[dict]:
-    """Time every timer for ``steps`` steps in ``rounds`` interleaved rounds; one summary per timer."""
+def interleave(timers: Sequence[StepTimer], steps: int, rounds: int) -> list[dict | Exception]:
+    """Time every timer for ``steps`` steps in ``rounds`` interleaved rounds; one summary per timer, or the
+    exception its step raised (that timer leaves the rounds, the others go on)."""
     if steps <= 0:
         raise ValueError("steps must be positive")
     per_round = split_steps(steps, rounds)
+    failed: dict[int, Exception] = {}
     with no_gc():
         for order, n in zip(round_orders(len(timers), len(per_round)), per_round, strict=True):
             for i in order:
-                timers[i].run(n)
-    return [t.summary() for t in timers]
+                if i in failed:
+                    continue
+                try:
+                    timers[i].run(n)
+                except Exception as err:  # noqa: BLE001 - one failing case must not stop its group
+                    failed[i] = err
+    return [failed.get(i) or t.summary() for i, t in enumerate(timers)]
 
 
 def time_steps(
