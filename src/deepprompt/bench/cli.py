@@ -1,10 +1,20 @@
 """``deepprompt-bench``: time training steps and inference of deep prompts against peft prefix, LoRA, full FT.
 
-Each case builds a fresh random-weight backbone (no download), runs ``--warmup`` untimed and ``--steps``
-timed steps and records the median. A training step is forward + loss + backward + AdamW step (fused on
-CUDA) + zero_grad on random token ids (no padding, so no attention mask unless ``--attention-mask``);
-``--dtype bf16`` runs under ``torch.autocast(bfloat16)`` with fp32 weights. Inference is a forward under
-``torch.inference_mode`` for ``bare`` and for ``ptuning_v2`` with ``--infer-prompt`` tokens (MLP folded).
+Timing protocol (docs/performance.md): the GPU is first kept busy for ``--gpu-warmup-s`` (clocks up); then the
+cases run in groups (one group = one sub-grid's cases of one shape and T). Each case of a group is built on its
+own fresh random-weight backbone (no download) and runs ``--warmup`` untimed steps (its peak memory is read then,
+net of the models already resident); then the group's cases are timed in ``--rounds`` interleaved rounds
+(A B C, C B A, ...), ``--steps`` timed steps per case in all, so drift hits every case of the group alike. Per
+case the JSON holds every step time, the median (the headline), quartiles, p10/p90 and IQR/median (``noisy``
+above 10 %, marked ``!`` in the table's IQR column).
+
+A training step is forward + loss + backward + AdamW step (fused on CUDA) + zero_grad on random token ids (no
+padding, so no attention mask unless ``--attention-mask``), queued back to back and timed with CUDA events;
+``--dtype bf16`` runs under ``torch.autocast(bfloat16)`` with fp32 weights. Inference is one forward under
+``torch.inference_mode`` (and the same autocast) for ``bare`` and for ``ptuning_v2`` with ``--infer-prompt``
+tokens (MLP folded), each step started on an idle GPU (latency), with the same step function for every
+inference row; the row records which SDPA calls the forward makes (``attention``: dtype, mask, causal flag, key
+length) and whether the host could not keep up with the GPU (``host_bound``).
 
 Methods without a prompt (``lora``, ``full_ft``, ``bare``) are measured once per (shape, T) and recorded with
 ``m = 0``. A case that fails (peft prefix with T + m beyond the position table, out of memory ...) becomes an
@@ -28,7 +38,7 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -48,6 +58,7 @@ COLUMNS = (
     "MFU %",
     "inference ms",
     "x bare",
+    "IQR %",
     "pad",
     "sdpa",
 )
@@ -61,6 +72,7 @@ class Case:
     prompt: int
     mode: str  # "train" or "infer"
     pad: float = 0.0
+    group: tuple = field(default=(), compare=False)  # cases of one group are timed in interleaved rounds
 
     @property
     def key(self) -> tuple[str, str, int, int, float]:
@@ -82,15 +94,25 @@ class Grid:
 _RL, _BB = "roberta-large", "bert-base"
 _INFER = ["bare", "bare_bf16"]
 PRESETS: dict[str, dict] = {
-    # issue 5's targets on one GPU, most important first (fits ~150 s on an H100 with --steps 20 --warmup 3)
+    # issue 5's targets on one GPU, most important first. Cases of one (shape, T, padding) form one group, timed
+    # in interleaved rounds; 3 warm-up + 40 timed steps per case: ~150 s on an H100 (docs/performance.md has the
+    # estimate from the first run's per-step times), guard: no new group after 240 s
     "gpu-issue5": {
-        "defaults": {"batch": 32, "dtype": "bf16", "steps": 20, "warmup": 3, "budget_s": 240.0},
+        "defaults": {
+            "batch": 32,
+            "dtype": "bf16",
+            "steps": 40,
+            "rounds": 4,
+            "warmup": 3,
+            "gpu_warmup_s": 3.0,
+            "budget_s": 240.0,
+        },
         "grids": [
             Grid([_RL], [128, 256], ["ptuning_v2_bf16", "peft_prefix"], [16, 64, 128]),
             Grid([_RL], [128, 256], ["ptuning_v2_naive", "ptuning_v2"], [16, 64]),
             Grid([_RL], [128, 256], ["lora", "full_ft"]),
-            Grid([_RL], [128, 256], _INFER, infer_prompt=100),
-            Grid([_RL], [128, 256], ["ptuning_v2_naive", "ptuning_v2", "ptuning_v2_bf16"], [], 100),
+            Grid([_RL], [128, 256], [*_INFER, "ptuning_v2_naive", "ptuning_v2", "ptuning_v2_bf16"], [], 100),
+            Grid([_RL], [256], ["ptuning_v2_bf16_top"], [64]),
             Grid(
                 [_RL],
                 [256],
@@ -98,20 +120,26 @@ PRESETS: dict[str, dict] = {
                 [64],
                 pad=0.25,
             ),
-            Grid([_RL], [256], ["ptuning_v2_bf16_top"], [64]),
             Grid([_BB], [128, 256], ["ptuning_v2_bf16", "peft_prefix"], [16, 64, 128]),
-            Grid([_BB], [128, 256], ["lora", "full_ft", *_INFER]),
-            Grid([_BB], [128], ["ptuning_v2_bf16"], [], 100),
+            Grid([_BB], [128], ["lora", "full_ft", *_INFER, "ptuning_v2_bf16"], [], 100),
+            Grid([_BB], [256], ["lora", "full_ft", *_INFER]),
         ],
     },
     # the same machinery on the tiny shape, CPU, seconds (the test suite runs it)
     "cpu-tiny": {
-        "defaults": {"batch": 2, "dtype": "bf16", "steps": 2, "warmup": 1, "device": "cpu", "threads": 1},
+        "defaults": {
+            "batch": 2,
+            "dtype": "bf16",
+            "steps": 2,
+            "rounds": 2,
+            "warmup": 1,
+            "device": "cpu",
+            "threads": 1,
+        },
         "grids": [
             Grid(["tiny"], [8, 16], ["ptuning_v2_bf16", "peft_prefix"], [4]),
             Grid(["tiny"], [8], ["ptuning_v2_naive", "ptuning_v2", "lora", "full_ft"], [4]),
-            Grid(["tiny"], [8], _INFER, infer_prompt=6),
-            Grid(["tiny"], [8], ["ptuning_v2_naive", "ptuning_v2", "ptuning_v2_bf16"], [], 6),
+            Grid(["tiny"], [8], [*_INFER, "ptuning_v2_naive", "ptuning_v2", "ptuning_v2_bf16"], [], 6),
             Grid(["tiny"], [16], ["ptuning_v2_naive", "ptuning_v2"], [4], pad=0.25),
             Grid(["tiny"], [16], ["ptuning_v2_bf16_top"], [4]),
         ],
@@ -149,15 +177,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dtype", choices=("bf16", "fp32"), default="bf16", help="bf16 = autocast over fp32 weights"
     )
-    p.add_argument("--steps", type=int, default=50, help="timed steps per case")
-    p.add_argument("--warmup", type=int, default=10, help="untimed steps per case")
+    p.add_argument("--steps", type=int, default=50, help="timed steps per case (over all rounds)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="interleaved rounds: a group's cases take turns, --steps/--rounds timed steps per turn",
+    )
+    p.add_argument("--warmup", type=int, default=10, help="untimed steps per case, when it is built")
+    p.add_argument(
+        "--gpu-warmup-s",
+        type=float,
+        default=3.0,
+        help="seconds of bf16 matrix products before the first case (GPU clocks up; 0 = none)",
+    )
+    p.add_argument(
+        "--group-size",
+        type=int,
+        default=32,
+        help="most cases resident and interleaved at once (a larger (shape, T, pad) group is split)",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda or cpu")
     p.add_argument(
         "--preset",
         choices=sorted(PRESETS),
         default=None,
         help="run a preset list of sub-grids (shapes/seq/prompt/methods come from it; explicit --batch, "
-        "--steps, --warmup, --dtype, --device, --budget-s still apply)",
+        "--steps, --rounds, --warmup, --gpu-warmup-s, --dtype, --device, --budget-s still apply)",
     )
     p.add_argument(
         "--pad",
@@ -169,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget-s",
         type=float,
         default=None,
-        help="start no new case after this many seconds (the rest become 'skipped' rows); 0 = no limit",
+        help="start no new group of cases after this many seconds (the rest become 'skipped' rows); 0 = no limit",
     )
     p.add_argument(
         "--no-probe",
@@ -232,13 +278,27 @@ def plan_grid(grid: Grid, dtype: str) -> list[Case]:
 
 
 def plan(args) -> list[Case]:
+    """Every case once, in the order of the (sub-)grids; ``group`` = (shape, T, padding)."""
     cases, seen = [], set()
     for grid in grids(args):
         for case in plan_grid(grid, args.dtype):
             if (case.key, case.mode) not in seen:
                 seen.add((case.key, case.mode))
-                cases.append(case)
+                cases.append(replace(case, group=(case.shape, case.seq, case.pad)))
     return cases
+
+
+def plan_groups(cases: list[Case], size: int = 32) -> list[list[Case]]:
+    """The cases by group, groups in order of first appearance, each split into chunks of at most ``size``.
+
+    A group's cases are resident together and timed in interleaved rounds (`timing.interleave`), so the
+    comparisons that matter (ours vs peft, before/after, prompted vs bare inference) share the same moments.
+    """
+    by_group: dict[tuple, list[Case]] = {}
+    for case in cases:
+        by_group.setdefault(case.group, []).append(case)
+    size = max(1, size)
+    return [members[i : i + size] for members in by_group.values() for i in range(0, len(members), size)]
 
 
 def _autocast(args):
@@ -299,8 +359,86 @@ def sdpa_probe(model, batch, args) -> dict[str, bool]:
     return result
 
 
-def run_case(case: Case, args) -> dict:
-    """Measure one case; raises on failure (the caller records the error)."""
+@contextlib.contextmanager
+def record_sdpa_calls():
+    """Record every ``scaled_dot_product_attention`` call made inside (transformers looks it up at call time).
+
+    Yields a list that fills with one dict per call: query/key dtype, key length, the mask (None or its shape and
+    dtype), ``is_causal``, ``dropout_p``, and whether inference mode / autograd were on.
+    """
+    functional = torch.nn.functional
+    original = functional.scaled_dot_product_attention
+    calls: list[dict] = []
+
+    def recording(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, *args, **kwargs):
+        calls.append(
+            {
+                "dtype": str(query.dtype).removeprefix("torch."),
+                "kv_dtype": str(key.dtype).removeprefix("torch."),
+                "q_len": query.shape[-2],
+                "kv_len": key.shape[-2],
+                "mask": None if attn_mask is None else [list(attn_mask.shape), str(attn_mask.dtype)],
+                "is_causal": bool(is_causal),
+                "dropout_p": float(dropout_p),
+                "inference_mode": torch.is_inference_mode_enabled(),
+                "grad": torch.is_grad_enabled(),
+            }
+        )
+        return original(query, key, value, attn_mask, dropout_p, is_causal, *args, **kwargs)
+
+    functional.scaled_dot_product_attention = recording
+    try:
+        yield calls
+    finally:
+        functional.scaled_dot_product_attention = original
+
+
+def attention_signature(step) -> dict:
+    """What one call of an inference ``step`` hands to SDPA, summarised (recorded in every inference row).
+
+    The bare and the prompted rows must agree on everything but the key length (T vs m + T): same dtype, same
+    mask handling (None without padding), not causal, no dropout, inference mode. tests/bench checks it on CPU.
+    """
+    with record_sdpa_calls() as calls:
+        step()
+    if not calls:
+        return {"sdpa_calls": 0}
+    keys = ("dtype", "kv_dtype", "mask", "is_causal", "dropout_p", "inference_mode", "grad")
+    first = calls[0]
+    return {
+        "sdpa_calls": len(calls),
+        **{k: first[k] for k in keys},
+        "uniform": all(all(c[k] == first[k] for k in keys) for c in calls),
+        "q_len": first["q_len"],
+        "kv_len": sorted({c["kv_len"] for c in calls}),
+    }
+
+
+def infer_step(model, batch, args):
+    """The inference step of every inference row (bare and prompted alike): eval-mode forward, inference mode,
+    the run's autocast; returns the logits."""
+
+    def step():
+        with torch.inference_mode(), _autocast(args):
+            return model(**batch).logits
+
+    return step
+
+
+@dataclass
+class Built:
+    """A case ready to time: its timer (which holds the model), and what was measured while building it."""
+
+    case: Case
+    timer: timing.StepTimer
+    info: dict
+
+
+def build_case(case: Case, args) -> Built:
+    """Build one case on a fresh backbone, run its warm-up steps and read its peak memory; raises on failure.
+
+    Peak memory is net of what was allocated before the build (the group's other models stay resident).
+    """
     config = M.backbone_config(case.shape)
     if case.method in M.PROMPTED and case.prompt <= 0:
         raise ValueError(f"{case.method} needs a prompt length > 0")
@@ -309,9 +447,10 @@ def run_case(case: Case, args) -> dict:
             f"T={case.seq} exceeds the {M.max_input_positions(config)} positions of {case.shape}"
         )
     timing.reset_peak_memory(args.device)
+    baseline = timing.allocated_gib(args.device)
     backbone = M.build_backbone(case.shape, args.device, seed=args.seed)
     batch, labels = _inputs(config, args, case.seq, case.pad)
-    out: dict = {}
+    info: dict = {}
     probe = timing.is_cuda(args.device) and not args.no_probe
     if case.mode == "train":
         model, params = M.build_method(case.method, backbone, case.prompt, args.reparam)
@@ -326,39 +465,77 @@ def run_case(case: Case, args) -> dict:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-        t = timing.time_steps(step, args.warmup, args.steps, args.device)
+        timer = timing.StepTimer(step, args.device, sync_each=False)
+        timer.warmup(args.warmup)
         layers = M.prompted_layers(case.method, config) if case.method in M.PTUNING_VARIANTS else None
-        step_flops = F.train_step_flops(
-            config, case.method, args.batch, case.seq, case.prompt, layers, backward_layers=layers
-        )
-        out |= {
-            "train_ms": t["median_ms"],
-            "train_timing": t,
-            "samples_per_s": args.batch / (t["median_ms"] / 1e3),
-            "train_peak_gib": timing.peak_memory_gib(args.device),
-            "train_flops": step_flops,
-            "train_tflops_per_s": step_flops / (t["median_ms"] / 1e3) / 1e12,
+        info |= {
+            "train_peak_gib": timing.peak_memory_gib(args.device, baseline),
+            "train_flops": F.train_step_flops(
+                config, case.method, args.batch, case.seq, case.prompt, layers, backward_layers=layers
+            ),
             "trainable_params": sum(p.numel() for p in params),
         }
-        if probe:
-            out["sdpa"] = sdpa_probe(model, batch, args)
     else:
         model = M.build_inference(case.method, backbone, case.prompt, args.reparam)
-
-        def step():
-            with torch.inference_mode(), _autocast(args):
-                return model(**batch).logits
-
-        t = timing.time_steps(step, args.warmup, args.steps, args.device)
-        out |= {
-            "infer_ms": t["median_ms"],
-            "infer_timing": t,
-            "infer_peak_gib": timing.peak_memory_gib(args.device),
+        step = infer_step(model, batch, args)
+        timer = timing.StepTimer(step, args.device, sync_each=True)
+        timer.warmup(args.warmup)
+        info |= {
+            "infer_peak_gib": timing.peak_memory_gib(args.device, baseline),
             "infer_flops": F.inference_flops(config, args.batch, case.seq, case.prompt),
+            "attention": attention_signature(step),
         }
-        if probe:
-            out["sdpa"] = sdpa_probe(model, batch, args)
+    if probe:
+        info["sdpa"] = sdpa_probe(model, batch, args)
+    return Built(case, timer, info)
+
+
+def case_result(built: Built, summary: dict, args) -> dict:
+    """The row fields of a timed case: median (headline) and the full summary."""
+    out = dict(built.info)
+    ms = summary["median_ms"]
+    if built.case.mode == "train":
+        out |= {
+            "train_ms": ms,
+            "train_timing": summary,
+            "samples_per_s": args.batch / (ms / 1e3),
+            "train_tflops_per_s": out["train_flops"] / (ms / 1e3) / 1e12,
+        }
+    else:
+        out |= {"infer_ms": ms, "infer_timing": summary}
     return out
+
+
+def run_group(cases: list[Case], args) -> dict[Case, dict | Exception]:
+    """Build every case of a group, time them in interleaved rounds; a case's result or the error it raised."""
+    results: dict[Case, dict | Exception] = {}
+    built: list[Built] = []
+    for case in cases:
+        try:
+            built.append(build_case(case, args))
+        except Exception as err:  # noqa: BLE001 - any failure is an error row
+            results[case] = err
+            _cleanup(args.device)
+    if built:
+        try:
+            summaries = timing.interleave([b.timer for b in built], args.steps, args.rounds)
+        except Exception as err:  # noqa: BLE001
+            for b in built:
+                results[b.case] = err
+        else:
+            for b, summary in zip(built, summaries, strict=True):
+                results[b.case] = summary if isinstance(summary, Exception) else case_result(b, summary, args)
+    del built
+    _cleanup(args.device)
+    return results
+
+
+def run_case(case: Case, args) -> dict:
+    """Measure one case alone (a group of one); raises on failure."""
+    result = run_group([case], args)[case]
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def _cleanup(device) -> None:
@@ -397,6 +574,16 @@ def _sdpa_cell(probe: dict | None) -> str:
     return "+".join(name for name, ok in probe.items() if ok) or "math"
 
 
+def iqr_cell(row: dict) -> str:
+    """IQR / median of the row's timing in percent (train, else inference); ``!`` marks a noisy case, ``h`` a
+    host-bound one."""
+    timing_ = row.get("train_timing") or row.get("infer_timing")
+    if not timing_ or "iqr_rel" not in timing_:
+        return "—"
+    marks = ("!" if timing_.get("noisy") else "") + ("h" if timing_.get("host_bound") else "")
+    return f"{100 * timing_['iqr_rel']:.0f}{marks}"
+
+
 def markdown_table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
     for r in rows:
@@ -404,7 +591,7 @@ def markdown_table(rows: list[dict]) -> str:
         pad = _fmt(r.get("pad") or None, ".2f")
         if r.get("error") or r.get("skipped"):
             text = f"error: {r['error'][:60]}" if r.get("error") else f"skipped: {r['skipped']}"
-            cells = [*head, text, "", "", "", "", "", pad, ""]
+            cells = [*head, text, "", "", "", "", "", "", pad, ""]
         else:
             peak = r.get("train_peak_gib")
             peak_cell = _fmt(peak, ".2f")
@@ -419,6 +606,7 @@ def markdown_table(rows: list[dict]) -> str:
                 _fmt(None if mfu is None else 100 * mfu, ".1f"),
                 _fmt(r.get("infer_ms"), ".1f"),
                 _fmt(r.get("infer_vs_bare"), ".3f"),
+                iqr_cell(r),
                 pad,
                 _sdpa_cell(r.get("sdpa")),
             ]
@@ -426,10 +614,30 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+_SAME_ATTENTION = (
+    "sdpa_calls",
+    "dtype",
+    "kv_dtype",
+    "mask",
+    "is_causal",
+    "dropout_p",
+    "inference_mode",
+    "grad",
+)
+
+
+def same_attention(a: dict | None, b: dict | None) -> bool | None:
+    """Do two inference rows' SDPA calls agree on everything but the key length? (None: not recorded)"""
+    if not a or not b:
+        return None
+    return all(a.get(k) == b.get(k) for k in _SAME_ATTENTION) and a.get("q_len") == b.get("q_len")
+
+
 def add_inference_ratios(rows: list[dict]) -> None:
-    """``infer_vs_bare``: a prompted inference row over the bare row with the same weights, shape, T, padding."""
+    """``infer_vs_bare``: a prompted inference row over the bare row with the same weights, shape, T, padding;
+    ``infer_like_for_like``: whether both made the same SDPA calls (dtype, mask, causal flag, inference mode)."""
     bare = {
-        (r["method"], r["shape"], r["T"], r.get("pad", 0.0)): r["infer_ms"]
+        (r["method"], r["shape"], r["T"], r.get("pad", 0.0)): r
         for r in rows
         if r["method"] in M.INFERENCE_ONLY and r.get("infer_ms")
     }
@@ -438,8 +646,9 @@ def add_inference_ratios(rows: list[dict]) -> None:
             reference = "bare_bf16" if r["method"] in M.BF16_ONLY else "bare"
             base = bare.get((reference, r["shape"], r["T"], r.get("pad", 0.0)))
             if base:
-                r["infer_vs_bare"] = r["infer_ms"] / base
+                r["infer_vs_bare"] = r["infer_ms"] / base["infer_ms"]
                 r["infer_bare_method"] = reference
+                r["infer_like_for_like"] = same_attention(r.get("attention"), base.get("attention"))
 
 
 def _find(rows, method, shape, seq, m=None, pad=0.0, key="train_ms"):
@@ -478,6 +687,7 @@ def issue5_targets(rows: list[dict], shape: str = "roberta-large") -> dict:
         out["inference_vs_bare_T128"] = {
             "value": ratio,
             "m": infer["m"],
+            "like_for_like": infer.get("infer_like_for_like"),
             "target": "<= 1.10",
             "met": ratio <= 1.10,
         }
@@ -515,77 +725,102 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     env = environment(args, argv)
+    env["gpu_warmup_s"] = timing.gpu_warmup(args.device, args.gpu_warmup_s)
     env["matmul_tflops"] = {"bf16": timing.matmul_tflops(args.device, "bf16")}
     if args.dtype != "bf16":
         env["matmul_tflops"][args.dtype] = timing.matmul_tflops(args.device, args.dtype)
     reference = args.peak_tflops or env["matmul_tflops"][args.dtype]
     env["mfu_reference_tflops"] = reference
+    env["protocol"] = {
+        "warmup_steps_per_case": args.warmup,
+        "timed_steps_per_case": args.steps,
+        "rounds": args.rounds,
+        "round_order": "alternating (A B C, C B A, ...)",
+        "grouping": "(shape, T, pad)",
+        "train": "CUDA events per step, steps queued back to back",
+        "infer": "CUDA events per step, GPU idle at each step's start (synchronize before and after)",
+        "gc": "disabled while timing",
+        "noisy_iqr_rel": timing.NOISY_IQR,
+    }
     print(
         f"# {env['gpu'] or env['cpu']}: {args.dtype} matmul {env['matmul_tflops'][args.dtype]:.4g} TFLOP/s",
         file=sys.stderr,
     )
 
-    rows: dict[tuple, dict] = {}
-    for case in plan(args):
-        row = rows.setdefault(
-            case.key,
-            {
-                "method": case.method,
-                "shape": case.shape,
-                "T": case.seq,
-                "m": case.prompt,
-                "pad": case.pad,
-                "batch": args.batch,
-                "dtype": args.dtype,
-            },
-        )
+    cases = plan(args)
+    rows: dict[tuple, dict] = {
+        case.key: {
+            "method": case.method,
+            "shape": case.shape,
+            "T": case.seq,
+            "m": case.prompt,
+            "pad": case.pad,
+            "batch": args.batch,
+            "dtype": args.dtype,
+        }
+        for case in cases
+    }
+    for group in plan_groups(cases, args.group_size):
         if not _case_seconds_left(started, args.budget_s):
-            row["skipped"] = f"budget {args.budget_s:g} s"
+            for case in group:
+                rows[case.key]["skipped"] = f"budget {args.budget_s:g} s"
             continue
-        try:
-            result = run_case(case, args)
-        except Exception as err:  # noqa: BLE001 - any failure (OOM, peft position overflow ...) is a row
-            message = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
-            row["error"] = (row["error"] + "; " if row.get("error") else "") + f"{case.mode}: {message}"
-            print(f"# {case.mode} {case.key}: FAILED {message}", file=sys.stderr)
-        else:
+        for case, result in run_group(group, args).items():
+            row = rows[case.key]
+            if isinstance(result, Exception):
+                message = f"{type(result).__name__}: {str(result).splitlines()[0] if str(result) else ''}"[
+                    :300
+                ]
+                row["error"] = (row["error"] + "; " if row.get("error") else "") + f"{case.mode}: {message}"
+                print(f"# {case.mode} {case.key}: FAILED {message}", file=sys.stderr)
+                continue
             row.update(result)
             if "train_flops" in result:
                 row["mfu"] = F.mfu(result["train_flops"], result["train_ms"] / 1e3, reference)
-            done = (
-                f"{result['train_ms']:.2f} ms/step"
-                if "train_ms" in result
-                else f"{result['infer_ms']:.2f} ms"
+            t = result.get("train_timing") or result["infer_timing"]
+            flags = " NOISY" if t["noisy"] else ""
+            flags += " host-bound" if t.get("host_bound") else ""
+            print(
+                f"# {case.mode} {case.key}: median {t['median_ms']:.2f} ms, IQR {t['p25_ms']:.2f}-{t['p75_ms']:.2f}"
+                f" ({100 * t['iqr_rel']:.0f} %), p10-p90 {t['p10_ms']:.2f}-{t['p90_ms']:.2f}{flags}",
+                file=sys.stderr,
             )
-            print(f"# {case.mode} {case.key}: {done}", file=sys.stderr)
-        finally:
-            _cleanup(args.device)
+        write_payload(args, env, list(rows.values()), started, final=False)  # a timeout still leaves results
 
-    table_rows = list(rows.values())
-    add_inference_ratios(table_rows)
-    table = markdown_table(table_rows)
-    print(table)
-    targets = {
-        shape: issue5_targets(table_rows, shape) for shape in dict.fromkeys(r["shape"] for r in table_rows)
-    }
-    for shape, values in targets.items():
+    payload = write_payload(args, env, list(rows.values()), started, final=True)
+    print(payload["table"])
+    for shape, values in payload["targets"].items():
         for name, value in values.items():
             if isinstance(value, dict):
                 print(
                     f"# target {shape} {name}: {value['value']:.3f} ({value['target']}, met={value['met']})"
                 )
+    print(f"# wrote {args.out} ({env['wall_s']:.0f} s)", file=sys.stderr)
+    return 0
+
+
+def write_payload(args, env: dict, rows: list[dict], started: float, final: bool) -> dict:
+    """Ratios, table and targets of the rows so far, written to ``--out`` (after every group, and at the end)."""
+    add_inference_ratios(rows)
+    table = markdown_table(rows)
+    targets = {shape: issue5_targets(rows, shape) for shape in dict.fromkeys(r["shape"] for r in rows)}
     env["wall_s"] = time.perf_counter() - started
     payload = {
         "environment": env,
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "rows": table_rows,
+        "complete": final,
+        "rows": rows,
         "targets": targets,
+        "noisy": [
+            [r["method"], r["shape"], r["T"], r["m"], r.get("pad", 0.0)]
+            for r in rows
+            if (r.get("train_timing") or r.get("infer_timing") or {}).get("noisy")
+        ],
         "table": table,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2))
-    print(f"# wrote {args.out} ({env['wall_s']:.0f} s)", file=sys.stderr)
-    return 0
+    return payload
 
 
 if __name__ == "__main__":

@@ -19,8 +19,15 @@ Variants:
 - ``dynamic``: our DataModule as ``conf/data/<task>.yaml`` sets it up: dynamic padding + length grouping;
 - ``dynamic_bf16``: ``dynamic`` with the frozen backbone stored in bf16 (``method.frozen_dtype=bf16``; CUDA).
 
+Time budget (``--budget-s``, default 150 s from the start of the command, 0 = none): each variant gets an equal
+share of what is left when it starts; a variant that reaches its share stops early (``truncated``, the steps it
+did are a random sample of the epoch: random order, or length-grouped mega-batches in random order). The JSON is
+written after every variant, so a killed run still leaves the finished ones.
+
 Reported per variant: epoch seconds, steps, examples/s, padded and real tokens (their ratio is the padding
-overhead), and the speed-up over ``static``. ``--shape roberta-large`` keeps the checkpoint's architecture and
+overhead), and the speed-up over ``static`` as the ratio of examples/s (for full epochs of the same data that is
+the ratio of epoch times; for truncated ones the same ratio over the steps done), plus the full epoch's
+estimated seconds at that rate. ``--shape roberta-large`` keeps the checkpoint's architecture and
 tokenizer but builds random weights with roberta-large's sizes (speed only).
 """
 
@@ -37,6 +44,8 @@ from pathlib import Path
 
 import torch
 
+OVERHEAD_S = 5.0  # per variant, outside its clock: model build, Lightning setup/teardown, DataLoader workers
+MIN_SHARE_S = 1.0  # a variant always gets at least this much
 VARIANTS = ("static", "dynamic_nogroup", "dynamic", "dynamic_bf16")
 SIZES = {
     "roberta-large": dict(
@@ -68,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-train-examples", type=int, default=None, help="first N training examples only")
     p.add_argument("--num-workers", type=int, default=2, help="DataLoader workers (conf/data uses 2)")
     p.add_argument("--warmup-batches", type=int, default=20, help="untimed warm-up batches before the first")
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=150.0,
+        help="wall-clock budget of the whole command; each variant stops at its equal share of what is left "
+        "(0 = no limit: full epochs)",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument(
         "--precision", default=None, help="Lightning precision (default: bf16-mixed on CUDA, 32-true on CPU)"
@@ -117,8 +133,9 @@ def _module(args, dm, variant: str):
     return ClassificationModule(backbone=backbone, method=method, **dm.module_kwargs())
 
 
-def _clock(device: str):
-    """A Lightning callback: epoch wall time from the first batch, padded and real token counts."""
+def _clock(device: str, budget_s: float | None = None):
+    """A Lightning callback: epoch wall time from the first batch, padded and real token counts; stops the epoch
+    once ``budget_s`` seconds have passed since its first batch (``truncated``)."""
     import lightning as L
 
     cuda = torch.device(device).type == "cuda"
@@ -126,6 +143,7 @@ def _clock(device: str):
     class Clock(L.Callback):
         def __init__(self):
             self.start = self.end = None
+            self.truncated = False
             self.steps = self.examples = self.padded = 0
             self.real = torch.zeros((), dtype=torch.long)  # summed on the batch's device: no sync per step
 
@@ -139,6 +157,11 @@ def _clock(device: str):
             self.padded += batch["input_ids"].numel()
             self.real = self.real.to(batch["attention_mask"].device) + batch["attention_mask"].sum()
 
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if budget_s is not None and time.perf_counter() - self.start >= budget_s:
+                self.truncated = True
+                trainer.should_stop = True
+
         def on_train_epoch_end(self, trainer, module):
             if cuda:
                 torch.cuda.synchronize()
@@ -147,11 +170,11 @@ def _clock(device: str):
     return Clock()
 
 
-def _fit(args, dm, variant: str, limit_batches: int | None = None) -> dict:
+def _fit(args, dm, variant: str, limit_batches: int | None = None, budget_s: float | None = None) -> dict:
     import lightning as L
 
     module = _module(args, dm, variant)
-    clock = _clock(args.device)
+    clock = _clock(args.device, budget_s)
     trainer = L.Trainer(
         accelerator="gpu" if torch.device(args.device).type == "cuda" else "cpu",
         devices=1,
@@ -169,9 +192,14 @@ def _fit(args, dm, variant: str, limit_batches: int | None = None) -> dict:
     trainer.fit(module, datamodule=dm)
     seconds = clock.end - clock.start
     real = int(clock.real.item())
+    full = len(dm.dataset("train"))
     result = {
         "variant": variant,
         "epoch_s": seconds,
+        "truncated": clock.truncated,
+        "budget_s": budget_s,
+        "epoch_examples": full,
+        "epoch_s_estimate": seconds * full / max(clock.examples, 1),
         "steps": clock.steps,
         "examples": clock.examples,
         "examples_per_s": clock.examples / seconds,
@@ -189,6 +217,7 @@ def _fit(args, dm, variant: str, limit_batches: int | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     import os
@@ -221,42 +250,61 @@ def main(argv: list[str] | None = None) -> int:
     if args.warmup_batches > 0 and variants:
         _fit(args, modules[variants[0]], variants[0], limit_batches=args.warmup_batches)
 
-    results = []
-    for variant in variants:
-        result = _fit(args, modules[variant], variant)
-        results.append(result)
-        print(
-            f"# {variant}: {result['epoch_s']:.2f} s, {result['steps']} steps, "
-            f"{result['examples_per_s']:.0f} ex/s, padding x{result['padding_overhead']:.2f}",
-            file=sys.stderr,
-        )
-    static = next((r["epoch_s"] for r in results if r["variant"] == "static"), None)
-    for r in results:
-        r["speedup_vs_static"] = static / r["epoch_s"] if static else None
-    lines = [
-        "| variant | epoch s | steps | examples/s | ms/step | padded/real tokens | x static |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        speed = "—" if r["speedup_vs_static"] is None else f"{r['speedup_vs_static']:.2f}"
-        lines.append(
-            f"| {r['variant']} | {r['epoch_s']:.2f} | {r['steps']} | {r['examples_per_s']:.0f} | "
-            f"{r['ms_per_step']:.1f} | {r['padding_overhead']:.2f} | {speed} |"
-        )
-    table = "\n".join(lines)
-    print(table)
     env = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join(["deepprompt-bench", "epoch", *argv]),
         "gpu": torch.cuda.get_device_name(args.device) if cuda else None,
         "torch": torch.__version__,
     }
-    payload = {"environment": env, "args": {k: str(v) for k, v in vars(args).items()}, "rows": results}
-    payload["table"] = table
+    results = []
+    for i, variant in enumerate(variants):
+        share = None
+        if args.budget_s:
+            # each variant also builds its model and Lightning run outside its clock: keep OVERHEAD_S for that
+            left = args.budget_s - (time.perf_counter() - started)
+            share = max(left / (len(variants) - i) - OVERHEAD_S, MIN_SHARE_S)
+        result = _fit(args, modules[variant], variant, budget_s=share)
+        results.append(result)
+        cut = f" (stopped at its {share:.0f} s share)" if result["truncated"] else ""
+        print(
+            f"# {variant}: {result['epoch_s']:.2f} s, {result['steps']} steps{cut}, "
+            f"{result['examples_per_s']:.0f} ex/s, padding x{result['padding_overhead']:.2f}",
+            file=sys.stderr,
+        )
+        _write(args, env, results, final=False)  # a timeout still leaves the finished variants
+    payload = _write(args, env, results, final=True)
+    print(payload["table"])
+    print(f"# wrote {args.out} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    return 0
+
+
+def _write(args, env: dict, results: list[dict], final: bool) -> dict:
+    """Speed-ups, table and JSON of the variants so far (after every variant, and at the end)."""
+    static = next((r for r in results if r["variant"] == "static"), None)
+    for r in results:
+        r["speedup_vs_static"] = r["examples_per_s"] / static["examples_per_s"] if static else None
+    lines = [
+        "| variant | epoch s | steps | truncated | full epoch s (est.) | examples/s | ms/step | "
+        "padded/real tokens | x static |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        speed = "—" if r["speedup_vs_static"] is None else f"{r['speedup_vs_static']:.2f}"
+        lines.append(
+            f"| {r['variant']} | {r['epoch_s']:.2f} | {r['steps']} | {'yes' if r['truncated'] else 'no'} | "
+            f"{r['epoch_s_estimate']:.1f} | {r['examples_per_s']:.0f} | {r['ms_per_step']:.1f} | "
+            f"{r['padding_overhead']:.2f} | {speed} |"
+        )
+    payload = {
+        "environment": env,
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "complete": final,
+        "rows": results,
+        "table": "\n".join(lines),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2))
-    print(f"# wrote {args.out}", file=sys.stderr)
-    return 0
+    return payload
 
 
 if __name__ == "__main__":

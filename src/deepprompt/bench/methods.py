@@ -1,7 +1,8 @@
 """The compared methods, each built on a fresh random-weight backbone of a named shape.
 
 Shapes are built from configs only (no Hub download): ``bert-base`` and ``roberta-large`` have the published
-shapes, ``tiny`` is a 2-layer, hidden-32 BERT for tests. Every backbone is a ``*ForSequenceClassification``
+shapes, ``tiny`` is a 2-layer, hidden-32 BERT for tests
+(``tiny-roberta`` the same sizes on RoBERTa). Every backbone is a ``*ForSequenceClassification``
 with 2 labels and ``attn_implementation="sdpa"``.
 
 Methods (``build_method`` returns the model to call and its trainable parameters):
@@ -88,6 +89,22 @@ SHAPES: dict[str, tuple[type, type, dict]] = {
             max_position_embeddings=514,
             type_vocab_size=1,
             layer_norm_eps=1e-5,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+        ),
+    ),
+    "tiny-roberta": (  # RoBERTa's embeddings (position ids from the input ids), for tests
+        RobertaConfig,
+        RobertaForSequenceClassification,
+        dict(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            vocab_size=128,
+            max_position_embeddings=514,
+            type_vocab_size=1,
             pad_token_id=1,
             bos_token_id=0,
             eos_token_id=2,
