@@ -2,8 +2,10 @@
 
 Built on the LM itself (``AutoModelForCausalLM``, see `deepprompt.generation.loading`), then the method:
 ``ptuning_v2`` (deep prompts; lm_head and embeddings frozen), ``lora`` (peft, adapters in place, so the
-backbone's own ``generate`` decodes with them), ``finetune``. peft's ``prefix``/``prompt_tuning``/``ptuning_v1``
-wrappers route prompts through ``PeftEncoder.forward`` only and are refused here.
+backbone's own ``generate`` decodes with them), ``finetune`` (every weight), and the peft prefix-tuning
+baselines ``prefix`` / ``prefix_mlp`` (peft's CAUSAL_LM wrapper, `deepprompt.generation.prefix.CausalPrefixLM`,
+whose ``generate`` injects the prefix cache). peft's ``prompt_tuning``/``ptuning_v1`` wrappers route prompts
+through ``PeftEncoder.forward`` only and are refused here.
 Validation generates with ``generation`` (num_beams, max_new_tokens, length_penalty, ...) and logs corpus
 ``val/bleu`` (all references per input) and ``val/rouge_l``, with ``_best`` and history entries.
 """
@@ -22,11 +24,13 @@ from deepprompt.config import HeadConfig, OptimConfig, structured
 from deepprompt.errors import ConfigError
 from deepprompt.generation.loading import load_causal_lm
 from deepprompt.generation.metrics import generation_scores
+from deepprompt.generation.prefix import CausalPrefixLM
 from deepprompt.methods import build_method, method_schema
 from deepprompt.modules.base import TaskModule
 from deepprompt.prompts import DeepPromptModel, save_prompts
 
-GENERATION_METHODS = ("ptuning_v2", "lora", "finetune")
+GENERATION_METHODS = ("ptuning_v2", "lora", "finetune", "prefix", "prefix_mlp")
+PREFIX_METHODS = ("prefix", "prefix_mlp")
 DEFAULT_GENERATION = {"num_beams": 1, "max_new_tokens": 64, "length_penalty": 1.0, "do_sample": False}
 
 
@@ -62,7 +66,10 @@ class GenerationModule(TaskModule):
         gen.pad_token_id, gen.eos_token_id = pad_token_id, eos_token_id
         gen.bos_token_id = None
         self.generation = {**DEFAULT_GENERATION, **(generation or {})}
-        self.encoder = build_method(lm, self.method_cfg)
+        if self.method_cfg.name in PREFIX_METHODS:
+            self.encoder = CausalPrefixLM(lm, self.method_cfg)
+        else:
+            self.encoder = build_method(lm, self.method_cfg)
         if gradient_checkpointing:
             self.encoder.gradient_checkpointing_enable()
         self.hidden_size = self._backbone().config.hidden_size
@@ -95,11 +102,10 @@ class GenerationModule(TaskModule):
     def generate(self, input_ids, attention_mask, **overrides) -> torch.Tensor:
         """New tokens only, ``(B, <= max_new_tokens)``."""
         kw = {**self.generation, **overrides}
-        if isinstance(self.encoder, DeepPromptModel):
-            out = self.encoder.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
-        else:
-            lm = self.encoder.backbone if hasattr(self.encoder, "backbone_parameters") else self.encoder
-            out = lm.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
+        # DeepPromptModel, CausalPrefixLM and the bare LM (finetune) generate themselves; LoRA's PeftEncoder
+        # has its adapters inside the backbone, whose own generate() decodes with them
+        model = self.encoder if hasattr(self.encoder, "generate") else self.encoder.backbone
+        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
         return out[:, input_ids.shape[1] :]
 
     # -- evaluation ----------------------------------------------------------------------------------------
