@@ -38,3 +38,8 @@ def test_train_e2e_tiny_llama_writes_bleu(run_cli, tmp_path, method):
     for key in ("val/bleu", "val/rouge_l"):
         assert key in metrics["last"] and key in metrics["best"]
     assert 0.0 <= metrics["last"]["val/bleu"] <= 100.0
+    rows = [
+        json.loads(line)
+        for line in (run / "predictions" / "validation_epoch0.jsonl").read_text().splitlines()
+    ]
+    assert rows and all({"source", "hypothesis", "references"} <= set(r) and r["references"] for r in rows)

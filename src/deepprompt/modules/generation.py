@@ -7,11 +7,14 @@ baselines ``prefix`` / ``prefix_mlp`` (peft's CAUSAL_LM wrapper, `deepprompt.gen
 whose ``generate`` injects the prefix cache). peft's ``prompt_tuning``/``ptuning_v1`` wrappers route prompts
 through ``PeftEncoder.forward`` only and are refused here.
 Validation generates with ``generation`` (num_beams, max_new_tokens, length_penalty, ...) and logs corpus
-``val/bleu`` (all references per input) and ``val/rouge_l``, with ``_best`` and history entries.
+``val/bleu`` (all references per input) and ``val/rouge_l``, with ``_best`` and history entries; the texts go to
+``<run dir>/predictions/<split>_epoch<N>.jsonl`` (source, hypothesis, references).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -114,15 +117,35 @@ class GenerationModule(TaskModule):
         for index, text in zip(batch["index"].tolist(), self.trainer.datamodule.decode(new), strict=True):
             self._hyps[index] = text
 
-    def _scores(self) -> dict[str, float]:
+    def _scores(self, save_as: str | None = None) -> dict[str, float]:
         dm = self.trainer.datamodule
         refs = dm.references()
         order = sorted(self._hyps)
         self._hyps, hyps = {}, [self._hyps[i] for i in order]
+        if save_as is not None:
+            self._save_predictions(save_as, order, hyps)
         return generation_scores(hyps, [refs[i] for i in order])
 
+    def _save_predictions(self, name: str, order: list[int], hyps: list[str]) -> None:
+        """``<run dir>/predictions/<name>.jsonl``: source, hypothesis and references of each evaluated input."""
+        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return
+        dm = self.trainer.datamodule
+        sources = dm.sources[dm.eval_split]
+        folder = Path(self.trainer.default_root_dir) / "predictions"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            for i, hyp in zip(order, hyps, strict=True):
+                row = {
+                    "index": i,
+                    "source": sources[i].text,
+                    "hypothesis": hyp,
+                    "references": sources[i].references,
+                }
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
     def on_validation_epoch_end(self) -> None:
-        scores = self._scores()
+        scores = self._scores(save_as=f"{self.trainer.datamodule.eval_split}_epoch{self.current_epoch}")
         self.record({f"val/{k}": v for k, v in scores.items()})
 
     def test_step(self, batch, batch_idx):
