@@ -46,3 +46,6 @@ IGNORE=(callbacks data.batch_size data.eval_batch_size data.eval_split data.gene
 $PY -m deepprompt.report.cli "$RUNS" --out "$OUT" --metric val/bleu \
   --title "E2E test subset ($N_TRAIN train pairs, $N_TEST test MRs), SmolLM2-135M-Instruct, CPU" \
   "${IGNORE[@]/#/--ignore=}"
+$PY -m deepprompt.report.cli "$RUNS" --out "$OUT/rouge_l" --metric val/rouge_l \
+  --title "E2E test subset ($N_TRAIN train pairs, $N_TEST test MRs), SmolLM2-135M-Instruct, CPU: ROUGE-L" \
+  "${IGNORE[@]/#/--ignore=}"
