@@ -22,7 +22,7 @@ COMMON=(data=e2e backbone=smollm2 task_name=issue8_e2e_smollm2_cpu trainer=cpu t
   trainer.num_sanity_val_steps=0 trainer.log_every_n_steps=8 data.limit_train_examples=$N_TRAIN
   data.limit_eval_examples=$N_TEST data.eval_split=test data.batch_size=8 data.eval_batch_size=20
   data.generation.num_beams=1 data.generation.max_new_tokens=48 callbacks=none logger=csv
-  trainer.enable_checkpointing=false extras.print_config=false seed=42)
+  ++trainer.enable_checkpointing=false extras.print_config=false seed=42)
 declare -A ARGS=(
   # short schedule (25 steps): learning rates at the high end of each method's usual range, not tuned
   [ptuning_v2]="method=ptuning_v2 method.lr=2e-2 method.prompt.length=16 method.prompt.init_std=0.1"
