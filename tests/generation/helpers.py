@@ -56,7 +56,8 @@ def tiny_causal(kind: str, attn: str = "sdpa", seed: int = 0, layers: int = 2, h
     return model
 
 
-def tiny_t5(attn: str = "sdpa", seed: int = 0):
+def tiny_t5(attn: str = "sdpa", seed: int = 0, init_factor: float = 1.0):
+    """``init_factor`` > 1 scales the random weights up (at 1.0 greedy decoding emits token 0 only)."""
     config = T5Config(
         vocab_size=VOCAB,
         d_model=32,
@@ -70,6 +71,7 @@ def tiny_t5(attn: str = "sdpa", seed: int = 0):
         pad_token_id=0,
         eos_token_id=2,
         decoder_start_token_id=0,
+        initializer_factor=init_factor,
     )
     config._attn_implementation = attn
     torch.manual_seed(seed)

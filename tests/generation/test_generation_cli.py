@@ -10,7 +10,10 @@ from tests.conftest import run_dirs
 from tests.generation.test_data_metrics import save_tokenizer, write_e2e
 
 
-@pytest.mark.parametrize("method", ["ptuning_v2", pytest.param("lora", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "method",
+    ["ptuning_v2", *(pytest.param(m, marks=pytest.mark.slow) for m in ("lora", "prefix", "finetune"))],
+)
 def test_train_e2e_tiny_llama_writes_bleu(run_cli, tmp_path, method):
     data = write_e2e(tmp_path / "data", n_train=40)
     tok = save_tokenizer(tmp_path / "tok")  # offline word-level tokenizer (the default is SmolLM2's GGUF one)
@@ -35,3 +38,8 @@ def test_train_e2e_tiny_llama_writes_bleu(run_cli, tmp_path, method):
     for key in ("val/bleu", "val/rouge_l"):
         assert key in metrics["last"] and key in metrics["best"]
     assert 0.0 <= metrics["last"]["val/bleu"] <= 100.0
+    rows = [
+        json.loads(line)
+        for line in (run / "predictions" / "validation_epoch0.jsonl").read_text().splitlines()
+    ]
+    assert rows and all({"source", "hypothesis", "references"} <= set(r) and r["references"] for r in rows)

@@ -72,3 +72,25 @@ def test_peft_lora_causal_generate_runs(kind, targets):
     )
     ids, mask = inputs()
     assert model.eval().generate(input_ids=ids, attention_mask=mask, max_new_tokens=NEW).shape == (2, 6 + NEW)
+
+
+def test_peft_seq2seq_prefix_greedy_is_its_forward_argmax():
+    """peft's T5 prefix path decodes with its prefix: greedy generate() == argmax of its own forward, step by step."""
+    torch.manual_seed(0)
+    model = get_peft_model(
+        tiny_t5(init_factor=10.0), PrefixTuningConfig(task_type=TaskType.SEQ_2_SEQ_LM, num_virtual_tokens=4)
+    ).eval()
+    ids, mask = inputs()
+    mask[1, :2] = 0  # a padded row
+    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=NEW)
+    start = model.config.decoder_start_token_id
+    dec = torch.full((ids.shape[0], 1), start, dtype=torch.long)
+    with torch.no_grad():
+        for _ in range(NEW):
+            logits = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits
+            dec = torch.cat([dec, logits[:, -1].argmax(-1, keepdim=True)], 1)
+    assert torch.equal(out, dec) and len(set(out[:, 1:].flatten().tolist())) > 1
+    plain = model.get_base_model()
+    with model.disable_adapter():
+        bare = plain.generate(input_ids=ids, attention_mask=mask, max_new_tokens=NEW)
+    assert not torch.equal(out, bare)

@@ -181,3 +181,12 @@ def test_prompt_axes_from_peft_style_configs(tmp_path):
     row = run_row(summary, tmp_path / "metrics.json")
     assert (row["prompt_length"], row["prompt_layers"], row["prompt_reparam"]) == (8.0, None, "mlp")
     assert row["setting"] == "num_virtual_tokens=8, r=4"
+
+
+def test_percent_metrics_are_not_scaled_twice():
+    from deepprompt.report.table import format_score
+
+    assert format_score(56.96, float("nan"), "val/bleu") == "57.0"  # BLEU / ROUGE are logged x100
+    assert format_score(64.1, 1.25, "val/rouge_l") == "64.1 ± 1.2"
+    assert format_score(0.712, float("nan"), "val/acc") == "71.2"
+    assert format_score(0.5, float("nan"), "train/loss") == "0.500"

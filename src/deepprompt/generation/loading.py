@@ -54,6 +54,16 @@ def load_tokenizer(name_or_path: str):
     return tok
 
 
+def encoder_decoder_message(name: str) -> str:
+    return (
+        f"backbone {name} is an encoder-decoder: the generation module and the E2E/WebNLG data modules train "
+        "decoder-only LMs (prompt + target in one sequence). For T5 use "
+        "deepprompt.prompts.seq2seq.add_seq2seq_deep_prompts (P-Tuning v2) or peft's own seq2seq wrappers "
+        "directly (prefix / prompt tuning / LoRA: peft 0.21.2 generate() runs on transformers 5.23, "
+        "tests/generation/test_peft_generation.py)"
+    )
+
+
 def load_causal_lm(cfg, vocab_size: int | None = None):
     """The causal LM with its head (``cfg``: a `BackboneConfig`)."""
     overrides = dict(cfg.config_overrides)
@@ -62,6 +72,8 @@ def load_causal_lm(cfg, vocab_size: int | None = None):
         if vocab_size is not None:
             overrides.setdefault("vocab_size", vocab_size)
         config = AutoConfig.for_model(model_type, **overrides)
+        if config.is_encoder_decoder:
+            raise ConfigError(encoder_decoder_message(cfg.name))
         log.info("Building a random %s causal LM from config_overrides", model_type)
         return AutoModelForCausalLM.from_config(
             config, attn_implementation=cfg.attn_implementation, dtype=torch.float32
@@ -69,10 +81,7 @@ def load_causal_lm(cfg, vocab_size: int | None = None):
     folder, gguf = resolve_model_path(cfg.name_or_path)
     extra = {"gguf_file": gguf} if gguf else {}
     if "t5" in cfg.name_or_path.lower() or "t5" in cfg.name.lower():
-        raise ConfigError(
-            f"backbone {cfg.name} is an encoder-decoder: the generation module trains decoder-only LMs; "
-            "use deepprompt.prompts.seq2seq.add_seq2seq_deep_prompts directly for T5"
-        )
+        raise ConfigError(encoder_decoder_message(cfg.name))
     if cfg.pretrained:
         log.info("Loading pretrained causal LM %s from %s", cfg.name, cfg.name_or_path)
         return AutoModelForCausalLM.from_pretrained(

@@ -2,14 +2,19 @@
 
 Built on the LM itself (``AutoModelForCausalLM``, see `deepprompt.generation.loading`), then the method:
 ``ptuning_v2`` (deep prompts; lm_head and embeddings frozen), ``lora`` (peft, adapters in place, so the
-backbone's own ``generate`` decodes with them), ``finetune``. peft's ``prefix``/``prompt_tuning``/``ptuning_v1``
-wrappers route prompts through ``PeftEncoder.forward`` only and are refused here.
+backbone's own ``generate`` decodes with them), ``finetune`` (every weight), and the peft prefix-tuning
+baselines ``prefix`` / ``prefix_mlp`` (peft's CAUSAL_LM wrapper, `deepprompt.generation.prefix.CausalPrefixLM`,
+whose ``generate`` injects the prefix cache). peft's ``prompt_tuning``/``ptuning_v1`` wrappers route prompts
+through ``PeftEncoder.forward`` only and are refused here.
 Validation generates with ``generation`` (num_beams, max_new_tokens, length_penalty, ...) and logs corpus
-``val/bleu`` (all references per input) and ``val/rouge_l``, with ``_best`` and history entries.
+``val/bleu`` (all references per input) and ``val/rouge_l``, with ``_best`` and history entries; the texts go to
+``<run dir>/predictions/<split>_epoch<N>.jsonl`` (source, hypothesis, references).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -22,11 +27,13 @@ from deepprompt.config import HeadConfig, OptimConfig, structured
 from deepprompt.errors import ConfigError
 from deepprompt.generation.loading import load_causal_lm
 from deepprompt.generation.metrics import generation_scores
+from deepprompt.generation.prefix import CausalPrefixLM
 from deepprompt.methods import build_method, method_schema
 from deepprompt.modules.base import TaskModule
 from deepprompt.prompts import DeepPromptModel, save_prompts
 
-GENERATION_METHODS = ("ptuning_v2", "lora", "finetune")
+GENERATION_METHODS = ("ptuning_v2", "lora", "finetune", "prefix", "prefix_mlp")
+PREFIX_METHODS = ("prefix", "prefix_mlp")
 DEFAULT_GENERATION = {"num_beams": 1, "max_new_tokens": 64, "length_penalty": 1.0, "do_sample": False}
 
 
@@ -62,7 +69,10 @@ class GenerationModule(TaskModule):
         gen.pad_token_id, gen.eos_token_id = pad_token_id, eos_token_id
         gen.bos_token_id = None
         self.generation = {**DEFAULT_GENERATION, **(generation or {})}
-        self.encoder = build_method(lm, self.method_cfg)
+        if self.method_cfg.name in PREFIX_METHODS:
+            self.encoder = CausalPrefixLM(lm, self.method_cfg)
+        else:
+            self.encoder = build_method(lm, self.method_cfg)
         if gradient_checkpointing:
             self.encoder.gradient_checkpointing_enable()
         self.hidden_size = self._backbone().config.hidden_size
@@ -95,11 +105,10 @@ class GenerationModule(TaskModule):
     def generate(self, input_ids, attention_mask, **overrides) -> torch.Tensor:
         """New tokens only, ``(B, <= max_new_tokens)``."""
         kw = {**self.generation, **overrides}
-        if isinstance(self.encoder, DeepPromptModel):
-            out = self.encoder.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
-        else:
-            lm = self.encoder.backbone if hasattr(self.encoder, "backbone_parameters") else self.encoder
-            out = lm.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
+        # DeepPromptModel, CausalPrefixLM and the bare LM (finetune) generate themselves; LoRA's PeftEncoder
+        # has its adapters inside the backbone, whose own generate() decodes with them
+        model = self.encoder if hasattr(self.encoder, "generate") else self.encoder.backbone
+        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
         return out[:, input_ids.shape[1] :]
 
     # -- evaluation ----------------------------------------------------------------------------------------
@@ -108,15 +117,35 @@ class GenerationModule(TaskModule):
         for index, text in zip(batch["index"].tolist(), self.trainer.datamodule.decode(new), strict=True):
             self._hyps[index] = text
 
-    def _scores(self) -> dict[str, float]:
+    def _scores(self, save_as: str | None = None) -> dict[str, float]:
         dm = self.trainer.datamodule
         refs = dm.references()
         order = sorted(self._hyps)
         self._hyps, hyps = {}, [self._hyps[i] for i in order]
+        if save_as is not None:
+            self._save_predictions(save_as, order, hyps)
         return generation_scores(hyps, [refs[i] for i in order])
 
+    def _save_predictions(self, name: str, order: list[int], hyps: list[str]) -> None:
+        """``<run dir>/predictions/<name>.jsonl``: source, hypothesis and references of each evaluated input."""
+        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return
+        dm = self.trainer.datamodule
+        sources = dm.sources[dm.eval_split]
+        folder = Path(self.trainer.default_root_dir) / "predictions"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            for i, hyp in zip(order, hyps, strict=True):
+                row = {
+                    "index": i,
+                    "source": sources[i].text,
+                    "hypothesis": hyp,
+                    "references": sources[i].references,
+                }
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
     def on_validation_epoch_end(self) -> None:
-        scores = self._scores()
+        scores = self._scores(save_as=f"{self.trainer.datamodule.eval_split}_epoch{self.current_epoch}")
         self.record({f"val/{k}": v for k, v in scores.items()})
 
     def test_step(self, batch, batch_idx):

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from deepprompt.report.collect import AXIS_KEYS, drop_keys, natural_key
-from deepprompt.report.table import is_loss
+from deepprompt.report.table import is_loss, scale
 
 DEPTH = re.compile(r"^(top|bottom)-(\d+)$")
 DPI = 110
@@ -32,7 +32,7 @@ def _safe(name: str) -> str:
 
 
 def _scale(metric: str) -> float:
-    return 1.0 if is_loss(metric) else 100.0
+    return scale(metric)
 
 
 def _ylabel(metric: str) -> str:

@@ -1,7 +1,8 @@
 """Aggregate runs over seeds per (task, method, backbone, setting); render Markdown and CSV.
 
 Scores are the mean and the sample standard deviation (ddof=1) over the finished seeds, shown in percent with one
-decimal (``71.2 ± 0.8``); a single seed shows its score alone. Loss metrics are shown as they are.
+decimal (``71.2 ± 0.8``); a single seed shows its score alone. Loss metrics are shown as they are, and so are
+metrics the modules already log in percent (BLEU, ROUGE, SQuAD exact match: see `scale`).
 """
 
 from __future__ import annotations
@@ -33,8 +34,18 @@ CSV_COLUMNS = [
 MISSING = "–"
 
 
+PERCENT_METRICS = ("bleu", "rouge", "exact_match")  # logged x100 by their modules (sacrebleu's scale)
+
+
 def is_loss(metric: str) -> bool:
     return "loss" in metric
+
+
+def scale(metric: str) -> float:
+    """The factor that shows ``metric`` in percent: 1 for losses and for metrics already logged in percent."""
+    if is_loss(metric) or any(name in metric for name in PERCENT_METRICS):
+        return 1.0
+    return 100.0
 
 
 def _first(values: pd.Series):
@@ -94,10 +105,10 @@ def format_score(mean: float, std: float, metric: str) -> str:
         return MISSING
     if is_loss(metric):
         return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
-    # scores are fractions (accuracy, F1), except SQuAD's EM/F1, which are in percent as the official script's: a
-    # fraction never exceeds 1
-    scale = 1.0 if mean > 1.0 else 100.0
-    return f"{scale * mean:.1f}" if pd.isna(std) else f"{scale * mean:.1f} ± {scale * std:.1f}"
+    k = scale(metric)
+    if k == 100.0 and mean > 1.0:  # SQuAD's F1 is logged in percent too, under a name shared with entity F1
+        k = 1.0  # (a fraction never exceeds 1)
+    return f"{k * mean:.1f}" if pd.isna(std) else f"{k * mean:.1f} ± {k * std:.1f}"
 
 
 def format_count(value: float | None) -> str:
