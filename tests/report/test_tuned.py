@@ -219,3 +219,15 @@ def test_cli_reference_needs_tuned(grid_tree, tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         main([str(grid_tree), "--out", str(tmp_path), "--reference", "finetune"])
     assert err.value.code == 2 and "--reference needs --tuned" in capsys.readouterr().err
+
+
+def test_method_bars_show_the_tuned_value_with_all_its_seeds(grid_tree, tmp_path):
+    from deepprompt.report.build import build_report
+    from deepprompt.report.plots import tuned_bars
+
+    report = build_report([grid_tree], tmp_path / "out", tuned="lr", reference="finetune")
+    bars = tuned_bars(report.tuned, "lr")
+    pt = bars[(bars["task"] == "rte") & (bars["method"] == "ptuning_v2")].iloc[0]
+    assert pt["setting"] == "lr=1e-2" and pt["n_seeds"] == 3  # the seed-1 choice, not a 1-seed best mean
+    assert pt["best_mean"] == pytest.approx(statistics.mean(PT_RTE["1e-2"].values()))
+    assert (tmp_path / "out" / "methods_rte.png").is_file()

@@ -53,12 +53,12 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     runs = collect_runs(dirs, ignore=ignore)
     table = aggregate(runs, metric)
-    figures = make_plots(table, out, metric)
     tuned_rows, section, tuned_files = None, None, []
     if tuned:
         tuned_rows = tuned_table(runs, tuned, metric, reference)
         section = tuned_markdown(tuned_rows, metric, tuned, reference)
         tuned_files = [write_csv(tuned_rows, out / "tuned.csv")]
+    figures = make_plots(table, out, metric, tuned=tuned_rows, tuned_key=tuned or "lr")
     markdown = report_markdown(runs, table, [str(d) for d in dirs], metric, title, figures, section)
     md_path = out / "report.md"
     md_path.write_text(markdown)

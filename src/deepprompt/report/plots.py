@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from deepprompt.report.collect import AXIS_KEYS, drop_keys, natural_key
-from deepprompt.report.table import is_loss, scale
+from deepprompt.report.table import MISSING, is_loss, scale
 
 DEPTH = re.compile(r"^(top|bottom)-(\d+)$")
 DPI = 110
@@ -188,7 +188,10 @@ def plot_reparam(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
     return [_save(fig, out / "reparam.png")]
 
 
-def plot_methods(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
+def plot_methods(
+    data: pd.DataFrame, out: Path, metric: str, title: str = "best setting per method"
+) -> list[Path]:
+    """One bar per method and task: its best setting (by mean), or the rows given (a tuned comparison's)."""
     files = []
     scale = _scale(metric)
     pick = "idxmin" if is_loss(metric) else "idxmax"
@@ -212,7 +215,7 @@ def plot_methods(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
             fontsize=8,
         )
         _zoom(ax, list(scale * best["best_mean"]))
-        ax.set(ylabel=_ylabel(metric), title=f"{task}: best setting per method")
+        ax.set(ylabel=_ylabel(metric), title=f"{task}: {title}")
         ax.grid(axis="y", alpha=0.3)
         files.append(_save(fig, out / f"methods_{_safe(task)}.png"))
     return files
@@ -226,14 +229,43 @@ def _zoom(ax, values: list[float]) -> None:
         ax.set_ylim(bottom=max(0.0, low - 0.5 * (high - low) - 0.05 * abs(high)))
 
 
-def make_plots(table: pd.DataFrame, out: str | Path, metric: str = "val/acc") -> list[Path]:
-    """Write every figure the data supports into ``out``; returns their paths."""
+def tuned_bars(tuned: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The tuned comparison's rows as plot_methods' input: setting ``<key>=<chosen value>``, finished rows only."""
+    rows = tuned.copy()
+    rows["setting"] = [
+        f"{key}={chosen}" if chosen != MISSING else setting
+        for chosen, setting in zip(rows["chosen"], rows["setting"], strict=True)
+    ]
+    rows = rows[(rows["n_seeds"] > 0) & rows["best_mean"].notna()].copy()
+    rows["std0"] = rows["best_std"].fillna(0.0)
+    return rows
+
+
+def make_plots(
+    table: pd.DataFrame,
+    out: str | Path,
+    metric: str = "val/acc",
+    tuned: pd.DataFrame | None = None,
+    tuned_key: str = "lr",
+) -> list[Path]:
+    """Write every figure the data supports into ``out``; returns their paths.
+
+    With ``tuned`` (the rows of :func:`deepprompt.report.tuned.tuned_table`), the method bars show each method at
+    its tuned value (chosen on seed 1, all its seeds) rather than at the setting with the best mean, which would
+    favour settings run with a single seed.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if table.empty:
         return []
     data = _prepare(table)
     files: list[Path] = []
-    for plot in (plot_length, plot_depth, plot_reparam, plot_methods):
+    for plot in (plot_length, plot_depth, plot_reparam):
         files += plot(data, out, metric)
+    if tuned is not None and len(tuned):
+        key = tuned_key.removeprefix("method.")
+        title = f"each method at its tuned {key} (chosen on seed 1)"
+        files += plot_methods(tuned_bars(tuned, key), out, metric, title=title)
+    else:
+        files += plot_methods(data, out, metric)
     return files
