@@ -198,16 +198,20 @@ def summarize(kernels: list[Kernel], ops: list[Op], steps: int, wall_ms: float, 
     ]
     cpu_events = [o for o in ops if not o.name.startswith("deepprompt_")]
     by_self_gpu = sorted((o for o in cpu_events if o.self_gpu_us > 0), key=lambda o: -o.self_gpu_us)
-    out["top_ops_gpu"] = [  # the ops whose own kernels take the most GPU time (self: children not included)
-        {
-            "name": _short(o.name),
-            "category": classify(o.name),
-            "self_gpu_ms": o.self_gpu_us * per / 1e3,
-            "gpu_ms": o.gpu_us * per / 1e3,
-            "calls_per_step": o.count * per,
-        }
-        for o in by_self_gpu[:TOP]
-    ]
+    out["top_ops_gpu"] = (
+        [  # the ops whose own kernels take the most GPU time (self: children not included)
+            {
+                "name": _short(o.name),
+                "category": classify(o.name),
+                "self_gpu_ms": o.self_gpu_us * per / 1e3,
+                "gpu_ms": o.gpu_us * per / 1e3,
+                "calls_per_step": o.count * per,
+            }
+            for o in by_self_gpu[:TOP]
+        ]
+        if cuda
+        else []
+    )
     out["top_ops_cpu"] = [
         {
             "name": _short(o.name),
