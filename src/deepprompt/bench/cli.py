@@ -131,13 +131,15 @@ PRESETS: dict[str, dict] = {
     # issue 5's next levers in ONE short GPU call (docs/performance.md, "Next GPU call"): where the time goes
     # (profiles of ours and peft at T128 m16, and of the compiled row, which is already compiled by then), the
     # backbone's dropout, torch.compile and CUDA graphs, each timed in the same interleaved group as
-    # ptuning_v2_bf16 and peft_prefix. Budget (H100, 16 host cores): 12 eager cases x (3 + 30 steps of 40-60 ms,
-    # + ~2 s build) ~ 45 s; 3 compiles (dynamic=False: one per shape and mode) of the whole roberta-large
-    # backbone, fwd + bwd, ~25-45 s cold, less once triton's kernels are cached (cudagraph reuses compile's
-    # kernels at T128) ~ 75-100 s; 3 profiles x (5 host + 5 profiled steps + trace parsing) ~ 10 s; setup
-    # (GPU warm-up, matmul rate, graph-break explain on the tiny RoBERTa) ~ 10 s: ~140-165 s. The guard starts
-    # the T256 group only before 75 s; every case records build_s (its compile time) so the next plan can be
-    # budgeted from measurements.
+    # ptuning_v2_bf16 and peft_prefix. Budget (H100, 16 host cores), compile time included:
+    #   setup (2 s GPU warm-up, matmul rate, explain of the tiny RoBERTa)            ~ 8 s
+    #   12 eager cases x (build ~1.5 s + 33 steps of 35-60 ms)                       ~ 40 s
+    #   3 compiles of the whole roberta-large backbone, fwd + bwd (dynamic=False: one per shape and mode):
+    #     T128 compile ~30-45 s cold, T128 cudagraph ~15-25 s (triton kernels cached), T256 compile ~25-35 s
+    #                                                                                ~ 70-105 s
+    #   3 profiles x (3 host + 3 profiled steps, trace parsing, .json.gz export)      ~ 12 s
+    # ~ 130-165 s. Guard: the T256 group (~55 s) starts only before 75 s, so a slow compile drops T256, not the
+    # call (worst case ~ 75 + 55 s). Every row records build_s (its compile) for budgeting the next plan.
     "gpu-issue5-levers": {
         "defaults": {
             "batch": 32,
@@ -149,7 +151,7 @@ PRESETS: dict[str, dict] = {
             "budget_s": 75.0,
             "no_probe": True,
             "profile": True,
-            "profile_steps": 5,
+            "profile_steps": 3,
             "profile_cases": [
                 "ptuning_v2_bf16:roberta-large:128:16",
                 "peft_prefix:roberta-large:128:16",
