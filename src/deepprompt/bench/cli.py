@@ -24,7 +24,9 @@ error row and the run goes on.
 ``targets`` block: speed-up over peft prefix, MFU, inference overhead, memory); ``--preset cpu-tiny`` is the
 same machinery on the tiny shape (the test suite runs it). ``--pad F`` gives the batch rows lengths from T down
 to T(1 - 2F) (F = mean padded fraction, with an attention mask) to show the masks' cost. ``deepprompt-bench
-epoch ...`` times one real training epoch (`deepprompt.bench.epoch`).
+epoch ...`` times one real training epoch (`deepprompt.bench.epoch`). ``--profile`` (``--preset gpu-issue5-levers``)
+profiles chosen cases after their group is timed (`deepprompt.bench.profile`: GPU busy vs step time, kernels and
+launches per step, time by kernel category, top kernels/ops, casts).
 """
 
 from __future__ import annotations
