@@ -162,7 +162,8 @@ def test_cpu_tiny_preset_runs_every_variant(preset_run):
     assert not [r for r in rows if r.get("error") or r.get("skipped")], rows
     planned = {c.key for c in cli.plan(cli.build_parser().parse_args(["--preset", "cpu-tiny"]))}
     assert {(r["method"], r["shape"], r["T"], r["m"], r["pad"]) for r in rows} == planned
-    assert {r["method"] for r in rows} == set(methods.METHODS)  # every method and variant has a row
+    # every method and variant has a row here or in the levers preset (tests/bench/test_bench_profile.py)
+    assert {r["method"] for r in rows} == set(methods.METHODS) - set(methods.LEVERS)
     assert preset_run["args"]["steps"] == 2 and preset_run["args"]["device"] == "cpu"
     # the inference rows of our variants are compared with the bare model of the same weight dtype
     ratios = {r["method"]: r for r in rows if "infer_vs_bare" in r}

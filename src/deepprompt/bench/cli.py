@@ -24,7 +24,9 @@ error row and the run goes on.
 ``targets`` block: speed-up over peft prefix, MFU, inference overhead, memory); ``--preset cpu-tiny`` is the
 same machinery on the tiny shape (the test suite runs it). ``--pad F`` gives the batch rows lengths from T down
 to T(1 - 2F) (F = mean padded fraction, with an attention mask) to show the masks' cost. ``deepprompt-bench
-epoch ...`` times one real training epoch (`deepprompt.bench.epoch`).
+epoch ...`` times one real training epoch (`deepprompt.bench.epoch`). ``--profile`` (``--preset gpu-issue5-levers``)
+profiles chosen cases after their group is timed (`deepprompt.bench.profile`: GPU busy vs step time, kernels and
+launches per step, time by kernel category, top kernels/ops, casts).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import torch
 
 from deepprompt.bench import flops as F
 from deepprompt.bench import methods as M
+from deepprompt.bench import profile as P
 from deepprompt.bench import timing
 
 COLUMNS = (
@@ -93,6 +96,8 @@ class Grid:
 
 _RL, _BB = "roberta-large", "bert-base"
 _INFER = ["bare", "bare_bf16"]
+_EAGER = ["ptuning_v2_bf16", "peft_prefix", "ptuning_v2_nodrop"]
+_COMPILED = ["ptuning_v2_compile", "ptuning_v2_cudagraph"]
 PRESETS: dict[str, dict] = {
     # issue 5's targets on one GPU, most important first. Cases of one (shape, T, padding) form one group, timed
     # in interleaved rounds; 3 warm-up + 40 timed steps per case: ~150 s on an H100 (docs/performance.md has the
@@ -123,6 +128,64 @@ PRESETS: dict[str, dict] = {
             Grid([_BB], [128, 256], ["ptuning_v2_bf16", "peft_prefix"], [16, 64, 128]),
             Grid([_BB], [128], ["lora", "full_ft", *_INFER, "ptuning_v2_bf16"], [], 100),
             Grid([_BB], [256], ["lora", "full_ft", *_INFER]),
+        ],
+    },
+    # issue 5's next levers in ONE short GPU call (docs/performance.md, "Next GPU call"): where the time goes
+    # (profiles of ours and peft at T128 m16, and of the compiled row, which is already compiled by then), the
+    # backbone's dropout, torch.compile and CUDA graphs, each timed in the same interleaved group as
+    # ptuning_v2_bf16 and peft_prefix. Budget (H100, 16 host cores), compile time included:
+    #   setup (2 s GPU warm-up, matmul rate, explain of the tiny RoBERTa)            ~ 8 s
+    #   12 eager cases x (build ~1.5 s + 33 steps of 35-60 ms)                       ~ 40 s
+    #   3 compiles of the whole roberta-large backbone, fwd + bwd (dynamic=False: one per shape and mode):
+    #     T128 compile ~30-45 s cold, T128 cudagraph ~15-25 s (triton kernels cached), T256 compile ~25-35 s
+    #                                                                                ~ 70-105 s
+    #   3 profiles x (3 host + 3 profiled steps, trace parsing, .json.gz export)      ~ 12 s
+    # ~ 130-165 s. Guard: the T256 group (~55 s) starts only before 75 s, so a slow compile drops T256, not the
+    # call (worst case ~ 75 + 55 s). Every row records build_s (its compile) for budgeting the next plan.
+    "gpu-issue5-levers": {
+        "defaults": {
+            "batch": 32,
+            "dtype": "bf16",
+            "steps": 30,
+            "rounds": 3,
+            "warmup": 3,
+            "gpu_warmup_s": 2.0,
+            "budget_s": 75.0,
+            "no_probe": True,
+            "profile": True,
+            "profile_steps": 3,
+            "profile_cases": [
+                "ptuning_v2_bf16:roberta-large:128:16",
+                "peft_prefix:roberta-large:128:16",
+                "ptuning_v2_compile:roberta-large:128:16",
+            ],
+            "explain": True,
+        },
+        "grids": [
+            Grid([_RL], [128], _EAGER, [16, 64]),
+            Grid([_RL], [128], _COMPILED, [16]),
+            Grid([_RL], [256], _EAGER, [16, 64]),
+            Grid([_RL], [256], ["ptuning_v2_compile"], [64]),
+        ],
+    },
+    # the same on the tiny RoBERTa, CPU, aot_eager instead of inductor (no C++/triton build): the test suite
+    "cpu-tiny-levers": {
+        "defaults": {
+            "batch": 2,
+            "dtype": "bf16",
+            "steps": 2,
+            "rounds": 2,
+            "warmup": 1,
+            "device": "cpu",
+            "threads": 1,
+            "compile_backend": "aot_eager",
+            "profile": True,
+            "profile_steps": 2,
+            "profile_cases": ["ptuning_v2_bf16:tiny-roberta:8:4", "peft_prefix:tiny-roberta:8:4"],
+            "explain": True,
+        },
+        "grids": [
+            Grid(["tiny-roberta"], [8], [*_EAGER, *_COMPILED, "ptuning_v2_compile_nodrop"], [4]),
         ],
     },
     # the same machinery on the tiny shape, CPU, seconds (the test suite runs it)
@@ -246,7 +309,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="CPU intra-op threads (torch.set_num_threads); 1 avoids spin-wait collapse on a busy CPU",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--compile-backend",
+        default="inductor",
+        help="torch.compile backend of the *_compile/*_cudagraph rows (aot_eager: CPU tests, no code generation)",
+    )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="before the first group: torch._dynamo.explain of each compiled variant's backbone on the tiny shape "
+        "of the same family (graph breaks, their reasons) into the JSON's 'explain' block",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="after a group is timed, profile its --profile-cases (torch.profiler, CPU + CUDA): GPU busy vs step "
+        "time, kernels and launches per step, time by kernel category, top kernels/ops, casts",
+    )
+    p.add_argument(
+        "--profile-cases",
+        type=_csv(str),
+        default=[],
+        help="METHOD:SHAPE:T:M[:PAD] cases to profile (train rows of this run); default: every train case",
+    )
+    p.add_argument("--profile-steps", type=int, default=5, help="steps per profiled pass (and per host pass)")
+    p.add_argument(
+        "--profile-trace",
+        type=Path,
+        default=None,
+        help="folder for a chrome trace per profiled case (<case>.json.gz)",
+    )
     return p
+
+
+def case_id(case) -> str:
+    """``METHOD:SHAPE:T:M`` (``:PAD`` when padded), the name ``--profile-cases`` takes."""
+    base = f"{case.method}:{case.shape}:{case.seq}:{case.prompt}"
+    return f"{base}:{case.pad:g}" if case.pad else base
+
+
+def wants_profile(case, args) -> bool:
+    if not getattr(args, "profile", False) or case.mode != "train":
+        return False
+    chosen = getattr(args, "profile_cases", None)
+    return not chosen or case_id(case) in chosen
 
 
 def grids(args) -> list[Grid]:
@@ -272,7 +378,7 @@ def plan_grid(grid: Grid, dtype: str) -> list[Case]:
                 cases += [
                     Case(method, shape, seq, grid.infer_prompt, "infer", grid.pad)
                     for method in methods
-                    if method in M.PTUNING_VARIANTS
+                    if method in M.PTUNING_VARIANTS and method not in M.LEVERS  # levers: training rows only
                 ]
     return cases
 
@@ -448,17 +554,24 @@ def build_case(case: Case, args) -> Built:
         )
     timing.reset_peak_memory(args.device)
     baseline = timing.allocated_gib(args.device)
+    built_at = time.perf_counter()
+    compiled = case.method in M.COMPILED
+    before = compile_counters() if compiled else None
     backbone = M.build_backbone(case.shape, args.device, seed=args.seed)
     batch, labels = _inputs(config, args, case.seq, case.pad)
     info: dict = {}
-    probe = timing.is_cuda(args.device) and not args.no_probe
+    probe = timing.is_cuda(args.device) and not args.no_probe and not compiled  # a probe would recompile
+    backend = getattr(args, "compile_backend", "inductor")
     if case.mode == "train":
-        model, params = M.build_method(case.method, backbone, case.prompt, args.reparam)
+        model, params = M.build_method(case.method, backbone, case.prompt, args.reparam, backend)
         model.train()
         cuda = timing.is_cuda(args.device)
         optimizer = torch.optim.AdamW(params, lr=args.lr, fused=True if cuda else None)
+        graphs = compiled and M.PTUNING_VARIANTS[case.method].get("compile") == "reduce-overhead"
 
         def step():
+            if graphs:  # a new iteration: the previous replay's outputs may be overwritten
+                torch.compiler.cudagraph_mark_step_begin()
             with _autocast(args):
                 loss = model(**batch, labels=labels).loss
             loss.backward()
@@ -467,6 +580,9 @@ def build_case(case: Case, args) -> Built:
 
         timer = timing.StepTimer(step, args.device, sync_each=False)
         timer.warmup(args.warmup)
+        info["build_s"] = time.perf_counter() - built_at  # model, inputs and warm-up steps (compile included)
+        if compiled:
+            info["compile"] = compile_diff(before, compile_counters()) | {"backend": backend}
         layers = M.prompted_layers(case.method, config) if case.method in M.PTUNING_VARIANTS else None
         info |= {
             "train_peak_gib": timing.peak_memory_gib(args.device, baseline),
@@ -480,6 +596,7 @@ def build_case(case: Case, args) -> Built:
         step = infer_step(model, batch, args)
         timer = timing.StepTimer(step, args.device, sync_each=True)
         timer.warmup(args.warmup)
+        info["build_s"] = time.perf_counter() - built_at
         info |= {
             "infer_peak_gib": timing.peak_memory_gib(args.device, baseline),
             "infer_flops": F.inference_flops(config, args.batch, case.seq, case.prompt),
@@ -488,6 +605,85 @@ def build_case(case: Case, args) -> Built:
     if probe:
         info["sdpa"] = sdpa_probe(model, batch, args)
     return Built(case, timer, info)
+
+
+def compile_counters() -> dict:
+    """Dynamo's and inductor's counters now (graphs compiled, graph breaks by reason, CUDA-graph skips)."""
+    from torch._dynamo.utils import counters
+
+    return {
+        "graph_breaks": dict(counters["graph_break"]),
+        "unique_graphs": counters["stats"]["unique_graphs"],
+        "cudagraph_skips": counters["inductor"]["cudagraph_skips"],
+    }
+
+
+def compile_diff(before: dict, after: dict) -> dict:
+    """What one case's build added: graphs compiled, graph breaks (reason -> count), CUDA-graph skips."""
+    breaks = {
+        reason[:300]: n - before["graph_breaks"].get(reason, 0)
+        for reason, n in after["graph_breaks"].items()
+        if n > before["graph_breaks"].get(reason, 0)
+    }
+    return {
+        "graphs": after["unique_graphs"] - before["unique_graphs"],
+        "graph_breaks": sum(breaks.values()),
+        "graph_break_reasons": breaks,
+        "cudagraph_skips": after["cudagraph_skips"] - before["cudagraph_skips"],
+    }
+
+
+TINY_OF = {"roberta": "tiny-roberta", "bert": "tiny"}
+
+
+def explain_compiled(cases: list[Case], args) -> dict:
+    """``torch._dynamo.explain`` of each compiled variant's backbone forward (train mode, autocast, prompts as
+    ``deep_prompts``) on the tiny shape of the same family: graph count, graph breaks and their reasons.
+
+    Run before any case is compiled: explain resets dynamo, which would drop the resident models' graphs. The
+    reasons do not depend on the size, and the real compiles' breaks are in each row's ``compile`` block too.
+    """
+    import torch._dynamo
+
+    out: dict = {}
+    for method, shape in dict.fromkeys((c.method, c.shape) for c in cases if c.method in M.COMPILED):
+        tiny = TINY_OF.get(M.backbone_config(shape).model_type, "tiny")
+        speed = M.PTUNING_VARIANTS[method]
+        key = f"{tiny}:dropout={speed.get('dropout', True)}"
+        if key in out:
+            out[key]["methods"].append(method)
+            continue
+        try:
+            backbone = M.build_backbone(tiny, args.device, seed=args.seed)
+            plain = "ptuning_v2_bf16" if speed.get("dropout", True) else "ptuning_v2_nodrop"
+            model, _ = M.build_method(plain, backbone, 4, args.reparam)
+            model.train()
+            batch, labels = _inputs(M.backbone_config(tiny), _Batch(args, 2), 8)
+            with _autocast(args):
+                prompts = model.prompts()
+                result = torch._dynamo.explain(model.model)(**batch, labels=labels, deep_prompts=prompts)
+            out[key] = {
+                "methods": [method],
+                "shape": tiny,
+                "graphs": result.graph_count,
+                "graph_breaks": result.graph_break_count,
+                "break_reasons": [str(b.reason)[:300] for b in result.break_reasons],
+                "ops": result.op_count,
+            }
+        except Exception as err:  # noqa: BLE001 - an explain failure is a finding, not a crash
+            out[key] = {"methods": [method], "error": f"{type(err).__name__}: {str(err)[:300]}"}
+    torch._dynamo.reset()
+    return out
+
+
+class _Batch:
+    """``args`` with another batch size (for the explain inputs)."""
+
+    def __init__(self, args, batch: int):
+        self._args, self.batch = args, batch
+
+    def __getattr__(self, name):
+        return getattr(self._args, name)
 
 
 def case_result(built: Built, summary: dict, args) -> dict:
@@ -525,9 +721,27 @@ def run_group(cases: list[Case], args) -> dict[Case, dict | Exception]:
         else:
             for b, summary in zip(built, summaries, strict=True):
                 results[b.case] = summary if isinstance(summary, Exception) else case_result(b, summary, args)
+            for b in built:
+                result = results[b.case]
+                if wants_profile(b.case, args) and isinstance(result, dict):
+                    result["profile"] = profile_built(b, result, args)
     del built
     _cleanup(args.device)
     return results
+
+
+def profile_built(b: Built, result: dict, args) -> dict:
+    """`deepprompt.bench.profile` of a built, timed case; an error becomes ``{"error": ...}``."""
+    trace = None
+    if args.profile_trace:
+        args.profile_trace.mkdir(parents=True, exist_ok=True)
+        trace = str(args.profile_trace / f"{case_id(b.case).replace(':', '_')}.json.gz")
+    try:
+        out = P.profile_step(b.timer.step, args.device, args.profile_steps, result.get("train_ms"), trace)
+    except Exception as err:  # noqa: BLE001 - a failed profile must not lose the timed row
+        out = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
+    print(P.format_profile(case_id(b.case), out), file=sys.stderr)
+    return out
 
 
 def run_case(case: Case, args) -> dict:
@@ -694,6 +908,23 @@ def issue5_targets(rows: list[dict], shape: str = "roberta-large") -> dict:
     return out
 
 
+def lever_speedups(rows: list[dict], shape: str) -> dict:
+    """Every ``ptuning_v2*`` train row against ``peft_prefix`` and ``ptuning_v2_bf16`` at the same (T, m, pad):
+    ``{method: {"T128_m16": {"vs_peft_prefix": x, "vs_ptuning_v2_bf16": y, "mfu": z, "build_s": s}}}``."""
+    out: dict = {}
+    for r in rows:
+        if r["shape"] != shape or r["method"] not in M.PTUNING_VARIANTS or r.get("train_ms") is None:
+            continue
+        pad = r.get("pad", 0.0)
+        entry = {"train_ms": r["train_ms"], "mfu": r.get("mfu"), "build_s": r.get("build_s")}
+        for ref in ("peft_prefix", "ptuning_v2_bf16"):
+            other = _find(rows, ref, shape, r["T"], r["m"], pad)
+            entry[f"vs_{ref}"] = other["train_ms"] / r["train_ms"] if other else None
+        label = f"T{r['T']}_m{r['m']}" + (f"_pad{pad:g}" if pad else "")
+        out.setdefault(r["method"], {})[label] = entry
+    return out
+
+
 def _case_seconds_left(start: float, budget: float | None) -> bool:
     return not budget or time.perf_counter() - start < budget
 
@@ -748,6 +979,12 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     cases = plan(args)
+    if args.explain and any(c.method in M.COMPILED for c in cases):
+        explain_started = time.perf_counter()
+        env["explain"] = explain_compiled(cases, args)
+        env["explain_s"] = time.perf_counter() - explain_started
+        for key, value in env["explain"].items():
+            print(f"# explain {key}: {value}", file=sys.stderr)
     rows: dict[tuple, dict] = {
         case.key: {
             "method": case.method,
@@ -788,10 +1025,21 @@ def main(argv: list[str] | None = None) -> int:
         write_payload(args, env, list(rows.values()), started, final=False)  # a timeout still leaves results
 
     payload = write_payload(args, env, list(rows.values()), started, final=True)
+    for name, prof in payload["profiles"].items():
+        print(P.format_profile(name, prof))
     print(payload["table"])
     for shape, values in payload["targets"].items():
+        for method, cells in values.get("levers", {}).items():
+            for label, e in cells.items():
+                ratios = ", ".join(
+                    f"{k} {e[k]:.3f}x"
+                    for k in ("vs_peft_prefix", "vs_ptuning_v2_bf16")
+                    if e.get(k) is not None
+                )
+                build = f", build {e['build_s']:.1f} s" if e.get("build_s") is not None else ""
+                print(f"# lever {shape} {method} {label}: {e['train_ms']:.2f} ms, {ratios}{build}")
         for name, value in values.items():
-            if isinstance(value, dict):
+            if isinstance(value, dict) and "value" in value:
                 print(
                     f"# target {shape} {name}: {value['value']:.3f} ({value['target']}, met={value['met']})"
                 )
@@ -804,6 +1052,10 @@ def write_payload(args, env: dict, rows: list[dict], started: float, final: bool
     add_inference_ratios(rows)
     table = markdown_table(rows)
     targets = {shape: issue5_targets(rows, shape) for shape in dict.fromkeys(r["shape"] for r in rows)}
+    for shape, block in targets.items():
+        levers = lever_speedups(rows, shape)
+        if levers:
+            block["levers"] = levers
     env["wall_s"] = time.perf_counter() - started
     payload = {
         "environment": env,
@@ -817,6 +1069,13 @@ def write_payload(args, env: dict, rows: list[dict], started: float, final: bool
             if (r.get("train_timing") or r.get("infer_timing") or {}).get("noisy")
         ],
         "table": table,
+        "profiles": {
+            f"{r['method']}:{r['shape']}:{r['T']}:{r['m']}" + (f":{r['pad']:g}" if r.get("pad") else ""): r[
+                "profile"
+            ]
+            for r in rows
+            if r.get("profile")
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2))

@@ -14,6 +14,13 @@ Methods (``build_method`` returns the model to call and its trainable parameters
 - ``ptuning_v2_bf16``: ``ptuning_v2`` with the frozen backbone stored in bf16 (``frozen_dtype``; bf16 runs only);
 - ``ptuning_v2_bf16_top``: ``ptuning_v2_bf16`` with prompts on the top half of the layers only (no backward
   below them);
+- issue 5's next levers, all on top of ``ptuning_v2_bf16`` (`LEVERS`): ``ptuning_v2_nodrop`` (the frozen
+  backbone's hidden and attention dropout off: every ``nn.Dropout`` of ``base_model`` at p = 0, so no dropout
+  kernel runs and SDPA gets ``dropout_p=0``; the prompts' and the head's dropout stay), ``ptuning_v2_compile``
+  (the backbone's forward compiled with ``torch.compile(dynamic=False)``: the bench's shapes are fixed; the
+  training loop's dynamic padding would need ``dynamic=True`` or length buckets, or it recompiles per batch
+  shape), ``ptuning_v2_compile_nodrop`` (both), ``ptuning_v2_cudagraph`` (compiled with
+  ``mode="reduce-overhead"``: inductor's CUDA graphs replay each compiled graph with one launch);
 - ``peft_prefix``: ``peft.PrefixTuningConfig(task_type=SEQ_CLS, num_virtual_tokens=m)`` + ``get_peft_model``
   (prefix through the KV cache, positions shifted by m, so T + m must fit the position table);
 - ``lora``: ``peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.1)`` on ``query``/``value``;
@@ -46,6 +53,10 @@ METHODS = (
     "full_ft",
     "bare",
     "bare_bf16",
+    "ptuning_v2_nodrop",
+    "ptuning_v2_compile",
+    "ptuning_v2_compile_nodrop",
+    "ptuning_v2_cudagraph",
 )
 # our engine's variants: method name -> add_deep_prompts speed switches (+ "top": prompts on the top half)
 PTUNING_VARIANTS: dict[str, dict] = {
@@ -53,8 +64,17 @@ PTUNING_VARIANTS: dict[str, dict] = {
     "ptuning_v2_naive": {"compact_mask": False, "cache_prompts": False, "detach_below": False},
     "ptuning_v2_bf16": {"frozen_dtype": torch.bfloat16},
     "ptuning_v2_bf16_top": {"frozen_dtype": torch.bfloat16, "top": True},
+    # issue 5's next levers ("dropout": False = backbone dropout off; "compile": torch.compile mode)
+    "ptuning_v2_nodrop": {"frozen_dtype": torch.bfloat16, "dropout": False},
+    "ptuning_v2_compile": {"frozen_dtype": torch.bfloat16, "compile": "default"},
+    "ptuning_v2_compile_nodrop": {"frozen_dtype": torch.bfloat16, "compile": "default", "dropout": False},
+    "ptuning_v2_cudagraph": {"frozen_dtype": torch.bfloat16, "compile": "reduce-overhead"},
 }
-BF16_ONLY = frozenset({"ptuning_v2_bf16", "ptuning_v2_bf16_top", "bare_bf16"})  # bf16 weights need autocast
+LEVERS = ("ptuning_v2_nodrop", "ptuning_v2_compile", "ptuning_v2_compile_nodrop", "ptuning_v2_cudagraph")
+COMPILED = frozenset(m for m, v in PTUNING_VARIANTS.items() if "compile" in v)
+BF16_ONLY = frozenset(
+    {"ptuning_v2_bf16", "ptuning_v2_bf16_top", "bare_bf16", *LEVERS}
+)  # bf16 weights need autocast
 INFERENCE_ONLY = frozenset({"bare", "bare_bf16"})
 PROMPTED = frozenset({*PTUNING_VARIANTS, "peft_prefix"})  # methods whose cost depends on the prompt length m
 TRAINED = ("ptuning_v2", "peft_prefix", "lora", "full_ft")
@@ -158,20 +178,72 @@ def prompted_layers(method: str, config: PretrainedConfig) -> int:
     return max(layers // 2, 1) if PTUNING_VARIANTS.get(method, {}).get("top") else layers
 
 
+def disable_backbone_dropout(model: PreTrainedModel) -> int:
+    """Set every ``nn.Dropout`` of ``model.base_model`` (embeddings, attention probabilities, hidden states) to
+    p = 0; returns how many. The head's dropout is not touched. BERT/RoBERTa pass ``self.dropout.p`` to the
+    attention function, so SDPA gets ``dropout_p=0``; ``F.dropout`` with p = 0 launches no kernel."""
+    count = 0
+    for module in model.base_model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+            count += 1
+    return count
+
+
+def raise_recompile_limit(limit: int = 64) -> None:
+    """Every compiled case is a fresh model whose forward shares one code object with the others: past
+    dynamo's recompile limit (8) it would silently run eager, so the bench raises the limit."""
+    import torch._dynamo
+
+    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit"):
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, max(limit, getattr(torch._dynamo.config, name)))
+
+
+def compile_backbone(model: nn.Module, mode: str = "default", backend: str = "inductor") -> None:
+    """Compile the backbone's forward in place (``nn.Module.compile``: parameter names unchanged).
+
+    ``dynamic=False``: every new input shape (T, m, batch) is a recompile, fine for the bench's fixed shapes; a
+    training loop with dynamic padding needs ``dynamic=True`` or bucketed lengths. ``mode`` goes to inductor
+    only (``reduce-overhead`` = CUDA graphs); another ``backend`` (``aot_eager`` in the CPU tests) ignores it.
+    """
+    raise_recompile_limit()
+    config = getattr(model, "config", None)
+    if config is not None and getattr(config, "problem_type", "") is None and config.num_labels > 1:
+        # transformers' *ForSequenceClassification sets problem_type on its first call with labels: a guard
+        # on it would recompile the model at its second step; the bench's labels are class indices
+        config.problem_type = "single_label_classification"
+    kwargs = {"dynamic": False, "backend": backend}
+    if backend == "inductor" and mode != "default":
+        kwargs["mode"] = mode
+    model.compile(**kwargs)
+
+
 def build_method(
-    method: str, backbone: PreTrainedModel, prompt_length: int = 0, reparam: str = "none"
+    method: str,
+    backbone: PreTrainedModel,
+    prompt_length: int = 0,
+    reparam: str = "none",
+    compile_backend: str = "inductor",
 ) -> tuple[nn.Module, list[nn.Parameter]]:
     """Wrap ``backbone`` for ``method``; returns ``(model, trainable parameters)``.
 
     Every returned model takes ``model(input_ids=..., labels=...)`` and returns an output with ``.loss``
-    and ``.logits``. New parameters (prompts, adapters) are created on the backbone's device.
+    and ``.logits``. New parameters (prompts, adapters) are created on the backbone's device. The compiled
+    variants compile ``model.model`` (the backbone, prompts arriving as its ``deep_prompts`` argument) with
+    ``compile_backend``; the first call compiles.
     """
     device = next(backbone.parameters()).device
     if method in PTUNING_VARIANTS:
         speed = dict(PTUNING_VARIANTS[method])
         layers = f"top-{prompted_layers(method, backbone.config)}" if speed.pop("top", False) else "all"
+        dropout, mode = speed.pop("dropout", True), speed.pop("compile", None)
+        if not dropout:
+            disable_backbone_dropout(backbone)
         config = DeepPromptConfig(length=prompt_length, reparam=reparam, layers=layers)
         model = add_deep_prompts(backbone, config, **speed).to(device)
+        if mode is not None:
+            compile_backbone(model.model, mode, compile_backend)
     elif method == "peft_prefix":
         from peft import PrefixTuningConfig, TaskType, get_peft_model
 
