@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One GPU call: optionally the issue 5/9 benchmarks first (alone on the GPU: BENCH=1), then the job plan of
+# One GPU call: optionally the issue 5/9 benchmarks first (alone on the GPU: BENCH=1; issue 5's lever rows and
+# profiles: BENCH=levers, about 165 s), then the job plan of
 # issues 3/4/9 (MiniLM jobs side by side, gpu_queue.py) until DEADLINE_S seconds after the start; all packed
 # into $OUT. Optional COMPRESS=1: SVD-compress the knob runs' uniform prompts afterwards (issue 9).
 #   device run (carry .device .snap [.prior]):
@@ -24,6 +25,13 @@ if [[ ${BENCH:-0} == 1 ]]; then
     > "$B/bench_multitask.md" 2>&1
   echo "exit $?"; tail -15 "$B/bench_multitask.md"
   tar -C "$B" -czf "$OUT/bench.tar.gz" .
+fi
+if [[ ${BENCH:-0} == levers ]]; then  # issue 5's next levers (compile, CUDA graphs, no dropout) with profiles
+  B=$DEEPPROMPT_OUTPUT_DIR/bench_levers; mkdir -p "$B"
+  timeout 420 python3 -m deepprompt.bench.cli --preset gpu-issue5-levers --profile-trace "$B/traces" \
+    --out "$B/issue5_levers.json" > "$B/issue5_levers.log" 2>&1
+  echo "exit $?"; grep -v "^\s*$" "$B/issue5_levers.log" | tail -60
+  tar -C "$B" -czf "$OUT/bench_levers.tar.gz" .
 fi
 budget=$(( deadline - ($(date +%s) - T0) - 30 ))
 echo "== queue $plan: ${budget}s"
