@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # Build .prior/ (git-ignored) from archived runs, for `gpu_call.sh PLAN ...` to continue a plan without rerunning
-# finished jobs: only each run's metrics.json travels (the 64 MiB tree limit). Default source: the 2026-11-23 runs.
+# finished jobs. Only what the queue reads travels (status and best scores of each metrics.json): the device
+# call's whole tree must stay under 64 MiB. Default source: the 2026-11-23 runs.
 #   bash experiments/scripts/make_prior.sh [experiments/results/minilm_h100_runs]
 set -euo pipefail
 src=${1:-experiments/results/minilm_h100_runs}
 grep -qx '/.prior/' .git/info/exclude 2>/dev/null || echo '/.prior/' >> .git/info/exclude
 rm -rf .prior && mkdir .prior
-(cd "$src" && find . -name metrics.json -print0 | tar --null -cf - -T -) | tar -xf - -C .prior
+python3 - "$src" <<'PY'
+import json, pathlib, sys
+src = pathlib.Path(sys.argv[1])
+for file in src.rglob("metrics.json"):
+    summary = json.loads(file.read_text())
+    slim = {k: summary[k] for k in ("status", "task", "method", "seed", "monitor", "best") if k in summary}
+    out = pathlib.Path(".prior") / file.relative_to(src)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(slim))
+PY
 echo "$(find .prior -name metrics.json | wc -l) runs in .prior ($(du -sh .prior | cut -f1))"
