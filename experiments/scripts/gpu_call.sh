@@ -5,7 +5,7 @@
 # into $OUT. Optional COMPRESS=1: SVD-compress the knob runs' uniform prompts afterwards (issue 9).
 #   device run (carry .device .snap [.prior]):
 #     cd .snap && ln -sfn ../.device .device && BENCH=1 bash experiments/scripts/gpu_call.sh PLAN DEADLINE_S [PARALLEL]
-# A folder .prior/ beside .snap (the unpacked runs of earlier calls) continues their plan.
+# A folder .prior/ (make_prior.sh; in the tree's root, or beside .snap) continues the plan of earlier calls.
 set -u
 plan=$1 deadline=$2 parallel=${3:-14}
 T0=$(date +%s)
@@ -36,7 +36,7 @@ fi
 budget=$(( deadline - ($(date +%s) - T0) - 30 ))
 echo "== queue $plan: ${budget}s"
 prior=()
-[[ -d ../.prior ]] && prior=(--prior ../.prior)
+for dir in .prior ../.prior; do [[ -d $dir ]] && { prior=(--prior "$dir"); break; }; done  # tree root or .snap
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv -l 20 > "$OUT/gpu_util.csv" 2>&1 &
 python3 experiments/scripts/gpu_queue.py --plan "$plan" --budget "$budget" --parallel "$parallel" \
   --root "$DEEPPROMPT_OUTPUT_DIR/queue" "${prior[@]}" "$MINILM" trainer=gpu extras.print_config=false \
