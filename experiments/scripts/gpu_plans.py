@@ -368,6 +368,20 @@ def next_session() -> list[Job]:
         for j in issue4(seeds=(2, 3))
     ]
     jobs += extras(priority0=60)
+    # Added in the 2026-11-23 evening session: the paper trains NER prompts far longer than 5 epochs; both
+    # prefix methods at 15 epochs (seed 1; full FT had converged by epoch 5), started first (the longest jobs).
+    for job in issue4(seeds=(1,), priority0=4):
+        if job.name.startswith("conll03_") and "finetune" not in job.name:
+            args = [a.replace("task_name=issue4_conll03", "task_name=issue4_conll03_e15") for a in job.args]
+            jobs.append(
+                replace(
+                    job,
+                    name=job.name.replace("_s1", "_e15_s1"),
+                    group="issue4_long",
+                    args=[*args, "trainer.max_epochs=15"],
+                    steps=15 * 439,
+                )
+            )
     return jobs
 
 

@@ -110,6 +110,10 @@ def finished_before(root: Path, job: Job) -> bool:
     return False
 
 
+def _copy_if_missing(src: str, dst: str) -> str:
+    return dst if Path(dst).exists() else shutil.copy2(src, dst)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -146,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     if (
         args.prior
     ):  # an earlier call's runs: their grids decide follow-up rates, their finished jobs count as done
-        shutil.copytree(args.prior, root, dirs_exist_ok=True)
+        # never over a run that is already here (a warm machine keeps the last call's full run folders; the
+        # prior only holds their slim summaries)
+        shutil.copytree(args.prior, root, dirs_exist_ok=True, copy_function=_copy_if_missing)
     pending = [
         j for j in sorted(plan, key=lambda j: j.priority) if j.pick_lr_from or not finished_before(root, j)
     ]
