@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One GPU call: optionally the issue 5/9 benchmarks first (alone on the GPU: BENCH=1; issue 5's lever rows and
-# profiles: BENCH=levers, about 165 s), then the job plan of
+# profiles: BENCH=levers, about 165 s; the targets with CUDA graphs and the SST-2 epoch: BENCH=final, ~500 s),
+# then the job plan of
 # issues 3/4/9 (MiniLM jobs side by side, gpu_queue.py) until DEADLINE_S seconds after the start; all packed
 # into $OUT. Optional COMPRESS=1: SVD-compress the knob runs' uniform prompts afterwards (issue 9).
 #   device run (carry .device .snap [.prior]):
@@ -33,8 +34,20 @@ if [[ ${BENCH:-0} == levers ]]; then  # issue 5's next levers (compile, CUDA gra
   echo "exit $?"; grep -v "^\s*$" "$B/issue5_levers.log" | tail -60
   tar -C "$B" -czf "$OUT/bench_levers.tar.gz" .
 fi
+if [[ ${BENCH:-0} == final ]]; then  # issue 5's targets with CUDA graphs, then one SST-2 epoch with each pipeline
+  B=$DEEPPROMPT_OUTPUT_DIR/bench_final; mkdir -p "$B"
+  timeout 280 python3 -m deepprompt.bench.cli --preset gpu-issue5-final --out "$B/issue5_final.json" \
+    > "$B/issue5_final.log" 2>&1
+  echo "exit $?"; grep -v "^\s*$" "$B/issue5_final.log" | tail -40
+  timeout 240 python3 -m deepprompt.bench.cli epoch --task sst2 --model-path "$PWD/.device/minilm" \
+    --data-dir "$DEEPPROMPT_DATA_DIR" --variants static,dynamic_bf16,dynamic_compile,dynamic_cudagraph \
+    --budget-s 215 --out "$B/epoch_sst2_minilm.json" > "$B/epoch_sst2_minilm.log" 2>&1
+  echo "exit $?"; tail -12 "$B/epoch_sst2_minilm.log"
+  tar -C "$B" -czf "$OUT/bench_final.tar.gz" .
+fi
 budget=$(( deadline - ($(date +%s) - T0) - 30 ))
 echo "== queue $plan: ${budget}s"
+if (( budget < 60 )); then echo "no time left for the queue"; ls -la "$OUT"; exit 0; fi
 prior=()
 for dir in .prior ../.prior; do [[ -d $dir ]] && { prior=(--prior "$dir"); break; }; done  # tree root or .snap
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv -l 20 > "$OUT/gpu_util.csv" 2>&1 &

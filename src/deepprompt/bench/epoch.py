@@ -17,7 +17,12 @@ Variants:
   P-Tuning v2 code does (``padding="max_length"``);
 - ``dynamic_nogroup``: each batch padded to its own longest example (rounded up to 8), random order;
 - ``dynamic``: our DataModule as ``conf/data/<task>.yaml`` sets it up: dynamic padding + length grouping;
-- ``dynamic_bf16``: ``dynamic`` with the frozen backbone stored in bf16 (``method.frozen_dtype=bf16``; CUDA).
+- ``dynamic_bf16``: ``dynamic`` with the frozen backbone stored in bf16 (``method.frozen_dtype=bf16``; CUDA);
+- ``dynamic_compile`` / ``dynamic_cudagraph``: ``dynamic_bf16`` with ``method.compile=default`` /
+  ``reduce-overhead`` (torch.compile of the backbone, automatic dynamic shapes; CUDA graphs record one graph per
+  batch shape). Compiling happens inside the clock, in the first steps and at the first new batch shape: those
+  steps are reported apart (``slow_steps``: steps over 10x the median step, ``epoch_s_without_slow``), so the
+  table shows both the end-to-end epoch and the steady rate a longer training would see.
 
 Time budget (``--budget-s``, default 150 s from the start of the command, 0 = none): each variant gets an equal
 share of what is left when it starts; a variant that reaches its share stops early (``truncated``, the steps it
@@ -46,7 +51,10 @@ import torch
 
 OVERHEAD_S = 5.0  # per variant, outside its clock: model build, Lightning setup/teardown, DataLoader workers
 MIN_SHARE_S = 1.0  # a variant always gets at least this much
-VARIANTS = ("static", "dynamic_nogroup", "dynamic", "dynamic_bf16")
+VARIANTS = ("static", "dynamic_nogroup", "dynamic", "dynamic_bf16", "dynamic_compile", "dynamic_cudagraph")
+COMPILED = {"dynamic_compile": "default", "dynamic_cudagraph": "reduce-overhead"}
+BF16 = ("dynamic_bf16", *COMPILED)
+SLOW_STEP = 10.0  # a step over this many times the median is counted as a compile step
 SIZES = {
     "roberta-large": dict(
         hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096
@@ -106,7 +114,7 @@ def _datamodule(args, variant: str):
         batch_size=args.batch,
         max_seq_length=args.max_seq_length,
         num_workers=args.num_workers,
-        group_by_length=variant in ("dynamic", "dynamic_bf16"),
+        group_by_length=variant in ("dynamic", *BF16),
         pad_to_multiple_of=8,
         limit_train_examples=args.limit_train_examples,
         limit_eval_examples=1,
@@ -128,7 +136,8 @@ def _module(args, dm, variant: str):
     method = {
         "name": "ptuning_v2",
         "prompt": {"length": args.prompt},
-        "frozen_dtype": "bf16" if variant == "dynamic_bf16" else "fp32",
+        "frozen_dtype": "bf16" if variant in BF16 else "fp32",
+        "compile": COMPILED.get(variant, "none"),
     }
     return ClassificationModule(backbone=backbone, method=method, **dm.module_kwargs())
 
@@ -146,6 +155,7 @@ def _clock(device: str, budget_s: float | None = None):
             self.truncated = False
             self.steps = self.examples = self.padded = 0
             self.real = torch.zeros((), dtype=torch.long)  # summed on the batch's device: no sync per step
+            self.step_ends: list[float] = []  # host clock, no sync: a compile blocks the host and shows here
 
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
             if self.start is None:
@@ -158,6 +168,7 @@ def _clock(device: str, budget_s: float | None = None):
             self.real = self.real.to(batch["attention_mask"].device) + batch["attention_mask"].sum()
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            self.step_ends.append(time.perf_counter())
             if budget_s is not None and time.perf_counter() - self.start >= budget_s:
                 self.truncated = True
                 trainer.should_stop = True
@@ -192,6 +203,9 @@ def _fit(args, dm, variant: str, limit_batches: int | None = None, budget_s: flo
     trainer.fit(module, datamodule=dm)
     seconds = clock.end - clock.start
     real = int(clock.real.item())
+    steps_s = torch.tensor(clock.step_ends).diff(prepend=torch.tensor([clock.start])).tolist()
+    median = sorted(steps_s)[len(steps_s) // 2] if steps_s else 0.0
+    slow = [t for t in steps_s if t > SLOW_STEP * median]
     full = len(dm.dataset("train"))
     result = {
         "variant": variant,
@@ -207,6 +221,9 @@ def _fit(args, dm, variant: str, limit_batches: int | None = None, budget_s: flo
         "padded_tokens": clock.padded,
         "real_tokens": real,
         "padding_overhead": clock.padded / max(real, 1),
+        "slow_steps": len(slow),
+        "slow_steps_s": sum(slow),
+        "epoch_s_without_slow": seconds - sum(slow),
         "train_loss": float(module.train_loss.compute()) if module.train_loss.update_count else None,
     }
     del module, trainer
@@ -233,9 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"deepprompt-bench epoch: unknown variants {unknown}; known: {VARIANTS}", file=sys.stderr)
         return 2
-    if "dynamic_bf16" in variants and not args.precision.startswith("bf16"):
-        print("# dynamic_bf16 needs bf16-mixed precision: skipped", file=sys.stderr)
-        variants.remove("dynamic_bf16")
+    for variant in [v for v in variants if v in BF16 and not args.precision.startswith("bf16")]:
+        print(f"# {variant} needs bf16-mixed precision: skipped", file=sys.stderr)
+        variants.remove(variant)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -285,15 +302,16 @@ def _write(args, env: dict, results: list[dict], final: bool) -> dict:
         r["speedup_vs_static"] = r["examples_per_s"] / static["examples_per_s"] if static else None
     lines = [
         "| variant | epoch s | steps | truncated | full epoch s (est.) | examples/s | ms/step | "
-        "padded/real tokens | x static |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "padded/real tokens | x static | slow steps (s) | epoch s without them |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         speed = "—" if r["speedup_vs_static"] is None else f"{r['speedup_vs_static']:.2f}"
         lines.append(
             f"| {r['variant']} | {r['epoch_s']:.2f} | {r['steps']} | {'yes' if r['truncated'] else 'no'} | "
             f"{r['epoch_s_estimate']:.1f} | {r['examples_per_s']:.0f} | {r['ms_per_step']:.1f} | "
-            f"{r['padding_overhead']:.2f} | {speed} |"
+            f"{r['padding_overhead']:.2f} | {speed} | {r['slow_steps']} ({r['slow_steps_s']:.1f}) | "
+            f"{r['epoch_s_without_slow']:.2f} |"
         )
     payload = {
         "environment": env,

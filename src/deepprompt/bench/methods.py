@@ -41,7 +41,7 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
-from deepprompt.prompts import DeepPromptConfig, add_deep_prompts
+from deepprompt.prompts import DeepPromptConfig, add_deep_prompts, compiling
 
 METHODS = (
     "ptuning_v2",
@@ -190,33 +190,17 @@ def disable_backbone_dropout(model: PreTrainedModel) -> int:
     return count
 
 
-def raise_recompile_limit(limit: int = 64) -> None:
-    """Every compiled case is a fresh model whose forward shares one code object with the others: past
-    dynamo's recompile limit (8) it would silently run eager, so the bench raises the limit."""
-    import torch._dynamo
-
-    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit"):
-        if hasattr(torch._dynamo.config, name):
-            setattr(torch._dynamo.config, name, max(limit, getattr(torch._dynamo.config, name)))
-
-
 def compile_backbone(model: nn.Module, mode: str = "default", backend: str = "inductor") -> None:
-    """Compile the backbone's forward in place (``nn.Module.compile``: parameter names unchanged).
+    """``prompts.compiling.compile_backbone`` with ``dynamic=False`` (the bench's shapes are fixed).
 
-    ``dynamic=False``: every new input shape (T, m, batch) is a recompile, fine for the bench's fixed shapes; a
-    training loop with dynamic padding needs ``dynamic=True`` or bucketed lengths. ``mode`` goes to inductor
-    only (``reduce-overhead`` = CUDA graphs); another ``backend`` (``aot_eager`` in the CPU tests) ignores it.
+    transformers' *ForSequenceClassification sets ``config.problem_type`` on its first call with labels: a guard
+    on it would recompile the model at its second step, so it is set here first (the bench's labels are class
+    indices).
     """
-    raise_recompile_limit()
     config = getattr(model, "config", None)
     if config is not None and getattr(config, "problem_type", "") is None and config.num_labels > 1:
-        # transformers' *ForSequenceClassification sets problem_type on its first call with labels: a guard
-        # on it would recompile the model at its second step; the bench's labels are class indices
         config.problem_type = "single_label_classification"
-    kwargs = {"dynamic": False, "backend": backend}
-    if backend == "inductor" and mode != "default":
-        kwargs["mode"] = mode
-    model.compile(**kwargs)
+    compiling.compile_backbone(model, mode, backend, dynamic=False)
 
 
 def build_method(

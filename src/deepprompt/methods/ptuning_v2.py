@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from deepprompt.errors import ConfigError
 from deepprompt.methods.base import MethodConfig, register_method
 from deepprompt.prompts import DeepPromptConfig, add_deep_prompts
+from deepprompt.prompts.compiling import COMPILE_MODES, compile_backbone
 from deepprompt.prompts.profiles import LR_PROFILES
 
 
@@ -40,11 +41,20 @@ class PTuningV2Config(MethodConfig):
     # Frozen backbone weights in bf16 (speed, docs/performance.md): needs trainer.precision=bf16-mixed.
     # fp32 keeps the loaded weights; the prompts and the head are fp32 either way.
     frozen_dtype: str = "fp32"
+    # torch.compile of the frozen backbone (speed, docs/performance.md): none | default | reduce-overhead (CUDA
+    # graphs) | max-autotune | max-autotune-no-cudagraphs. The first steps pay the compile (tens of seconds).
+    compile: str = "none"
+    # None: automatic dynamic shapes (dynamic padding: one recompile, then symbolic sizes); False: one graph per
+    # batch shape (pad to fixed lengths); True: symbolic from the start
+    compile_dynamic: bool | None = None
+    compile_backend: str = "inductor"  # aot_eager: dynamo + autograd tracing without code generation (debug)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.frozen_dtype not in ("fp32", "bf16", "fp16"):
             raise ConfigError(f"method.frozen_dtype must be fp32, bf16 or fp16, got {self.frozen_dtype!r}")
+        if self.compile not in COMPILE_MODES:
+            raise ConfigError(f"method.compile must be one of {COMPILE_MODES}, got {self.compile!r}")
 
 
 @register_method("ptuning_v2", PTuningV2Config)
@@ -59,4 +69,7 @@ def build_ptuning_v2(backbone, cfg: PTuningV2Config):
         prompt = dataclasses.replace(prompt, split_layers=True)  # one parameter per prompted layer
     # The task module owns the head, so the wrapper trains the prompts alone.
     frozen = None if cfg.frozen_dtype == "fp32" else cfg.frozen_dtype
-    return add_deep_prompts(backbone, prompt, train_head=False, frozen_dtype=frozen)
+    model = add_deep_prompts(backbone, prompt, train_head=False, frozen_dtype=frozen)
+    if cfg.compile != "none":
+        compile_backbone(model.model, cfg.compile, cfg.compile_backend, dynamic=cfg.compile_dynamic)
+    return model

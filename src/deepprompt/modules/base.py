@@ -117,6 +117,23 @@ class TaskModule(L.LightningModule):
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
 
+    # CUDA graphs (method.compile=reduce-overhead) reuse their output buffers: each step must say it is a new one
+    def _new_graph_step(self) -> None:
+        if getattr(self.method_cfg, "compile", "none") == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        self._new_graph_step()
+
+    def on_validation_batch_start(self, batch, batch_idx, dataloader_idx: int = 0) -> None:
+        self._new_graph_step()
+
+    def on_test_batch_start(self, batch, batch_idx, dataloader_idx: int = 0) -> None:
+        self._new_graph_step()
+
+    def on_predict_batch_start(self, batch, batch_idx, dataloader_idx: int = 0) -> None:
+        self._new_graph_step()
+
     def on_train_epoch_end(self) -> None:
         self.log("train/loss_epoch", self.train_loss.compute())
         self.train_loss.reset()
