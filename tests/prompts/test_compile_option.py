@@ -91,3 +91,20 @@ def test_train_cli_with_compiled_backbone(run_cli, tmp_path):
     summary = json.loads((run / "metrics.json").read_text())
     assert summary["status"] == "finished"
     assert (run / "prompts" / "best" / "prompts.safetensors").is_file()
+
+
+def test_loss_means_never_ask_the_gpu_for_a_python_bool(monkeypatch):
+    """A per-step ``bool(tensor)`` is a host-device sync on CUDA (torchmetrics' default NaN check): the running
+    losses of every task module must update without one, and a NaN loss must show as a NaN mean, not vanish."""
+    module = _module(EAGER)
+    asked = []
+    original = torch.Tensor.__bool__
+    monkeypatch.setattr(torch.Tensor, "__bool__", lambda t: asked.append(1) or original(t))
+    for value in (0.5, 1.5):
+        module.train_loss.update(torch.tensor(value))
+        module.val_loss.update(torch.tensor(value))
+    assert asked == []
+    monkeypatch.undo()
+    assert module.train_loss.compute().item() == pytest.approx(1.0)
+    module.train_loss.update(torch.tensor(float("nan")))
+    assert torch.isnan(module.train_loss.compute())

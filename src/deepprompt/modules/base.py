@@ -23,6 +23,17 @@ from deepprompt.prompts import DeepPromptModel, save_prompts
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+def running_mean() -> MeanMetric:
+    """A mean of per-step losses that never blocks on the GPU.
+
+    torchmetrics' default (``nan_strategy="warn"``) asks ``isnan(x).any()`` on every update: a host-device sync
+    per training step, which serialises the host's launches with the GPU's work (issue 5: MiniLM steps are
+    host-bound) and silently drops NaN losses from the mean. ``disable``: no check, a NaN shows up as a NaN mean
+    (the nan_guard callback stops such a run).
+    """
+    return MeanMetric(nan_strategy="disable")
+
+
 class TaskModule(L.LightningModule):
     strict_loading = False  # frozen backbone weights are not in our checkpoints; they come from `backbone`
     best_metrics: tuple[str, ...] = ()  # validation metrics (without 'val/') that get a `_best`
@@ -45,7 +56,7 @@ class TaskModule(L.LightningModule):
             self.encoder.gradient_checkpointing_enable()
         self.hidden_size = self._backbone().config.hidden_size
         self.dropout = nn.Dropout(self.head_cfg.dropout)
-        self.train_loss = MeanMetric()
+        self.train_loss = running_mean()
         self.val_best = nn.ModuleDict({name: MaxMetric() for name in self.best_metrics})
         self.history: list[dict[str, float]] = []
 

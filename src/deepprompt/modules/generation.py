@@ -20,7 +20,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics import MaxMetric
 
 from deepprompt.backbones import BackboneConfig
 from deepprompt.config import HeadConfig, OptimConfig, structured
@@ -29,7 +29,7 @@ from deepprompt.generation.loading import load_causal_lm
 from deepprompt.generation.metrics import generation_scores
 from deepprompt.generation.prefix import CausalPrefixLM
 from deepprompt.methods import build_method, method_schema
-from deepprompt.modules.base import TaskModule
+from deepprompt.modules.base import TaskModule, running_mean
 from deepprompt.prompts import DeepPromptModel, save_prompts
 
 GENERATION_METHODS = ("ptuning_v2", "lora", "finetune", "prefix", "prefix_mlp")
@@ -76,7 +76,7 @@ class GenerationModule(TaskModule):
         if gradient_checkpointing:
             self.encoder.gradient_checkpointing_enable()
         self.hidden_size = self._backbone().config.hidden_size
-        self.train_loss = MeanMetric()
+        self.train_loss = running_mean()
         self.val_best = nn.ModuleDict({name: MaxMetric() for name in self.best_metrics})
         self.history: list[dict[str, float]] = []
         self._hyps: dict[int, str] = {}

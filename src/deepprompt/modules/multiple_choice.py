@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from deepprompt.modules.base import TaskModule
+from deepprompt.modules.base import TaskModule, running_mean
 
 
 class MultipleChoiceModule(TaskModule):
@@ -30,7 +29,7 @@ class MultipleChoiceModule(TaskModule):
         self.classifier = self.linear(self.hidden_size, 1)
         self.loss_fn = nn.CrossEntropyLoss()
         self.val_acc = MulticlassAccuracy(num_classes=num_choices, average="micro")
-        self.val_loss = MeanMetric()
+        self.val_loss = running_mean()
         self.train()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -23,10 +23,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics import MaxMetric
 
 from deepprompt.errors import ConfigError
-from deepprompt.modules.base import MODEL_INPUTS, TaskModule
+from deepprompt.modules.base import MODEL_INPUTS, TaskModule, running_mean
 from deepprompt.modules.metrics import classification_metrics
 from deepprompt.prompts.multitask import MultiTaskDeepPromptModel, save_task_prompts
 from deepprompt.runs.summary import best_and_last
@@ -58,7 +58,7 @@ class MultiTaskModule(TaskModule):
                 for t, spec in self.task_specs.items()
             }
         )
-        self.val_losses = nn.ModuleDict({t: MeanMetric() for t in self.tasks})
+        self.val_losses = nn.ModuleDict({t: running_mean() for t in self.tasks})
         self.average_metrics = [
             m
             for m in self.task_specs[self.tasks[0]].get("metrics", ("acc",))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics import MeanMetric
 
 from deepprompt.metrics.entity import EntityF1
-from deepprompt.modules.base import TaskModule
+from deepprompt.modules.base import TaskModule, running_mean
 
 SPLIT_PREFIX = ("val", "test")  # dataloader_idx 0: dev, 1: test (run as a second validation loader)
 
@@ -36,7 +35,7 @@ class TokenClassificationModule(TaskModule):
         self.classifier = self.linear(self.hidden_size, len(self.label_names))
         self.loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
         self.entity = nn.ModuleList([EntityF1() for _ in SPLIT_PREFIX])
-        self.eval_loss = nn.ModuleList([MeanMetric() for _ in SPLIT_PREFIX])
+        self.eval_loss = nn.ModuleList([running_mean() for _ in SPLIT_PREFIX])
         self.train()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
