@@ -68,18 +68,43 @@ def render(payload: dict) -> str:
     lines += ["", "| shape | target | value | wanted | met |", "|---|---|---|---|---|"]
     for shape, targets in payload.get("targets", {}).items():
         for name, v in targets.items():
-            if not isinstance(v, dict):
+            if not isinstance(v, dict) or "value" not in v:  # "levers": its own table below
                 continue
             extra = ""
             if "peak_gib" in v:
                 extra = f" (peak {v['peak_gib'][0]:.2f} vs {v['peak_gib'][1]:.2f} GiB, memory met: {v['memory_met']})"
             lines.append(f"| {shape} | {name} | {v['value']:.3f}{extra} | {v['target']} | {v['met']} |")
+    lines += _lever_table(payload)
     return "\n".join(lines)
+
+
+def _lever_table(payload: dict) -> list[str]:
+    """Every ptuning_v2 variant against peft prefix and eager ptuning_v2_bf16 at the same T and m."""
+    rows = []
+    for shape, targets in payload.get("targets", {}).items():
+        for method, cases in (targets.get("levers") or {}).items():
+            for label, v in cases.items():
+                mfu = v.get("mfu")
+                cells = [
+                    shape,
+                    method,
+                    label,
+                    _f(v.get("train_ms"), ".1f"),
+                    _f(v.get("vs_peft_prefix"), ".2f"),
+                    _f(v.get("vs_ptuning_v2_bf16"), ".2f"),
+                    _f(None if mfu is None else 100 * mfu, ".1f"),
+                    _f(v.get("build_s"), ".0f"),
+                ]
+                rows.append("| " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    head = "| shape | method | case | train ms | x peft prefix | x ptuning_v2_bf16 | MFU % | build s |"
+    return ["", head, "|---|---|---|---|---|---|---|---|", *rows]
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) != 1:
+    if len(argv) != 1 or argv[0] in ("-h", "--help"):
         print("usage: python -m deepprompt.bench.render RESULTS.json", file=sys.stderr)
         return 2
     print(render(json.loads(Path(argv[0]).read_text())))
