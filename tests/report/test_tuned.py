@@ -231,3 +231,24 @@ def test_method_bars_show_the_tuned_value_with_all_its_seeds(grid_tree, tmp_path
     assert pt["setting"] == "lr=1e-2" and pt["n_seeds"] == 3  # the seed-1 choice, not a 1-seed best mean
     assert pt["best_mean"] == pytest.approx(statistics.mean(PT_RTE["1e-2"].values()))
     assert (tmp_path / "out" / "methods_rte.png").is_file()
+
+
+def test_method_bar_labels_keep_the_rest_of_the_setting():
+    """Two tuned settings of one method (prompt dropout 0.1 and 0): the bar that wins must say which it is."""
+    import pandas as pd
+
+    from deepprompt.report.plots import tuned_bars
+    from deepprompt.report.tuned import MISSING
+
+    tuned = pd.DataFrame(
+        {
+            "chosen": ["2e-2", "5e-2", MISSING],
+            "setting": ["default", "prompt.dropout=0.0", "default"],
+            "n_seeds": [3, 3, 1],
+            "best_mean": [0.86, 0.87, 0.5],
+            "best_std": [0.01, 0.01, None],
+        }
+    )
+    bars = tuned_bars(tuned, "lr")
+    assert list(bars["setting"]) == ["lr=2e-2", "prompt.dropout=0.0, lr=5e-2", "default"]
+    assert list(bars["std0"]) == [0.01, 0.01, 0.0]

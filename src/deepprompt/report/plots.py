@@ -12,6 +12,7 @@ Figures are drawn on the Agg canvas directly (no pyplot), so they leave the call
 from __future__ import annotations
 
 import math
+import textwrap
 import re
 from pathlib import Path
 
@@ -215,7 +216,8 @@ def plot_methods(
             fontsize=8,
         )
         _zoom(ax, list(scale * best["best_mean"]))
-        ax.set(ylabel=_ylabel(metric), title=f"{task}: {title}")
+        ax.set_ylabel(_ylabel(metric))
+        ax.set_title(textwrap.fill(f"{task}: {title}", width=max(30, 9 * len(best) + 14)), fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         files.append(_save(fig, out / f"methods_{_safe(task)}.png"))
     return files
@@ -230,10 +232,16 @@ def _zoom(ax, values: list[float]) -> None:
 
 
 def tuned_bars(tuned: pd.DataFrame, key: str) -> pd.DataFrame:
-    """The tuned comparison's rows as plot_methods' input: setting ``<key>=<chosen value>``, finished rows only."""
+    """The tuned comparison's rows as plot_methods' input, finished rows only. The label keeps the rest of the
+    setting (e.g. ``prompt.dropout=0.0, lr=2e-2``): a method with several tuned settings gets its best bar, and
+    the bar must say which setting that is."""
     rows = tuned.copy()
     rows["setting"] = [
-        f"{key}={chosen}" if chosen != MISSING else setting
+        setting
+        if chosen == MISSING
+        else f"{key}={chosen}"
+        if setting == "default"
+        else f"{setting}, {key}={chosen}"
         for chosen, setting in zip(rows["chosen"], rows["setting"], strict=True)
     ]
     rows = rows[(rows["n_seeds"] > 0) & rows["best_mean"].notna()].copy()
