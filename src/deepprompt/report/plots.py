@@ -12,8 +12,8 @@ Figures are drawn on the Agg canvas directly (no pyplot), so they leave the call
 from __future__ import annotations
 
 import math
-import textwrap
 import re
+import textwrap
 from pathlib import Path
 
 import pandas as pd
