@@ -125,7 +125,12 @@ def markdown(agg: pd.DataFrame, frame: pd.DataFrame, trained: pd.DataFrame | Non
         "",
     ]
     header = ["ratio", "rank per layer", "stored floats", "share of dense"]
-    header += [f"seed {s}" for s in seeds] + [f"{name} mean ± std", "drop mean ± std", "rel. error", "val/loss"]
+    header += [f"seed {s}" for s in seeds] + [
+        f"{name} mean ± std",
+        "drop mean ± std",
+        "rel. error",
+        "val/loss",
+    ]
     rows = []
     for r in agg.to_dict("records"):
         rows.append(
@@ -165,9 +170,27 @@ def markdown(agg: pd.DataFrame, frame: pd.DataFrame, trained: pd.DataFrame | Non
             "## Trained directly with a shorter (or longer) prompt, uniform length, no compression",
             "",
             table(
-                ["run", "seed", "prompt length", "prompt floats", f"best {name}", f"last {name}", "lr", "epochs"],
                 [
-                    [r.run, r.seed, r.prompt_length, r.prompt_floats, f"{r.best:.2f}", f"{r.last:.2f}", r.lr, r.epochs]
+                    "run",
+                    "seed",
+                    "prompt length",
+                    "prompt floats",
+                    f"best {name}",
+                    f"last {name}",
+                    "lr",
+                    "epochs",
+                ],
+                [
+                    [
+                        r.run,
+                        r.seed,
+                        r.prompt_length,
+                        r.prompt_floats,
+                        f"{r.best:.2f}",
+                        f"{r.last:.2f}",
+                        r.lr,
+                        r.epochs,
+                    ]
                     for r in trained.itertuples()
                 ],
             ),
@@ -178,13 +201,24 @@ def markdown(agg: pd.DataFrame, frame: pd.DataFrame, trained: pd.DataFrame | Non
 def plot(agg: pd.DataFrame, trained: pd.DataFrame | None, path: Path, name: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     floats = agg["stored_floats"].str.split("/").str[0].astype(float)
-    ax.errorbar(floats, agg["score_mean"], yerr=agg["score_std"], marker="o", capsize=3,
-                label=f"length 16 compressed by SVD (mean ± std, {int(agg['n_runs'].max())} seeds)")
+    ax.errorbar(
+        floats,
+        agg["score_mean"],
+        yerr=agg["score_std"],
+        marker="o",
+        capsize=3,
+        label=f"length 16 compressed by SVD (mean ± std, {int(agg['n_runs'].max())} seeds)",
+    )
     for x, y, ratio in zip(floats, agg["score_mean"], agg["ratio"], strict=True):
         ax.annotate(f"ratio {ratio:g}", (x, y), textcoords="offset points", xytext=(4, -12), fontsize=8)
     if trained is not None and len(trained):
-        ax.plot(trained["prompt_floats"], trained["best"], "s--", color="gray",
-                label="trained with length m, no compression (seed 1)")
+        ax.plot(
+            trained["prompt_floats"],
+            trained["best"],
+            "s--",
+            color="gray",
+            label="trained with length m, no compression (seed 1)",
+        )
         for x, y, m in zip(trained["prompt_floats"], trained["best"], trained["prompt_length"], strict=True):
             ax.annotate(f"m={m}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8, color="gray")
     ax.set_xscale("log")
@@ -200,7 +234,9 @@ def plot(agg: pd.DataFrame, trained: pd.DataFrame | None, path: Path, name: str)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders with compression.json and metrics.json")
+    parser.add_argument(
+        "runs", nargs="+", type=Path, help="run folders with compression.json and metrics.json"
+    )
     parser.add_argument("--trained", nargs="*", type=Path, default=[], help="runs trained at other lengths")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args()

@@ -62,8 +62,13 @@ def compare(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
         ref = runs[(runs["task"] == task) & (runs["setting"] == REFERENCE)].set_index("seed")
         group = group.set_index("seed").sort_index()
         lengths, mults = _profile(group["run_dir"].iloc[0])
-        row = {"task": task, "setting": setting, "lengths": lengths, "lr_multipliers": mults,
-               "seeds": " ".join(map(str, group.index))}
+        row = {
+            "task": task,
+            "setting": setting,
+            "lengths": lengths,
+            "lr_multipliers": mults,
+            "seeds": " ".join(map(str, group.index)),
+        }
         for which in ("best", "last"):
             col = f"{which}_{metric}"
             a, b = group[col] * 100, ref[col] * 100
@@ -106,7 +111,9 @@ def markdown(table: pd.DataFrame, metric: str, sources: list[str]) -> str:
         " two-sided t-test (no correction for the 6 comparisons); per-seed diffs pair runs with the same seed"
         " number.",
     ]
-    seed_cols = sorted({c.split("_s")[1] for c in table.columns if c.startswith("best_s") and c[6:].isdigit()})
+    seed_cols = sorted(
+        {c.split("_s")[1] for c in table.columns if c.startswith("best_s") and c[6:].isdigit()}
+    )
     for which, label in (("best", "best epoch (max over epochs on dev: optimistic)"), ("last", "last epoch")):
         for task, group in table.groupby("task", sort=True):
             out += ["", f"## {task}, {label}", ""]
@@ -118,9 +125,14 @@ def markdown(table: pd.DataFrame, metric: str, sources: list[str]) -> str:
                 cells = [r["setting"].replace("|", "\\|"), r["lengths"], r["lr_multipliers"]]
                 cells += [_f(r.get(f"{which}_s{s}")) for s in seed_cols]
                 cells += [f"{r[f'{which}_mean']:.2f} ± {r[f'{which}_std']:.2f}"]
-                cells += [_f(r.get(f"{which}_diff"), "{:+.2f}"), _f(r.get(f"{which}_se")),
-                          _f(r.get(f"{which}_diff_over_se"), "{:+.1f}"), _f(r.get(f"{which}_welch_p"), "{:.2f}"),
-                          _text(r.get(f"{which}_paired_diffs")), _text(r.get(f"{which}_seeds_above"))]
+                cells += [
+                    _f(r.get(f"{which}_diff"), "{:+.2f}"),
+                    _f(r.get(f"{which}_se")),
+                    _f(r.get(f"{which}_diff_over_se"), "{:+.1f}"),
+                    _f(r.get(f"{which}_welch_p"), "{:.2f}"),
+                    _text(r.get(f"{which}_paired_diffs")),
+                    _text(r.get(f"{which}_seeds_above")),
+                ]
                 out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
