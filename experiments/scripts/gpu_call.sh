@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One GPU call: optionally the issue 5/9 benchmarks first (alone on the GPU: BENCH=1; issue 5's lever rows and
-# profiles: BENCH=levers, about 165 s; the targets with CUDA graphs and the SST-2 epoch: BENCH=final, ~500 s),
+# profiles: BENCH=levers, about 165 s; the targets with CUDA graphs and the SST-2 epoch: BENCH=final, ~500 s;
+# the epoch target again, MiniLM and roberta-large shapes: BENCH=epoch, ~450 s),
 # then the job plan of
 # issues 3/4/9 (MiniLM jobs side by side, gpu_queue.py) until DEADLINE_S seconds after the start; all packed
 # into $OUT. Optional COMPRESS=1: SVD-compress the knob runs' uniform prompts afterwards (issue 9).
@@ -45,6 +46,18 @@ if [[ ${BENCH:-0} == final ]]; then  # issue 5's targets with CUDA graphs, then 
   echo "exit $?"; tail -12 "$B/epoch_sst2_minilm.log"
   tar -C "$B" -czf "$OUT/bench_final.tar.gz" .
 fi
+if [[ ${BENCH:-0} == epoch ]]; then  # issue 5's epoch target after the per-step sync fix (docs/performance.md)
+  B=$DEEPPROMPT_OUTPUT_DIR/bench_epoch; mkdir -p "$B"
+  timeout 200 python3 -m deepprompt.bench.cli epoch --task sst2 --model-path "$PWD/.device/minilm" \
+    --data-dir "$DEEPPROMPT_DATA_DIR" --variants static,dynamic_bf16,dynamic_cudagraph,dynamic_cudagraph \
+    --pad-multiple 32 --budget-s 180 --out "$B/epoch_sst2_minilm.json" > "$B/epoch_sst2_minilm.log" 2>&1
+  echo "exit $?"; tail -8 "$B/epoch_sst2_minilm.log"
+  timeout 260 python3 -m deepprompt.bench.cli epoch --task sst2 --model-path "$PWD/.device/minilm" --shape roberta-large \
+    --data-dir "$DEEPPROMPT_DATA_DIR" --variants static,dynamic_bf16,dynamic_cudagraph,dynamic_cudagraph \
+    --pad-multiple 32 --budget-s 240 --out "$B/epoch_sst2_roberta_large.json" > "$B/epoch_sst2_roberta_large.log" 2>&1
+  echo "exit $?"; tail -8 "$B/epoch_sst2_roberta_large.log"
+  tar -C "$B" -czf "$OUT/bench_epoch.tar.gz" .
+fi
 budget=$(( deadline - ($(date +%s) - T0) - 30 ))
 echo "== queue $plan: ${budget}s"
 if (( budget < 60 )); then echo "no time left for the queue"; ls -la "$OUT"; exit 0; fi
@@ -58,7 +71,7 @@ python3 experiments/scripts/gpu_queue.py --plan "$plan" --budget "$budget" --par
 tail -3 "$OUT/queue.log"
 kill %1 2>/dev/null
 if [[ ${COMPRESS:-0} == 1 ]]; then
-  for run in "$DEEPPROMPT_OUTPUT_DIR"/queue/knobs/*_uniform_s*; do
+  for run in "$DEEPPROMPT_OUTPUT_DIR"/queue/knobs*/*_uniform_s*; do
     [[ -f $run/metrics.json ]] || continue
     python3 -m deepprompt.compress run_dir="$run" > "$run/compress.log" 2>&1 &
   done

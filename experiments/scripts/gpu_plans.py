@@ -386,3 +386,45 @@ def next_session() -> list[Job]:
 
 
 PLANS["next"] = next_session
+
+
+def next_session2() -> list[Job]:
+    """What the 2026-11-23 evening session left for a GPU (start it with --prior <the unpacked minilm_h100_runs>):
+
+    - issue 9: RTE prompts to compress (the earlier RTE knob runs kept no prompt files; COMPRESS=1 in
+      gpu_call.sh compresses knobs*/*_uniform_s*), and the joint vs separate multi-task runs at seeds 12 and 13;
+    - issue 4: full fine-tuning for 15 epochs (seed 1) and the two prefix methods at 15 epochs for seeds 2-3;
+    - then what `next` did not reach (SQuAD seeds 2-3, the last extras).
+    """
+    jobs = [
+        replace(j, group="knobs_compress", priority=0)
+        for j in knobs(tasks=("rte",), priority0=0)
+        if "_uniform_" in j.name
+    ]
+    jobs = [
+        replace(j, args=[*j.args, "trainer.max_epochs=10"], steps=j.steps // 2) for j in jobs
+    ]  # as in final()
+    for seed in (12, 13):
+        for job in multitask(priority0=1):
+            args = [a for a in job.args if not a.startswith("seed=")] + [f"seed={seed}"]
+            jobs.append(replace(job, name=f"{job.name}_s{seed}", args=args))
+    for job in issue4(seeds=(1, 2, 3), priority0=2):
+        if not job.name.startswith("conll03_"):
+            continue
+        if ("finetune" in job.name) != job.name.endswith("_s1"):
+            continue  # finetune: seed 1 only; prefix methods: seeds 2-3 (seed 1 ran in `next`)
+        args = [a.replace("task_name=issue4_conll03", "task_name=issue4_conll03_e15") for a in job.args]
+        jobs.append(
+            replace(
+                job,
+                name=job.name.replace("_s", "_e15_s"),
+                group="issue4_long",
+                args=[*args, "trainer.max_epochs=15"],
+                steps=15 * 439,
+                priority=2,
+            )
+        )
+    return jobs + [replace(j, priority=j.priority + 100) for j in next_session()]
+
+
+PLANS["next2"] = next_session2

