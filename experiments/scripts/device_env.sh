@@ -2,8 +2,12 @@
 # (../shared/tools/device-pack builds .device/), points deepprompt at the carried data and MiniLM, and records
 # the hardware into $OUT/env.txt. Usage: source experiments/scripts/device_env.sh
 rm -rf /tmp/site  # a warm machine keeps the last call's install
-python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .device/wheels/*.whl \
-  || { echo "wheel install failed"; exit 1; }
+if [[ -f .device/site.tar.xz ]]; then  # pack_device_site.sh: the wheels unpacked, one xz archive
+  mkdir -p /tmp/site && tar -C /tmp/site -xJf .device/site.tar.xz || { echo "site unpack failed"; exit 1; }
+else
+  python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .device/wheels/*.whl \
+    || { echo "wheel install failed"; exit 1; }
+fi
 export PYTHONPATH=/tmp/site:$PWD/src
 # MiniLM travels xz-compressed (fp16 weights: 45 MB -> 41 MB) so that more data fits in the 64 MiB tree
 if [[ -f .device/minilm/model.safetensors.xz && ! -f .device/minilm/model.safetensors ]]; then

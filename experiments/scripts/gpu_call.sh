@@ -63,6 +63,9 @@ echo "== queue $plan: ${budget}s"
 if (( budget < 60 )); then echo "no time left for the queue"; ls -la "$OUT"; exit 0; fi
 prior=()
 for dir in .prior ../.prior; do [[ -d $dir ]] && { prior=(--prior "$dir"); break; }; done  # tree root or .snap
+if [[ ${#prior[@]} -gt 0 && -f ${prior[1]}/runs.tar.gz ]]; then  # make_prior.sh packs it into one archive
+  rm -rf /tmp/prior && mkdir -p /tmp/prior && tar -C /tmp/prior -xzf "${prior[1]}/runs.tar.gz" && prior=(--prior /tmp/prior)
+fi
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv -l 20 > "$OUT/gpu_util.csv" 2>&1 &
 python3 experiments/scripts/gpu_queue.py --plan "$plan" --budget "$budget" --parallel "$parallel" \
   --root "$DEEPPROMPT_OUTPUT_DIR/queue" "${prior[@]}" "$MINILM" trainer=gpu extras.print_config=false \

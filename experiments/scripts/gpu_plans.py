@@ -39,6 +39,13 @@ EXTRA_GRIDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The extras as full methods (plan next2): wider grids, the earlier rates kept so their runs count
+EXTRA_GRIDS_2: dict[str, tuple[str, ...]] = {
+    "prefix_mlp": ("1e-4", "3e-4", "1e-3", "5e-3", "1e-2"),
+    "linear_probe": ("1e-3", "3e-3", "1e-2"),
+}
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -56,7 +63,7 @@ class Job:
 
 
 def method_comparison(
-    tasks=("sst2", "boolq", "rte", "cb"), methods=tuple(GRIDS), priority0: int = 0
+    tasks=("sst2", "boolq", "rte", "cb"), methods=tuple(GRIDS), priority0: int = 0, grids=GRIDS
 ) -> list[Job]:
     jobs = []
     for t_index, task in enumerate(tasks):
@@ -65,7 +72,7 @@ def method_comparison(
             grid = f"{task}/{method}"
             base = [*task_args, *COMMON, f"method={method}", "task_name=method_comparison"]
             prio = priority0 + 10 * t_index
-            for lr in GRIDS[method]:
+            for lr in grids[method]:
                 jobs.append(
                     Job(
                         f"{task}_{method}_s1_lr{lr}",
@@ -394,7 +401,10 @@ def next_session2() -> list[Job]:
     - issue 9: RTE prompts to compress (the earlier RTE knob runs kept no prompt files; COMPRESS=1 in
       gpu_call.sh compresses knobs*/*_uniform_s*), and the joint vs separate multi-task runs at seeds 12 and 13;
     - issue 4: full fine-tuning for 15 epochs (seed 1) and the two prefix methods at 15 epochs for seeds 2-3;
-    - then what `next` did not reach (SQuAD seeds 2-3, the last extras).
+    - issue 3: the method comparison at 3 seeds for every method (prompt tuning and P-tuning v1 had seed 1 only
+      on BoolQ/RTE/CB), and the extras as full methods: linear_probe (grid + 1e-2) and prefix_mlp with a lower
+      grid (1e-4 .. 1e-3: at 5e-3 and 1e-2 it never left the majority class);
+    - then what `next` did not reach (SQuAD seeds 2-3).
     """
     jobs = [
         replace(j, group="knobs_compress", priority=0)
@@ -424,7 +434,15 @@ def next_session2() -> list[Job]:
                 priority=2,
             )
         )
-    return jobs + [replace(j, priority=j.priority + 100) for j in next_session()]
+    jobs += method_comparison(priority0=3)  # the finished grids and seeds are skipped through --prior
+    jobs += method_comparison(methods=tuple(EXTRA_GRIDS_2), priority0=4, grids=EXTRA_GRIDS_2)
+    jobs += [replace(j, priority=j.priority + 100) for j in next_session()]
+    unique: dict[tuple[str, str], Job] = {}
+    for (
+        job
+    ) in jobs:  # the same run from two lists (e.g. an extra's grid point) runs once, at its first priority
+        unique.setdefault((job.group, job.name), job)
+    return list(unique.values())
 
 
 PLANS["next2"] = next_session2
