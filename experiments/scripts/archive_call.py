@@ -1,0 +1,54 @@
+"""Archive one GPU call's runs into experiments/results/minilm_h100_runs/ (or --dst).
+
+    python experiments/scripts/archive_call.py /path/to/unpacked/runs_<plan>.tar.gz/folder [--dst ...]
+
+Copies metrics.json, .hydra/config.yaml, .hydra/overrides.yaml and compression.json/.md of every run folder that
+ran in that call: it has .hydra/config.yaml and a full metrics.json (the prior's summaries, copied in by
+gpu_queue.py --prior, hold only a few keys). A run already archived with a full metrics.json is left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+FILES = ("metrics.json", ".hydra/config.yaml", ".hydra/overrides.yaml", "compression.json", "compression.md")
+SLIM_KEYS = 6  # make_prior.sh keeps status, task, method, seed, monitor, best
+
+
+def _full(metrics: Path) -> bool:
+    try:
+        return len(json.loads(metrics.read_text())) > SLIM_KEYS
+    except (OSError, ValueError):
+        return False
+
+
+def archive(src: Path, dst: Path) -> list[Path]:
+    done = []
+    for config in sorted(src.rglob(".hydra/config.yaml")):
+        run = config.parent.parent
+        out = dst / run.relative_to(src)
+        if not _full(run / "metrics.json") or _full(out / "metrics.json"):
+            continue
+        (out / ".hydra").mkdir(parents=True, exist_ok=True)
+        for name in FILES:
+            if (run / name).exists():
+                shutil.copy2(run / name, out / name)
+        done.append(out)
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("src", type=Path)
+    parser.add_argument("--dst", type=Path, default=Path("experiments/results/minilm_h100_runs"))
+    args = parser.parse_args(argv)
+    runs = archive(args.src, args.dst)
+    print(f"{len(runs)} runs archived into {args.dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
