@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One GPU call: optionally the issue 5/9 benchmarks first (alone on the GPU: BENCH=1; issue 5's lever rows and
 # profiles: BENCH=levers, about 165 s; the targets with CUDA graphs and the SST-2 epoch: BENCH=final, ~500 s;
-# the epoch target again, MiniLM and roberta-large shapes: BENCH=epoch, ~450 s),
+# the epoch target again, MiniLM and roberta-large shapes: BENCH=epoch, ~450 s; peft compiled too: BENCH=fair),
 # then the job plan of
 # issues 3/4/9 (MiniLM jobs side by side, gpu_queue.py) until DEADLINE_S seconds after the start; all packed
 # into $OUT. Optional COMPRESS=1: SVD-compress the knob runs' uniform prompts afterwards (issue 9).
@@ -45,6 +45,13 @@ if [[ ${BENCH:-0} == final ]]; then  # issue 5's targets with CUDA graphs, then 
     --budget-s 215 --out "$B/epoch_sst2_minilm.json" > "$B/epoch_sst2_minilm.log" 2>&1
   echo "exit $?"; tail -12 "$B/epoch_sst2_minilm.log"
   tar -C "$B" -czf "$OUT/bench_final.tar.gz" .
+fi
+if [[ ${BENCH:-0} == fair ]]; then  # issue 5: peft prefix compiled the same way as ours (~300 s)
+  B=$DEEPPROMPT_OUTPUT_DIR/bench_fair; mkdir -p "$B"
+  timeout 380 python3 -m deepprompt.bench.cli --preset gpu-issue5-fair --out "$B/issue5_fair.json" \
+    > "$B/issue5_fair.log" 2>&1
+  echo "exit $?"; grep "^# lever\|^# target" "$B/issue5_fair.log"
+  tar -C "$B" -czf "$OUT/bench_fair.tar.gz" .
 fi
 if [[ ${BENCH:-0} == epoch ]]; then  # issue 5's epoch target after the per-step sync fix (docs/performance.md)
   B=$DEEPPROMPT_OUTPUT_DIR/bench_epoch; mkdir -p "$B"

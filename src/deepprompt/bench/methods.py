@@ -57,6 +57,8 @@ METHODS = (
     "ptuning_v2_compile",
     "ptuning_v2_compile_nodrop",
     "ptuning_v2_cudagraph",
+    "peft_prefix_compile",
+    "peft_prefix_cudagraph",
 )
 # our engine's variants: method name -> add_deep_prompts speed switches (+ "top": prompts on the top half)
 PTUNING_VARIANTS: dict[str, dict] = {
@@ -71,15 +73,27 @@ PTUNING_VARIANTS: dict[str, dict] = {
     "ptuning_v2_cudagraph": {"frozen_dtype": torch.bfloat16, "compile": "reduce-overhead"},
 }
 LEVERS = ("ptuning_v2_nodrop", "ptuning_v2_compile", "ptuning_v2_compile_nodrop", "ptuning_v2_cudagraph")
-COMPILED = frozenset(m for m, v in PTUNING_VARIANTS.items() if "compile" in v)
+# peft prefix tuning with its backbone compiled the same way (the prompt encoder stays eager, as ours): is the
+# compiled engine faster than peft, or only compile faster than eager? fp32 weights under autocast, as peft_prefix
+PEFT_COMPILED: dict[str, str] = {"peft_prefix_compile": "default", "peft_prefix_cudagraph": "reduce-overhead"}
+COMPILED = frozenset({*(m for m, v in PTUNING_VARIANTS.items() if "compile" in v), *PEFT_COMPILED})
 BF16_ONLY = frozenset(
     {"ptuning_v2_bf16", "ptuning_v2_bf16_top", "bare_bf16", *LEVERS}
 )  # bf16 weights need autocast
 INFERENCE_ONLY = frozenset({"bare", "bare_bf16"})
-PROMPTED = frozenset({*PTUNING_VARIANTS, "peft_prefix"})  # methods whose cost depends on the prompt length m
+PROMPTED = frozenset(
+    {*PTUNING_VARIANTS, "peft_prefix", *PEFT_COMPILED}
+)  # methods whose cost depends on the prompt length m
 TRAINED = ("ptuning_v2", "peft_prefix", "lora", "full_ft")
-FROZEN_BACKBONE = frozenset({*PTUNING_VARIANTS, "peft_prefix", "lora"})
+FROZEN_BACKBONE = frozenset({*PTUNING_VARIANTS, "peft_prefix", *PEFT_COMPILED, "lora"})
 LORA_RANK = 8
+
+
+def compile_mode(method: str) -> str | None:
+    """The torch.compile mode of a bench method (None: eager)."""
+    return PEFT_COMPILED.get(method) or PTUNING_VARIANTS.get(method, {}).get("compile")
+
+
 LORA_TARGETS = ("query", "value")
 
 # name -> (config class, model class, config keywords)
@@ -228,13 +242,15 @@ def build_method(
         model = add_deep_prompts(backbone, config, **speed).to(device)
         if mode is not None:
             compile_backbone(model.model, mode, compile_backend)
-    elif method == "peft_prefix":
+    elif method == "peft_prefix" or method in PEFT_COMPILED:
         from peft import PrefixTuningConfig, TaskType, get_peft_model
 
         model = get_peft_model(
             backbone, PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=prompt_length)
         )
         model.to(device)
+        if method in PEFT_COMPILED:  # the wrapped *ForSequenceClassification, called with past_key_values
+            compile_backbone(model.base_model, PEFT_COMPILED[method], compile_backend)
     elif method == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 
