@@ -404,6 +404,8 @@ def next_session2() -> list[Job]:
     - issue 3: the method comparison at 3 seeds for every method (prompt tuning and P-tuning v1 had seed 1 only
       on BoolQ/RTE/CB), and the extras as full methods: linear_probe (grid + 1e-2) and prefix_mlp with a lower
       grid (1e-4 .. 1e-3: at 5e-3 and 1e-2 it never left the majority class);
+    - issue 9's control for the geometric lr profile (uniform prompts at its mean rate, SST-2, 3 seeds), and
+      issue 4's P-Tuning v2 rate on CoNLL at 15 epochs (1e-2, 5e-2 next to the 2e-2 run);
     - then what `next` did not reach (SQuAD seeds 2-3).
     """
     jobs = [
@@ -434,6 +436,29 @@ def next_session2() -> list[Job]:
                 priority=2,
             )
         )
+    # issue 9's control for the geometric layer-lr profile: its multipliers average 1.66, so a uniform prompt at
+    # 1.66 x 2e-2 tells a higher mean rate from the profile itself (SST-2, 3 seeds)
+    for job in knobs(tasks=("sst2",), priority0=5):
+        if "_uniform_" in job.name:
+            args = [a.replace("method.lr=2e-2", "method.lr=3.3e-2") for a in job.args]
+            jobs.append(replace(job, name=job.name.replace("uniform", "uniform_lr3.3e-2"), args=args))
+    # issue 4: the CoNLL prompt rates were set, not tuned: two more rates for P-Tuning v2 at 15 epochs (seed 1)
+    for lr in ("1e-2", "5e-2"):
+        for job in issue4(seeds=(1,), priority0=6):
+            if job.name == "conll03_ptuning_v2_s1":
+                args = [
+                    a.replace("task_name=issue4_conll03", "task_name=issue4_conll03_e15") for a in job.args
+                ]
+                args = [a for a in args if not a.startswith("method.lr=")]
+                jobs.append(
+                    replace(
+                        job,
+                        name=f"conll03_ptuning_v2_e15_lr{lr}_s1",
+                        group="issue4_long",
+                        args=[*args, f"method.lr={lr}", "trainer.max_epochs=15"],
+                        steps=15 * 439,
+                    )
+                )
     jobs += method_comparison(priority0=3)  # the finished grids and seeds are skipped through --prior
     jobs += method_comparison(methods=tuple(EXTRA_GRIDS_2), priority0=4, grids=EXTRA_GRIDS_2)
     jobs += [replace(j, priority=j.priority + 100) for j in next_session()]
