@@ -229,11 +229,17 @@ def test_fair_preset_compiles_peft_like_ours():
     groups = {}
     for case in cli.plan(args):
         groups.setdefault(case.group, set()).add((case.method, case.prompt))
-    assert groups[("roberta-large", 128, 0.0)] >= {("peft_prefix_cudagraph", 16), ("ptuning_v2_cudagraph", 16)}
+    assert groups[("roberta-large", 128, 0.0)] >= {
+        ("peft_prefix_cudagraph", 16),
+        ("ptuning_v2_cudagraph", 16),
+    }
     assert groups[("roberta-large", 256, 0.0)] == {
         ("peft_prefix", 64),
         ("peft_prefix_cudagraph", 64),
         ("ptuning_v2_cudagraph", 64),
     }
     assert methods.compile_mode("peft_prefix_cudagraph") == "reduce-overhead"
-    assert methods.compile_mode("ptuning_v2_compile") == "default" and methods.compile_mode("peft_prefix") is None
+    assert (
+        methods.compile_mode("ptuning_v2_compile") == "default"
+        and methods.compile_mode("peft_prefix") is None
+    )

@@ -2,8 +2,9 @@
 
 from deepprompt.callbacks.checkpoint_io import AtomicCheckpointIO
 from deepprompt.callbacks.nan_guard import NanGuard
+from deepprompt.callbacks.progress_bar import ProgressBar
 from deepprompt.callbacks.prompt_export import PromptExport
 from deepprompt.callbacks.step_checkpoint import StepCheckpoint
 from deepprompt.callbacks.step_seed import StepSeed
 
-__all__ = ["AtomicCheckpointIO", "NanGuard", "PromptExport", "StepCheckpoint", "StepSeed"]
+__all__ = ["AtomicCheckpointIO", "NanGuard", "ProgressBar", "PromptExport", "StepCheckpoint", "StepSeed"]
