@@ -172,6 +172,23 @@ def issue4(seeds=(1,), priority0: int = 50) -> list[Job]:
     return jobs
 
 
+def conll_long(job: Job, lr: str | None = None, priority: int | None = None) -> Job:
+    """A CoNLL-2003 job of issue4() at 15 epochs (task_name issue4_conll03_e15, group issue4_long), optionally at
+    another learning rate (the name then says it)."""
+    args = [a.replace("task_name=issue4_conll03", "task_name=issue4_conll03_e15") for a in job.args]
+    name = job.name.replace("_s", "_e15_s", 1) if lr is None else job.name.replace("_s", f"_e15_lr{lr}_s", 1)
+    if lr is not None:
+        args = [a for a in args if not a.startswith("method.lr=")] + [f"method.lr={lr}"]
+    return replace(
+        job,
+        name=name,
+        group="issue4_long",
+        args=[*args, "trainer.max_epochs=15"],
+        steps=15 * 439,
+        priority=job.priority if priority is None else priority,
+    )
+
+
 def sweeps(tasks=("sst2", "rte"), priority0: int = 60) -> list[Job]:
     """Issue 3: P-Tuning v2 prompt length 1..128 and prompts on the top-k vs bottom-k layers (seed 1, lr 2e-2)."""
     jobs = []
@@ -377,18 +394,11 @@ def next_session() -> list[Job]:
     jobs += extras(priority0=60)
     # Added in the 2026-11-23 evening session: the paper trains NER prompts far longer than 5 epochs; both
     # prefix methods at 15 epochs (seed 1; full FT had converged by epoch 5), started first (the longest jobs).
-    for job in issue4(seeds=(1,), priority0=4):
-        if job.name.startswith("conll03_") and "finetune" not in job.name:
-            args = [a.replace("task_name=issue4_conll03", "task_name=issue4_conll03_e15") for a in job.args]
-            jobs.append(
-                replace(
-                    job,
-                    name=job.name.replace("_s1", "_e15_s1"),
-                    group="issue4_long",
-                    args=[*args, "trainer.max_epochs=15"],
-                    steps=15 * 439,
-                )
-            )
+    jobs += [
+        conll_long(j)
+        for j in issue4(seeds=(1,), priority0=4)
+        if j.name.startswith("conll03_") and "finetune" not in j.name
+    ]
     return jobs
 
 
@@ -420,22 +430,11 @@ def next_session2() -> list[Job]:
         for job in multitask(priority0=1):
             args = [a for a in job.args if not a.startswith("seed=")] + [f"seed={seed}"]
             jobs.append(replace(job, name=f"{job.name}_s{seed}", args=args))
-    for job in issue4(seeds=(1, 2, 3), priority0=2):
-        if not job.name.startswith("conll03_"):
-            continue
-        if ("finetune" in job.name) != job.name.endswith("_s1"):
-            continue  # finetune: seed 1 only; prefix methods: seeds 2-3 (seed 1 ran in `next`)
-        args = [a.replace("task_name=issue4_conll03", "task_name=issue4_conll03_e15") for a in job.args]
-        jobs.append(
-            replace(
-                job,
-                name=job.name.replace("_s", "_e15_s"),
-                group="issue4_long",
-                args=[*args, "trainer.max_epochs=15"],
-                steps=15 * 439,
-                priority=2,
-            )
-        )
+    jobs += [  # finetune: seed 1 only; the prefix methods: seeds 2-3 (seed 1 ran in `next`)
+        conll_long(j, priority=2)
+        for j in issue4(seeds=(1, 2, 3), priority0=2)
+        if j.name.startswith("conll03_") and ("finetune" in j.name) == j.name.endswith("_s1")
+    ]
     # issue 9's control for the geometric layer-lr profile: its multipliers average 1.66, so a uniform prompt at
     # 1.66 x 2e-2 tells a higher mean rate from the profile itself (SST-2, 3 seeds)
     for job in knobs(tasks=("sst2",), priority0=5):
@@ -443,22 +442,12 @@ def next_session2() -> list[Job]:
             args = [a.replace("method.lr=2e-2", "method.lr=3.3e-2") for a in job.args]
             jobs.append(replace(job, name=job.name.replace("uniform", "uniform_lr3.3e-2"), args=args))
     # issue 4: the CoNLL prompt rates were set, not tuned: two more rates for P-Tuning v2 at 15 epochs (seed 1)
-    for lr in ("1e-2", "5e-2"):
-        for job in issue4(seeds=(1,), priority0=6):
-            if job.name == "conll03_ptuning_v2_s1":
-                args = [
-                    a.replace("task_name=issue4_conll03", "task_name=issue4_conll03_e15") for a in job.args
-                ]
-                args = [a for a in args if not a.startswith("method.lr=")]
-                jobs.append(
-                    replace(
-                        job,
-                        name=f"conll03_ptuning_v2_e15_lr{lr}_s1",
-                        group="issue4_long",
-                        args=[*args, f"method.lr={lr}", "trainer.max_epochs=15"],
-                        steps=15 * 439,
-                    )
-                )
+    jobs += [
+        conll_long(j, lr=lr)
+        for lr in ("1e-2", "5e-2")
+        for j in issue4(seeds=(1,), priority0=6)
+        if j.name == "conll03_ptuning_v2_s1"
+    ]
     jobs += method_comparison(priority0=3)  # the finished grids and seeds are skipped through --prior
     jobs += method_comparison(methods=tuple(EXTRA_GRIDS_2), priority0=4, grids=EXTRA_GRIDS_2)
     jobs += [replace(j, priority=j.priority + 100) for j in next_session()]
