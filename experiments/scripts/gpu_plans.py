@@ -415,7 +415,8 @@ def next_session2() -> list[Job]:
       on BoolQ/RTE/CB), and the extras as full methods: linear_probe (grid + 1e-2) and prefix_mlp with a lower
       grid (1e-4 .. 1e-3: at 5e-3 and 1e-2 it never left the majority class);
     - issue 9's control for the geometric lr profile (uniform prompts at its mean rate, SST-2, 3 seeds), and
-      issue 4's P-Tuning v2 rate on CoNLL at 15 epochs (1e-2, 5e-2 next to the 2e-2 run);
+      issue 4's P-Tuning v2 rate on CoNLL at 15 epochs (1e-2, 5e-2 next to the 2e-2 run) and the official
+      script's 11-token prompt at lr 3e-2;
     - then what `next` did not reach (SQuAD seeds 2-3).
     """
     jobs = [
@@ -445,6 +446,16 @@ def next_session2() -> list[Job]:
     jobs += [
         conll_long(j, lr=lr)
         for lr in ("1e-2", "5e-2")
+        for j in issue4(seeds=(1,), priority0=6)
+        if j.name == "conll03_ptuning_v2_s1"
+    ]
+    # ... and the official script's prompt (run_conll03_roberta.sh: 11 tokens, lr 3e-2; 30 epochs there, 15 here)
+    jobs += [
+        replace(
+            conll_long(j, lr="3e-2"),
+            name="conll03_ptuning_v2_e15_psl11_lr3e-2_s1",
+            args=[*conll_long(j, lr="3e-2").args, "method.prompt.length=11"],
+        )
         for j in issue4(seeds=(1,), priority0=6)
         if j.name == "conll03_ptuning_v2_s1"
     ]
