@@ -98,6 +98,17 @@ _RL, _BB = "roberta-large", "bert-base"
 _INFER = ["bare", "bare_bf16"]
 _EAGER = ["ptuning_v2_bf16", "peft_prefix", "ptuning_v2_nodrop"]
 _COMPILED = ["ptuning_v2_compile", "ptuning_v2_cudagraph"]
+# The protocol of the short single-purpose GPU presets (levers, final, fair): 3 warm-up + 30 timed steps in 3
+# interleaved rounds, no SDPA probe (it would recompile the compiled rows); each preset adds its budget.
+_SHORT_GPU_CALL = {
+    "batch": 32,
+    "dtype": "bf16",
+    "steps": 30,
+    "rounds": 3,
+    "warmup": 3,
+    "gpu_warmup_s": 2.0,
+    "no_probe": True,
+}
 PRESETS: dict[str, dict] = {
     # issue 5's targets on one GPU, most important first. Cases of one (shape, T, padding) form one group, timed
     # in interleaved rounds; 3 warm-up + 40 timed steps per case: ~150 s on an H100 (docs/performance.md has the
@@ -144,14 +155,8 @@ PRESETS: dict[str, dict] = {
     # call (worst case ~ 75 + 55 s). Every row records build_s (its compile) for budgeting the next plan.
     "gpu-issue5-levers": {
         "defaults": {
-            "batch": 32,
-            "dtype": "bf16",
-            "steps": 30,
-            "rounds": 3,
-            "warmup": 3,
-            "gpu_warmup_s": 2.0,
+            **_SHORT_GPU_CALL,
             "budget_s": 75.0,
-            "no_probe": True,
             "profile": True,
             "profile_steps": 3,
             "profile_cases": [
@@ -174,14 +179,8 @@ PRESETS: dict[str, dict] = {
     # 9 eager cases ~25 s, 3 inference cases ~5 s, setup ~5 s: ~200 s; no new case after 230 s.
     "gpu-issue5-final": {
         "defaults": {
-            "batch": 32,
-            "dtype": "bf16",
-            "steps": 30,
-            "rounds": 3,
-            "warmup": 3,
-            "gpu_warmup_s": 2.0,
+            **_SHORT_GPU_CALL,
             "budget_s": 230.0,
-            "no_probe": True,
         },
         "grids": [
             Grid([_RL], [256], ["ptuning_v2_bf16", "peft_prefix", "ptuning_v2_cudagraph"], [16, 64]),
@@ -194,14 +193,8 @@ PRESETS: dict[str, dict] = {
     # ~55 s each: ~300 s; no new case after 330 s.
     "gpu-issue5-fair": {
         "defaults": {
-            "batch": 32,
-            "dtype": "bf16",
-            "steps": 30,
-            "rounds": 3,
-            "warmup": 3,
-            "gpu_warmup_s": 2.0,
+            **_SHORT_GPU_CALL,
             "budget_s": 330.0,
-            "no_probe": True,
         },
         "grids": [
             Grid([_RL], [128], ["peft_prefix", "peft_prefix_cudagraph", "ptuning_v2_cudagraph"], [16]),
