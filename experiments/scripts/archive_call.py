@@ -3,8 +3,8 @@
     python experiments/scripts/archive_call.py /path/to/unpacked/runs_<plan>.tar.gz/folder [--dst ...]
 
 Copies metrics.json, .hydra/config.yaml, .hydra/overrides.yaml and compression.json/.md of every run folder that
-ran in that call: it has .hydra/config.yaml and a full metrics.json (the prior's summaries, copied in by
-gpu_queue.py --prior, hold only a few keys). A run already archived with a full metrics.json is left alone.
+ran in that call: it has .hydra/config.yaml and a full metrics.json, i.e. one with the run's history (the
+prior's summaries, copied in by gpu_queue.py --prior, keep only status and best scores). A run already archived with a full metrics.json is left alone.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ import shutil
 from pathlib import Path
 
 FILES = ("metrics.json", ".hydra/config.yaml", ".hydra/overrides.yaml", "compression.json", "compression.md")
-SLIM_KEYS = 6  # make_prior.sh keeps status, task, method, seed, monitor, best
 
 
 def _full(metrics: Path) -> bool:
     try:
-        return len(json.loads(metrics.read_text())) > SLIM_KEYS
+        return "history" in json.loads(metrics.read_text())
     except (OSError, ValueError):
         return False
 

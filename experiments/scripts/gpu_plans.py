@@ -172,18 +172,23 @@ def issue4(seeds=(1,), priority0: int = 50) -> list[Job]:
     return jobs
 
 
-def conll_long(job: Job, lr: str | None = None, priority: int | None = None) -> Job:
+def conll_long(
+    job: Job, lr: str | None = None, priority: int | None = None, length: int | None = None
+) -> Job:
     """A CoNLL-2003 job of issue4() at 15 epochs (task_name issue4_conll03_e15, group issue4_long), optionally at
-    another learning rate (the name then says it)."""
+    another learning rate or prompt length (the name then says which)."""
     args = [a.replace("task_name=issue4_conll03", "task_name=issue4_conll03_e15") for a in job.args]
-    name = job.name.replace("_s", "_e15_s", 1) if lr is None else job.name.replace("_s", f"_e15_lr{lr}_s", 1)
+    tag = "_e15" + ("" if length is None else f"_psl{length}") + ("" if lr is None else f"_lr{lr}")
     if lr is not None:
         args = [a for a in args if not a.startswith("method.lr=")] + [f"method.lr={lr}"]
+    args.append("trainer.max_epochs=15")
+    if length is not None:
+        args.append(f"method.prompt.length={length}")
     return replace(
         job,
-        name=name,
+        name=job.name.replace("_s", f"{tag}_s", 1),
         group="issue4_long",
-        args=[*args, "trainer.max_epochs=15"],
+        args=args,
         steps=15 * 439,
         priority=job.priority if priority is None else priority,
     )
@@ -451,11 +456,7 @@ def next_session2() -> list[Job]:
     ]
     # ... and the official script's prompt (run_conll03_roberta.sh: 11 tokens, lr 3e-2; 30 epochs there, 15 here)
     jobs += [
-        replace(
-            conll_long(j, lr="3e-2"),
-            name="conll03_ptuning_v2_e15_psl11_lr3e-2_s1",
-            args=[*conll_long(j, lr="3e-2").args, "method.prompt.length=11"],
-        )
+        conll_long(j, lr="3e-2", length=11)
         for j in issue4(seeds=(1,), priority0=6)
         if j.name == "conll03_ptuning_v2_s1"
     ]
