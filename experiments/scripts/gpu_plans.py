@@ -424,9 +424,11 @@ def next_session2() -> list[Job]:
       script's 11-token prompt at lr 3e-2;
     - then what `next` did not reach (SQuAD seeds 2-3).
     """
+    # priorities: the ~430 s jobs (CoNLL at 15 epochs, joint multi-task) first, so that one call's opening wave
+    # starts them all; the queue does not start a job that would not finish before the call's deadline
     jobs = [
-        replace(j, group="knobs_compress", priority=0)
-        for j in knobs(tasks=("rte",), priority0=0)
+        replace(j, group="knobs_compress", priority=1)
+        for j in knobs(tasks=("rte",), priority0=1)
         if "_uniform_" in j.name
     ]
     jobs = [
@@ -435,10 +437,11 @@ def next_session2() -> list[Job]:
     for seed in (12, 13):
         for job in multitask(priority0=1):
             args = [a for a in job.args if not a.startswith("seed=")] + [f"seed={seed}"]
-            jobs.append(replace(job, name=f"{job.name}_s{seed}", args=args))
+            priority = 0 if job.name.startswith("joint_") else job.priority
+            jobs.append(replace(job, name=f"{job.name}_s{seed}", args=args, priority=priority))
     jobs += [  # finetune: seed 1 only; the prefix methods: seeds 2-3 (seed 1 ran in `next`)
-        conll_long(j, priority=2)
-        for j in issue4(seeds=(1, 2, 3), priority0=2)
+        conll_long(j, priority=0)
+        for j in issue4(seeds=(1, 2, 3), priority0=0)
         if j.name.startswith("conll03_") and ("finetune" in j.name) == j.name.endswith("_s1")
     ]
     # issue 9's control for the geometric layer-lr profile: its multipliers average 1.66, so a uniform prompt at
@@ -449,15 +452,15 @@ def next_session2() -> list[Job]:
             jobs.append(replace(job, name=job.name.replace("uniform", "uniform_lr3.3e-2"), args=args))
     # issue 4: the CoNLL prompt rates were set, not tuned: two more rates for P-Tuning v2 at 15 epochs (seed 1)
     jobs += [
-        conll_long(j, lr=lr)
+        conll_long(j, lr=lr, priority=0)
         for lr in ("1e-2", "5e-2")
-        for j in issue4(seeds=(1,), priority0=6)
+        for j in issue4(seeds=(1,), priority0=0)
         if j.name == "conll03_ptuning_v2_s1"
     ]
     # ... and the official script's prompt (run_conll03_roberta.sh: 11 tokens, lr 3e-2; 30 epochs there, 15 here)
     jobs += [
-        conll_long(j, lr="3e-2", length=11)
-        for j in issue4(seeds=(1,), priority0=6)
+        conll_long(j, lr="3e-2", length=11, priority=0)
+        for j in issue4(seeds=(1,), priority0=0)
         if j.name == "conll03_ptuning_v2_s1"
     ]
     jobs += method_comparison(priority0=3)  # the finished grids and seeds are skipped through --prior
