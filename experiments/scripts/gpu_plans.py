@@ -58,6 +58,11 @@ class Job:
     pick_lr_from: str | None = None  # run at the best lr of this grid (decided when the grid has finished)
     monitor: str = "val/acc"
 
+    @property
+    def key(self) -> str:
+        """Unique within a plan (the same run name may sit in two groups, e.g. knobs and knobs_compress)."""
+        return f"{self.group}/{self.name}"
+
     def with_lr(self, lr: str) -> Job:
         return replace(self, args=[*self.args, f"method.lr={lr}"], lr=lr, name=f"{self.name}_lr{lr}")
 

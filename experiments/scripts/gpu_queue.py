@@ -44,7 +44,7 @@ class Queue:
     root: Path
     common: list[str]
     pending: list[Job]
-    done: dict[str, dict] = field(default_factory=dict)  # name -> {"rc", "seconds", "args"}
+    done: dict[str, dict] = field(default_factory=dict)  # job.key -> {"rc", "seconds", "args"}
     running: list[Running] = field(default_factory=list)
     all_jobs: list[Job] = field(default_factory=list)
 
@@ -54,7 +54,7 @@ class Queue:
     def grid_best_lr(self, job: Job) -> str | None:
         """The best lr of the grid `job.pick_lr_from` names, once all of its jobs have finished; else None."""
         grid = [j for j in self.all_jobs if j.grid == job.pick_lr_from]
-        if any(j.name not in self.done for j in grid):
+        if any(j.key not in self.done for j in grid):
             return None
         scores = []
         for j in grid:
@@ -76,17 +76,17 @@ class Queue:
         if lr is None:
             return None
         if lr == "failed":
-            self.done[job.name] = {"rc": "skipped: every grid run failed", "seconds": 0, "args": job.args}
+            self.done[job.key] = {"rc": "skipped: every grid run failed", "seconds": 0, "args": job.args}
             return None
         chosen = job.with_lr(lr)
         if finished_before(self.root, chosen):  # an earlier call ran this seed at this rate already
-            self.done[job.name] = {"rc": 0, "seconds": 0, "earlier_call": True, "lr": lr}
+            self.done[job.key] = {"rc": 0, "seconds": 0, "earlier_call": True, "lr": lr}
             return None
         return chosen
 
     def launch(self, job: Job) -> None:
         run_dir = self.run_dir(job)
-        log = self.root / "logs" / f"{job.name}.log"
+        log = self.root / "logs" / job.group / f"{job.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "deepprompt.train", *self.common, *job.args, f"hydra.run.dir={run_dir}"]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(plan) - len(pending)} of {len(plan)} jobs finished in an earlier call", flush=True)
     queue = Queue(root=root, common=list(args.common), pending=pending, all_jobs=list(plan))
     queue.done.update(
-        {job.name: {"rc": 0, "seconds": 0, "earlier_call": True} for job in plan if job not in pending}
+        {job.key: {"rc": 0, "seconds": 0, "earlier_call": True} for job in plan if job not in pending}
     )
     t0 = time.time()
     status_every, last_status = 30.0, 0.0
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             if rc is not None:
                 queue.running.remove(r)
                 seconds = time.time() - r.started
-                queue.done[r.job.name] = {"rc": rc, "seconds": round(seconds, 1), "args": r.job.args}
+                queue.done[r.job.key] = {"rc": rc, "seconds": round(seconds, 1), "args": r.job.args}
                 if rc == 0 and seconds > args.startup_s + 5:
                     rates.append(r.job.steps / (seconds - args.startup_s))
                 print(
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         if now >= args.budget:
             for r in queue.running:
                 os.killpg(r.proc.pid, signal.SIGTERM)
-                queue.done[r.job.name] = {
+                queue.done[r.job.key] = {
                     "rc": "stopped at the budget",
                     "seconds": round(time.time() - r.started, 1),
                 }
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             if now + estimate(job) > args.budget:
                 continue  # does not fit any more; smaller jobs further down may
             ready = queue.ready(job)
-            if job.name in queue.done:  # skipped while resolving its lr
+            if job.key in queue.done:  # skipped while resolving its lr
                 queue.pending.remove(job)
                 continue
             if ready is None:
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(1.0)
 
     for job in queue.pending:
-        queue.done.setdefault(job.name, {"rc": "not started (budget)", "seconds": 0, "args": job.args})
+        queue.done.setdefault(job.key, {"rc": "not started (budget)", "seconds": 0, "args": job.args})
     summary = {
         "plan": args.plan,
         "budget_s": args.budget,
