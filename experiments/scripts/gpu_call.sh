@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One GPU call: optionally the issue 5/9 benchmarks first (alone on the GPU: BENCH=1; issue 5's lever rows and
 # profiles: BENCH=levers, about 165 s; the targets with CUDA graphs and the SST-2 epoch: BENCH=final, ~500 s;
-# the epoch target again, MiniLM and roberta-large shapes: BENCH=epoch, ~450 s; peft compiled too: BENCH=fair),
+# the epoch target again, MiniLM and roberta-large shapes: BENCH=epoch, ~450 s; peft compiled too: BENCH=fair;
+# the epoch target with full compiled epochs: BENCH=epoch2, ~450 s),
 # then the job plan of
 # issues 3/4/9 (MiniLM jobs side by side, gpu_queue.py) until DEADLINE_S seconds after the start; all packed
 # into $OUT. Optional COMPRESS=1: SVD-compress the knob runs' uniform prompts afterwards (issue 9).
@@ -64,6 +65,18 @@ if [[ ${BENCH:-0} == epoch ]]; then  # issue 5's epoch target after the per-step
     --pad-multiple 32 --budget-s 240 --out "$B/epoch_sst2_roberta_large.json" > "$B/epoch_sst2_roberta_large.log" 2>&1
   echo "exit $?"; tail -8 "$B/epoch_sst2_roberta_large.log"
   tar -C "$B" -czf "$OUT/bench_epoch.tar.gz" .
+fi
+if [[ ${BENCH:-0} == epoch2 ]]; then  # the epoch target again: step logs every 50 steps, compiled runs unbroken
+  B=$DEEPPROMPT_OUTPUT_DIR/bench_epoch2; mkdir -p "$B"
+  for shape in minilm roberta_large; do
+    extra=(); [[ $shape == roberta_large ]] && extra=(--shape roberta-large)
+    timeout "$([[ $shape == minilm ]] && echo 170 || echo 330)" python3 -m deepprompt.bench.cli epoch --task sst2 \
+      --model-path "$PWD/.device/minilm" "${extra[@]}" --data-dir "$DEEPPROMPT_DATA_DIR" \
+      --variants static,dynamic_cudagraph,dynamic_cudagraph --pad-multiple 32 --budget-s 40 \
+      --out "$B/epoch_sst2_$shape.json" > "$B/epoch_sst2_$shape.log" 2>&1
+    echo "exit $?"; grep "^|\|^# " "$B/epoch_sst2_$shape.log" | tail -8
+  done
+  tar -C "$B" -czf "$OUT/bench_epoch2.tar.gz" .
 fi
 budget=$(( deadline - ($(date +%s) - T0) - 30 ))
 echo "== queue $plan: ${budget}s"

@@ -115,3 +115,24 @@ def test_repeated_variant_and_pad_multiple(benchmark_dir, tmp_path, monkeypatch)
     assert [r["variant"] for r in rows] == ["dynamic_nogroup", "dynamic_nogroup (run 2)"]
     for row in rows:  # 2 batches of 8, each padded to 48 (every fixture sentence is shorter)
         assert row["padded_tokens"] == 2 * 8 * 48 and row["steps"] == 2
+
+
+def test_budget_shares_go_to_eager_variants_and_compiled_ones_run_whole_epochs(
+    benchmark_dir, tmp_path, monkeypatch
+):
+    """A truncated compiled run measures its compile, not its rate: only the eager variants share --budget-s."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(epoch, "OVERHEAD_S", 1.0)
+    budgets = {}
+
+    def fake_fit(args, dm, variant, limit_batches=None, budget_s=None):
+        budgets.setdefault(variant, []).append(budget_s)
+        return {"variant": variant, "examples_per_s": 1.0, "epoch_s": 1.0, "truncated": False, "steps": 1,
+                "epoch_s_estimate": 1.0, "ms_per_step": 1.0, "padding_overhead": 1.0, "slow_steps": 0,
+                "slow_steps_s": 0.0, "epoch_s_without_slow": 1.0}  # fmt: skip
+
+    monkeypatch.setattr(epoch, "_fit", fake_fit)
+    variants = "static,dynamic_bf16,dynamic_cudagraph,dynamic_cudagraph"
+    extra = ["--variants", variants, "--budget-s", "40", "--precision", "bf16-mixed"]
+    assert epoch.main(_tiny_cpu_argv(benchmark_dir, tmp_path / "epoch.json", 2, 8, 0, *extra)) == 0
+    assert budgets == {"static": [19.0], "dynamic_bf16": [19.0], "dynamic_cudagraph": [None, None]}

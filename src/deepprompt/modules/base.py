@@ -124,8 +124,13 @@ class TaskModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         loss = self.loss(batch)
         self.train_loss(loss.detach())
-        self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+        # Lightning writes step metrics every `trainer.log_every_n_steps` steps only; a `self.log` call costs host
+        # time on every step (and the lr, a float, becomes a new device tensor), for values nobody reads
+        if _writes_step_logs(self.trainer):
+            self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+            self.log(
+                "train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False
+            )
         return loss
 
     # CUDA graphs (method.compile=reduce-overhead) reuse their output buffers: each step must say it is a new one
@@ -183,3 +188,11 @@ class TaskModule(L.LightningModule):
         if isinstance(self.encoder, DeepPromptModel):
             head = {f"classifier.{k}": v for k, v in self.classifier.state_dict().items()}
             save_prompts(self.encoder, directory, extra=head)
+
+
+def _writes_step_logs(trainer) -> bool:
+    """Whether Lightning writes this training step's metrics (its own rule: every ``log_every_n_steps``)."""
+    connector = getattr(
+        trainer, "_logger_connector", None
+    )  # private in Lightning 2.x; unknown: log every step
+    return True if connector is None else bool(connector.should_update_logs)
