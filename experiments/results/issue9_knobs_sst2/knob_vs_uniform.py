@@ -7,10 +7,21 @@ ignore keys of COMMAND.txt) and writes ``vs_uniform.md`` and ``vs_uniform.csv`` 
   the best-epoch and last-epoch dev score of each seed, mean ± std (ddof=1);
 - the difference of means to uniform, its standard error sqrt(s_a^2/n_a + s_b^2/n_b), the ratio of the two and
   Welch's two-sided p-value (scipy); the per-seed differences (same seed number) and how many seeds are above
-  uniform. No correction for the 6 comparisons per task.
+  uniform. No correction for the multiple comparisons (6 per task on RTE, 7 + 1 on SST-2).
+
+The built-in ignore keys (IGNORE) include ``method.lr``: the knob runs share one base lr, so it is not part
+of a setting. Where the runs hold a control at another lr, ``--keep method.lr`` makes the lr part of the
+setting and ``--base lr=2e-2`` leaves the shared value out of the names: the knobs and uniform keep their
+names (uniform is still ``default``, the reference) and the control reads ``lr=3.3e-2``, a row of its own.
+``--versus SETTING OTHER`` (repeatable) adds the same statistics for SETTING against OTHER instead of
+uniform (section "Other comparisons" of vs_uniform.md, and versus.csv). Without these options the output
+is the same as before they existed.
 
     PYTHONPATH=src python experiments/results/issue9_knobs_sst2/knob_vs_uniform.py \
-        experiments/results/minilm_h100_runs/knobs/sst2_* --out experiments/results/issue9_knobs_sst2
+        experiments/results/minilm_h100_runs/knobs/rte_* --out experiments/results/issue9_knobs_rte
+    PYTHONPATH=src python experiments/results/issue9_knobs_sst2/knob_vs_uniform.py \
+        experiments/results/minilm_h100_runs/knobs/sst2_* --out experiments/results/issue9_knobs_sst2 \
+        --keep method.lr --base lr=2e-2 --versus layer_lr.profile=geometric lr=3.3e-2
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ import pandas as pd
 from scipy import stats
 
 from deepprompt.prompts.profiles import length_profile, lr_multipliers
-from deepprompt.report.collect import collect_runs
+from deepprompt.report.collect import collect_runs, format_setting, parse_setting
 
 IGNORE = [
     "backbone.name_or_path",
@@ -54,12 +65,51 @@ def _profile(run_dir: str) -> tuple[str, str]:
     return ",".join(map(str, lengths)), f"{mult_text} (mean {sum(mult) / len(mult):.3f})"
 
 
-def compare(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+def drop_base(runs: pd.DataFrame, base: list[str]) -> pd.DataFrame:
+    """Leave the ``key=value`` parts in ``base`` out of every setting name (``lr=2e-2`` -> ``default``)."""
+    if not base:
+        return runs
+    drop = dict(part.split("=", 1) for part in base)
+    runs = runs.copy()
+    runs["setting"] = [
+        format_setting({k: v for k, v in parse_setting(s).items() if drop.get(k) != v})
+        for s in runs["setting"]
+    ]
+    return runs
+
+
+def versus(a: pd.Series, b: pd.Series) -> dict:
+    """Difference of means a - b, its SE, diff/SE, Welch p and the per-seed differences (same seed number)."""
+    diff = a.mean() - b.mean()
+    se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    paired = (a - b).dropna()
+    return {
+        "diff": diff,
+        "se": se,
+        "diff_over_se": diff / se if se > 0 else math.nan,
+        "welch_p": stats.ttest_ind(a, b, equal_var=False).pvalue,
+        "paired_diffs": " ".join(f"{d:+.2f}" for d in paired),
+        "seeds_above": f"{int((paired > 0).sum())}/{len(paired)}",
+    }
+
+
+def _finished(runs: pd.DataFrame) -> pd.DataFrame:
     runs = runs[runs["status"] == "finished"].copy()
     runs["seed"] = runs["seed"].astype(int)
+    return runs
+
+
+def _scores(runs: pd.DataFrame, task: str, setting: str, col: str) -> pd.Series:
+    found = runs[(runs["task"] == task) & (runs["setting"] == setting)]
+    if found.empty:
+        raise SystemExit(f"knob_vs_uniform.py: no finished {task} runs with setting {setting!r}")
+    return found.set_index("seed").sort_index()[col] * 100
+
+
+def compare(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    runs = _finished(runs)
     rows = []
     for (task, setting), group in runs.groupby(["task", "setting"], sort=True):
-        ref = runs[(runs["task"] == task) & (runs["setting"] == REFERENCE)].set_index("seed")
         group = group.set_index("seed").sort_index()
         lengths, mults = _profile(group["run_dir"].iloc[0])
         row = {
@@ -71,27 +121,44 @@ def compare(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
         }
         for which in ("best", "last"):
             col = f"{which}_{metric}"
-            a, b = group[col] * 100, ref[col] * 100
+            a = group[col] * 100
             row |= {f"{which}_s{s}": a[s] for s in a.index}
             row |= {f"{which}_mean": a.mean(), f"{which}_std": a.std(ddof=1)}
             if setting == REFERENCE:
                 continue
-            diff = a.mean() - b.mean()
-            se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-            paired = (a - b).dropna()
-            row |= {
-                f"{which}_diff": diff,
-                f"{which}_se": se,
-                f"{which}_diff_over_se": diff / se if se > 0 else math.nan,
-                f"{which}_welch_p": stats.ttest_ind(a, b, equal_var=False).pvalue,
-                f"{which}_paired_diffs": " ".join(f"{d:+.2f}" for d in paired),
-                f"{which}_seeds_above": f"{int((paired > 0).sum())}/{len(paired)}",
-            }
+            b = _scores(runs, task, REFERENCE, col)
+            row |= {f"{which}_{k}": v for k, v in versus(a, b).items()}
         rows.append(row)
     table = pd.DataFrame(rows)
     order = [REFERENCE] + sorted(s for s in table["setting"].unique() if s != REFERENCE)
     table["_o"] = table["setting"].map(order.index)
     return table.sort_values(["task", "_o"]).drop(columns="_o").reset_index(drop=True)
+
+
+def compare_pairs(runs: pd.DataFrame, metric: str, pairs: list[list[str]]) -> pd.DataFrame:
+    """One row per task, pair (setting, other) and epoch choice: means, stds and :func:`versus`."""
+    runs = _finished(runs)
+    rows = []
+    for task in sorted(runs["task"].unique()):
+        for setting, other in pairs:
+            for which in ("best", "last"):
+                col = f"{which}_{metric}"
+                a, b = _scores(runs, task, setting, col), _scores(runs, task, other, col)
+                rows.append(
+                    {
+                        "task": task,
+                        "setting": setting,
+                        "other": other,
+                        "epoch": which,
+                        "seeds": " ".join(map(str, a.index)),
+                        "setting_mean": a.mean(),
+                        "setting_std": a.std(ddof=1),
+                        "other_mean": b.mean(),
+                        "other_std": b.std(ddof=1),
+                    }
+                    | versus(a, b)
+                )
+    return pd.DataFrame(rows)
 
 
 def _f(x, fmt="{:.2f}") -> str:
@@ -102,14 +169,22 @@ def _text(x) -> str:
     return x if isinstance(x, str) else ""
 
 
-def markdown(table: pd.DataFrame, metric: str, sources: list[str]) -> str:
+def markdown(table: pd.DataFrame, metric: str, sources: list[str], base: list[str] = ()) -> str:
+    comparisons = int((table["setting"] != REFERENCE).groupby(table["task"]).sum().max())
     out = [
         "# Issue 9 knobs vs uniform (one lr, length 16 on every layer), seed by seed",
         "",
         f"Generated by `knob_vs_uniform.py` from {len(sources)} run folders; `{metric}` in %, mean ± std (ddof=1)"
         " over seeds; diff = difference of means to uniform; SE = sqrt(s_a²/n_a + s_b²/n_b); p = Welch's"
-        " two-sided t-test (no correction for the 6 comparisons); per-seed diffs pair runs with the same seed"
-        " number.",
+        f" two-sided t-test (no correction for the {comparisons} comparisons); per-seed diffs pair runs with"
+        " the same seed number."
+        + (
+            f" Setting names leave out {', '.join(f'`{b}`' for b in base)}, shared by uniform and the"
+            " knobs; a setting that names another value of that key has that value instead (`default`,"
+            " uniform, keeps it)."
+            if base
+            else ""
+        ),
     ]
     seed_cols = sorted(
         {c.split("_s")[1] for c in table.columns if c.startswith("best_s") and c[6:].isdigit()}
@@ -137,16 +212,79 @@ def markdown(table: pd.DataFrame, metric: str, sources: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
+def markdown_pairs(pairs: pd.DataFrame) -> str:
+    out = [
+        "",
+        "## Other comparisons: setting vs other (instead of vs uniform)",
+        "",
+        "Same statistics as above (no correction for these comparisons either); diff = mean of setting minus"
+        " mean of other; per-seed diffs pair runs with the same seed number.",
+        "",
+    ]
+    head = ["task", "setting", "other", "epoch", "setting mean ± std", "other mean ± std"]
+    head += ["diff", "SE", "diff/SE", "Welch p", "per-seed diffs", "seeds above"]
+    out += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in pairs.to_dict("records"):
+        cells = [r["task"], r["setting"].replace("|", "\\|"), r["other"].replace("|", "\\|"), r["epoch"]]
+        cells += [
+            f"{r['setting_mean']:.2f} ± {r['setting_std']:.2f}",
+            f"{r['other_mean']:.2f} ± {r['other_std']:.2f}",
+        ]
+        cells += [
+            _f(r["diff"], "{:+.2f}"),
+            _f(r["se"]),
+            _f(r["diff_over_se"], "{:+.1f}"),
+            _f(r["welch_p"], "{:.2f}"),
+            r["paired_diffs"],
+            r["seeds_above"],
+        ]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+")
     parser.add_argument("--out", required=True)
     parser.add_argument("--metric", default="val/acc")
+    parser.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a built-in ignore key that is part of the setting here (repeatable), e.g. method.lr",
+    )
+    parser.add_argument(
+        "--base",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting part left out of the setting names (repeatable): e.g. lr=2e-2, with --keep method.lr",
+    )
+    parser.add_argument(
+        "--versus",
+        action="append",
+        nargs=2,
+        default=[],
+        metavar=("SETTING", "OTHER"),
+        help="also compare SETTING with OTHER, as named in vs_uniform.md (repeatable); writes versus.csv",
+    )
     args = parser.parse_args()
-    table = compare(collect_runs(args.dirs, ignore=IGNORE), args.metric)
+    unknown = [key for key in args.keep if key not in IGNORE]
+    if unknown:
+        parser.error(f"--keep {unknown[0]}: not a built-in ignore key ({', '.join(IGNORE)})")
+    if any("=" not in part for part in args.base):
+        parser.error("--base takes KEY=VALUE")
+    ignore = [key for key in IGNORE if key not in args.keep]
+    runs = drop_base(collect_runs(args.dirs, ignore=ignore), args.base)
+    table = compare(runs, args.metric)
     out = Path(args.out)
     table.to_csv(out / "vs_uniform.csv", index=False)
-    text = markdown(table, args.metric, args.dirs)
+    text = markdown(table, args.metric, args.dirs, args.base)
+    if args.versus:
+        pairs = compare_pairs(runs, args.metric, args.versus)
+        pairs.to_csv(out / "versus.csv", index=False)
+        text += markdown_pairs(pairs)
     (out / "vs_uniform.md").write_text(text)
     print(text, end="")
 
