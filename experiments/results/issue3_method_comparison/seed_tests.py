@@ -229,7 +229,7 @@ def markdown(table: pd.DataFrame, majorities: dict[str, dict], metric: str, sour
             )
         out += _table(head, rows)
     out += ["", "## The issue's targets", ""]
-    head = ["target", "task", "epoch", "P-Tuning v2 − other", "SE", "met", "missed by"]
+    head = ["target", "task", "epoch", "P-Tuning v2 − other", "SE", "met", "missed by", "missed by / SE"]
     rows = []
     for which, _ in WHICH:
         for task in FINETUNE_TASKS:
@@ -245,6 +245,7 @@ def markdown(table: pd.DataFrame, majorities: dict[str, dict], metric: str, sour
                     f"{r[f'{which}_ours_se']:.2f}",
                     "yes" if met else "no",
                     "" if met else f"{gap - FINETUNE_MARGIN:.2f}",
+                    "" if met else f"{(gap - FINETUNE_MARGIN) / r[f'{which}_ours_se']:.1f}",
                 ]
             )
         for r in table[table["method"] == PREFIX].to_dict("records"):
@@ -258,6 +259,7 @@ def markdown(table: pd.DataFrame, majorities: dict[str, dict], metric: str, sour
                     f"{r[f'{which}_ours_se']:.2f}",
                     "yes" if diff >= 0 else "no",
                     "" if diff >= 0 else f"{-diff:.2f}",
+                    "" if diff >= 0 else f"{-diff / r[f'{which}_ours_se']:.1f}",
                 ]
             )
     out += _table(head, rows)
