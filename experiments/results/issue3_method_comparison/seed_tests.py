@@ -165,9 +165,15 @@ def markdown(table: pd.DataFrame, majorities: dict[str, dict], metric: str, sour
         "",
     ]
     out += _table(
-        ["task", "dev examples", "majority label", "majority rate"],
+        ["task", "dev examples", "one example (points)", "majority label", "majority rate"],
         [
-            [m["task"], str(m["n_dev"]), m["majority_label"], f"{m['majority']:.2f}"]
+            [
+                m["task"],
+                str(m["n_dev"]),
+                f"{100 / m['n_dev']:.2f}",
+                m["majority_label"],
+                f"{m['majority']:.2f}",
+            ]
             for m in majorities.values()
         ],
     )
