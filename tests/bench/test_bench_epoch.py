@@ -136,3 +136,16 @@ def test_budget_shares_go_to_eager_variants_and_compiled_ones_run_whole_epochs(
     extra = ["--variants", variants, "--budget-s", "40", "--precision", "bf16-mixed"]
     assert epoch.main(_tiny_cpu_argv(benchmark_dir, tmp_path / "epoch.json", 2, 8, 0, *extra)) == 0
     assert budgets == {"static": [19.0], "dynamic_bf16": [19.0], "dynamic_cudagraph": [None, None]}
+
+
+def test_render_an_epoch_json(benchmark_dir, tmp_path, monkeypatch):
+    """`python -m deepprompt.bench.render` prints an epoch JSON's environment line and table (docs/performance.md)."""
+    from deepprompt.bench import render
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "epoch.json"
+    extra = ["--budget-s", "0", "--variants", "static,dynamic"]
+    assert epoch.main(_tiny_cpu_argv(benchmark_dir, out, 8, 16, 0, *extra)) == 0
+    text = render.render(json.loads(out.read_text()))
+    assert "deepprompt-bench epoch" in text and "incomplete" not in text
+    assert text.count("\n| static |") == 1 and text.count("\n| dynamic |") == 1

@@ -3,7 +3,8 @@
     python -m deepprompt.bench.render experiments/results/issue5_bench_h100/issue5_gpu.json
 
 Prints the environment line, one row per case (median, and the spread the JSON has: p25-p75 where recorded,
-else min-max over the timed steps) and the ``targets`` block.
+else min-max over the timed steps) and the ``targets`` block; for the epoch mode's JSON, its environment line and
+its own table.
 """
 
 from __future__ import annotations
@@ -28,7 +29,17 @@ def spread(t: dict) -> str:
     return f"{t['min_ms']:.1f}-{t['max_ms']:.1f} ({100 * (t['max_ms'] - t['min_ms']) / t['median_ms']:.0f} % range)"
 
 
+def render_epoch(payload: dict) -> str:
+    """An epoch-mode JSON (``deepprompt-bench epoch``): its environment line and the table it wrote itself."""
+    env = payload["environment"]
+    state = "" if payload.get("complete") else " (incomplete: the run stopped before its last variant)"
+    head = f"{env.get('gpu') or 'CPU'}, {env['date']}, torch {env['torch']}; `{env['command']}`{state}."
+    return "\n".join([head, "", payload["table"]])
+
+
 def render(payload: dict) -> str:
+    if any("epoch_s" in r for r in payload.get("rows", [])):  # the epoch mode writes its own table
+        return render_epoch(payload)
     env = payload["environment"]
     args = payload.get("args", {})
     proto = env.get("protocol") or {
