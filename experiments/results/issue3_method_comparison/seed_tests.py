@@ -16,7 +16,7 @@ COMMAND.txt), and writes ``seed_tests.md`` and ``seed_tests.csv`` into --out:
 
     PYTHONPATH=src python experiments/results/issue3_method_comparison/seed_tests.py \
         experiments/results/minilm_h100_runs/method_comparison --out experiments/results/issue3_method_comparison \
-        --data-dir "${DEEPPROMPT_DATA_DIR:-.device/data}"
+        --data-dir "${DEEPPROMPT_DATA_DIR:-../shared/data}"
 """
 
 from __future__ import annotations
