@@ -480,3 +480,33 @@ def next_session2() -> list[Job]:
 
 
 PLANS["next2"] = next_session2
+
+
+def next_session3() -> list[Job]:
+    """What the 2026-11-23 night session left for issue 4 (CoNLL-2003 at 15 epochs, P-Tuning v2 4.5 test-F1 points
+    below fine-tuning, 1.0 below peft prefix): fine-tuning seeds 2-3 (its 15-epoch reference had one seed), and two
+    P-Tuning v2 variants that could explain the gap to peft prefix: no prompt dropout (peft's prefix has none) and
+    the MLP reparameterization (the paper: helps some tasks); seed 1. Run with BENCH=fair first (issue 5)."""
+    jobs = [
+        conll_long(j, priority=0)
+        for j in issue4(seeds=(2, 3), priority0=0)
+        if j.name.startswith("conll03_finetune")
+    ]
+    [ptv2] = [j for j in issue4(seeds=(1,), priority0=1) if j.name == "conll03_ptuning_v2_s1"]
+    variants = {
+        "dropout0": ["method.prompt.dropout=0.0"],
+        "mlp_lr5e-3": ["method.prompt.reparam=mlp", "method.lr=5e-3"],
+        "mlp_lr2e-2": ["method.prompt.reparam=mlp"],
+    }
+    for tag, extra in variants.items():
+        job = conll_long(ptv2, priority=1)
+        args = [
+            a
+            for a in job.args
+            if not (a.startswith("method.lr=") and any(e.startswith("method.lr=") for e in extra))
+        ]
+        jobs.append(replace(job, name=job.name.replace("_e15_", f"_e15_{tag}_"), args=[*args, *extra]))
+    return jobs
+
+
+PLANS["next3"] = next_session3
