@@ -190,3 +190,14 @@ def test_percent_metrics_are_not_scaled_twice():
     assert format_score(64.1, 1.25, "val/rouge_l") == "64.1 ± 1.2"
     assert format_score(0.712, float("nan"), "val/acc") == "71.2"
     assert format_score(0.5, float("nan"), "train/loss") == "0.500"
+
+
+def test_plot_scale_follows_the_table_rule_for_values_already_in_percent():
+    """SQuAD's F1 (percent, named like entity F1) is plotted as it is, not x100 again; fractions are x100."""
+    import pandas as pd
+
+    from deepprompt.report.plots import _scale
+
+    assert _scale("val/f1", pd.DataFrame({"best_mean": [28.4, 62.4]})) == 1.0
+    assert _scale("val/f1", pd.DataFrame({"best_mean": [0.823, 0.868]})) == 100.0
+    assert _scale("val/loss", pd.DataFrame({"best_mean": [1.5]})) == 1.0

@@ -32,8 +32,11 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)) or "_"
 
 
-def _scale(metric: str) -> float:
-    return scale(metric)
+def _scale(metric: str, data: pd.DataFrame) -> float:
+    """Percent for fractions; 1 where the values are already percent (SQuAD logs F1/EM in percent under a name
+    shared with entity F1), the same rule as ``table.format_score``: a fraction never exceeds 1."""
+    k = scale(metric)
+    return 1.0 if k == 100.0 and (data["best_mean"] > 1.0).any() else k
 
 
 def _ylabel(metric: str) -> str:
@@ -62,7 +65,7 @@ def _label(method: str, other: str, extra: str = "") -> str:
 
 def plot_length(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
     files = []
-    scale = _scale(metric)
+    scale = _scale(metric, data)
     sub = data[data["prompt_length"].notna()]
     for task, rows in sub.groupby("task", sort=False):
         lines = []
@@ -107,7 +110,7 @@ def plot_length(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
 
 def plot_depth(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
     files = []
-    scale = _scale(metric)
+    scale = _scale(metric, data)
     parsed = data["prompt_layers"].astype(str).str.extract(DEPTH.pattern)
     depth = data.assign(direction=parsed[0], k=pd.to_numeric(parsed[1]))
     keys = ["method", "backbone", "prompt_length", "prompt_reparam", "other"]
@@ -151,7 +154,7 @@ def plot_depth(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
 
 
 def plot_reparam(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
-    scale = _scale(metric)
+    scale = _scale(metric, data)
     keys = ["task", "method", "backbone", "prompt_length", "prompt_layers", "other"]
     pairs = []
     for key, group in data[data["prompt_reparam"].isin(["none", "mlp"])].groupby(
@@ -194,7 +197,7 @@ def plot_methods(
 ) -> list[Path]:
     """One bar per method and task: its best setting (by mean), or the rows given (a tuned comparison's)."""
     files = []
-    scale = _scale(metric)
+    scale = _scale(metric, data)
     pick = "idxmin" if is_loss(metric) else "idxmax"
     for task, rows in data.groupby("task", sort=False):
         if rows["method"].nunique() < 2:
