@@ -24,29 +24,17 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import warnings
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
 
 from deepprompt.data.readers import read_jsonl, read_tsv, resolve_split_file
 from deepprompt.data.tasks import get_task
 from deepprompt.report.collect import collect_runs
+from deepprompt.report.seeds import PLUMBING_KEYS, versus
 
-IGNORE = [
-    "backbone.name_or_path",
-    "data.num_workers",
-    "trainer",
-    "trainer.enable_progress_bar",
-    "callbacks.nan_guard.check_every_n_steps",
-    "callbacks.step_checkpoint.every_n_train_steps",
-    "data.batch_size",
-    "trainer.max_epochs",
-    "optim.warmup_ratio",
-    "task_name",
-]
+IGNORE = list(PLUMBING_KEYS)
 OURS = "ptuning_v2"
 SEEDS = (1, 2, 3)
 FINETUNE_TASKS = ("sst2", "boolq")  # target: ptuning_v2 within 1.0 point of finetune
@@ -95,27 +83,6 @@ def per_seed(runs: pd.DataFrame, tuned: pd.DataFrame, metric: str) -> dict[tuple
     return out
 
 
-def _welch_p(a: pd.Series, b: pd.Series) -> float:
-    with warnings.catch_warnings():  # a group of equal scores (e.g. all at the majority class) is fine here
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-
-
-def compare(a: pd.Series, b: pd.Series) -> dict:
-    diff = a.mean() - b.mean()
-    diff = 0.0 if abs(diff) < 1e-6 else diff  # equal counts of correct examples, up to float32 rounding
-    se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-    paired = (a - b).dropna()
-    return {
-        "diff": diff,
-        "se": se,
-        "diff_over_se": diff / se if se > 0 else math.nan,
-        "welch_p": _welch_p(a, b) if se > 0 else math.nan,
-        "paired_diffs": " ".join(f"{d:+.2f}" for d in paired),
-        "seeds_above": f"{int((paired > 0).sum())}/{len(paired)}",
-    }
-
-
 def build(groups: dict[tuple[str, str], pd.DataFrame], majorities: dict[str, dict]) -> pd.DataFrame:
     rows = []
     for (task, method), group in sorted(groups.items()):
@@ -136,7 +103,7 @@ def build(groups: dict[tuple[str, str], pd.DataFrame], majorities: dict[str, dic
             row[f"{which}_minus_majority"] = a.mean() - maj
             if method != OURS and (task, OURS) in groups:
                 ours = groups[(task, OURS)][which]
-                row |= {f"{which}_ours_{k}": v for k, v in compare(ours, a).items()}
+                row |= {f"{which}_ours_{k}": v for k, v in versus(ours, a).items()}
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -32,24 +32,12 @@ import math
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
 
 from deepprompt.prompts.profiles import length_profile, lr_multipliers
 from deepprompt.report.collect import collect_runs, format_setting, parse_setting
+from deepprompt.report.seeds import PLUMBING_KEYS, versus
 
-IGNORE = [
-    "backbone.name_or_path",
-    "data.num_workers",
-    "trainer",
-    "trainer.enable_progress_bar",
-    "callbacks.nan_guard.check_every_n_steps",
-    "callbacks.step_checkpoint.every_n_train_steps",
-    "data.batch_size",
-    "trainer.max_epochs",
-    "optim.warmup_ratio",
-    "task_name",
-    "method.lr",
-]
+IGNORE = [*PLUMBING_KEYS, "method.lr"]
 REFERENCE = "default"
 
 
@@ -76,21 +64,6 @@ def drop_base(runs: pd.DataFrame, base: list[str]) -> pd.DataFrame:
         for s in runs["setting"]
     ]
     return runs
-
-
-def versus(a: pd.Series, b: pd.Series) -> dict:
-    """Difference of means a - b, its SE, diff/SE, Welch p and the per-seed differences (same seed number)."""
-    diff = a.mean() - b.mean()
-    se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-    paired = (a - b).dropna()
-    return {
-        "diff": diff,
-        "se": se,
-        "diff_over_se": diff / se if se > 0 else math.nan,
-        "welch_p": stats.ttest_ind(a, b, equal_var=False).pvalue,
-        "paired_diffs": " ".join(f"{d:+.2f}" for d in paired),
-        "seeds_above": f"{int((paired > 0).sum())}/{len(paired)}",
-    }
 
 
 def _finished(runs: pd.DataFrame) -> pd.DataFrame:

@@ -26,12 +26,12 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import math
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
+
+from deepprompt.report.seeds import versus
 
 JOINT = {"mixed": "joint mixed", "homogeneous": "joint homogeneous"}
 COLUMNS = ["separate", "joint mixed", "joint homogeneous"]
@@ -190,21 +190,6 @@ def score_rows(results: pd.DataFrame, data_dir: Path | None, seeds: list[int]):
     return summary, per_seed, csv
 
 
-def versus(a: pd.Series, b: pd.Series) -> dict:
-    """a - b: difference of means, SE, diff/SE, Welch p, per-seed differences (same seed number)."""
-    diff = a.mean() - b.mean()
-    se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-    paired = (a - b).dropna()
-    return {
-        "diff": diff,
-        "se": se,
-        "diff_over_se": diff / se if se > 0 else math.nan,
-        "welch_p": stats.ttest_ind(a, b, equal_var=False).pvalue,
-        "paired_diffs": " ".join(f"{d:+.1f}" for d in paired),
-        "seeds_above": f"{int((paired > 0).sum())}/{len(paired)}",
-    }
-
-
 def difference_rows(results: pd.DataFrame) -> list[dict]:
     rows = []
     for task in TASKS:
@@ -225,7 +210,7 @@ def difference_rows(results: pd.DataFrame) -> list[dict]:
                             "b_mean": b.mean(),
                             "b_std": b.std(ddof=1),
                         }
-                        | versus(a, b)
+                        | versus(a, b, digits=1)
                     )
     return rows
 
