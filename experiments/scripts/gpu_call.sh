@@ -2,7 +2,8 @@
 # One GPU call: optionally the issue 5/9 benchmarks first (alone on the GPU: BENCH=1; issue 5's lever rows and
 # profiles: BENCH=levers, about 165 s; the targets with CUDA graphs and the SST-2 epoch: BENCH=final, ~500 s;
 # the epoch target again, MiniLM and roberta-large shapes: BENCH=epoch, ~450 s; peft compiled too: BENCH=fair;
-# the epoch target with full compiled epochs: BENCH=epoch2, ~450 s),
+# the epoch target with full compiled epochs: BENCH=epoch2, ~450 s; cold vs warm compile caches across
+# processes: BENCH=cold [SHAPE=roberta-large], ~250 s for MiniLM),
 # then the job plan of
 # issues 3/4/9 (MiniLM jobs side by side, gpu_queue.py) until DEADLINE_S seconds after the start; all packed
 # into $OUT. Optional COMPRESS=1: SVD-compress the knob runs' uniform prompts afterwards (issue 9).
@@ -77,6 +78,20 @@ if [[ ${BENCH:-0} == epoch2 ]]; then  # the epoch target again: step logs every 
     echo "exit $?"; grep "^|\|^# " "$B/epoch_sst2_$shape.log" | tail -8
   done
   tar -C "$B" -czf "$OUT/bench_epoch2.tar.gz" .
+fi
+if [[ ${BENCH:-0} == cold ]]; then  # issue 5: cold vs warm compile caches across processes (SHAPE=minilm|roberta-large)
+  shape=${SHAPE:-minilm}; extra=(); [[ $shape != minilm ]] && extra=(--shape "$shape")
+  epoch() {  # $1: output name, $2: inductor cache folder, rest: variants
+    local name=$1 cache=$2; shift 2
+    TORCHINDUCTOR_CACHE_DIR=$cache timeout 280 python3 -m deepprompt.bench.cli epoch --task sst2 \
+      --model-path "$PWD/.device/minilm" "${extra[@]}" --data-dir "$DEEPPROMPT_DATA_DIR" --variants "$1" \
+      --pad-multiple 32 --budget-s 20 --out "$OUT/${name}_$shape.json" > "$OUT/${name}_$shape.log" 2>&1
+    echo "exit $? $name"; grep "^|" "$OUT/${name}_$shape.log" | tail -3
+  }
+  rm -rf /tmp/cache_auto /tmp/cache_symbolic
+  epoch cold_auto /tmp/cache_auto static,dynamic_cudagraph                 # a fresh cache: the first job of a sweep
+  epoch cold_symbolic /tmp/cache_symbolic static,dynamic_cudagraph_symbolic  # one symbolic compile instead of two
+  epoch warm_auto /tmp/cache_auto static,dynamic_cudagraph                 # a later job: new process, same cache
 fi
 budget=$(( deadline - ($(date +%s) - T0) - 30 ))
 echo "== queue $plan: ${budget}s"

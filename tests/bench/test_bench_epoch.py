@@ -80,9 +80,14 @@ def test_unknown_variant_is_rejected(capsys):
 
 
 @pytest.mark.parametrize(
-    ("variant", "mode"), [("dynamic_compile", "default"), ("dynamic_cudagraph", "reduce-overhead")]
+    ("variant", "mode", "dynamic"),
+    [
+        ("dynamic_compile", "default", None),
+        ("dynamic_cudagraph", "reduce-overhead", None),
+        ("dynamic_cudagraph_symbolic", "reduce-overhead", True),
+    ],
 )
-def test_compiled_variants_build_a_compiled_bf16_backbone(benchmark_dir, monkeypatch, variant, mode):
+def test_compiled_variants_build_a_compiled_bf16_backbone(benchmark_dir, monkeypatch, variant, mode, dynamic):
     """The compiled epoch variants are the dynamic pipeline with method.compile set (compiling is lazy: the
     module is built, not run, so no inductor build on CPU here)."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -100,6 +105,7 @@ def test_compiled_variants_build_a_compiled_bf16_backbone(benchmark_dir, monkeyp
     assert dm.hparams.group_by_length
     module = epoch._module(args, dm, variant)
     assert module.method_cfg.compile == mode and module.method_cfg.frozen_dtype == "bf16"
+    assert module.method_cfg.compile_dynamic is dynamic  # symbolic sizes from the first batch, or automatic
     assert module.encoder.model._compiled_call_impl is not None
 
 

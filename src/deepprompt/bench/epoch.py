@@ -20,7 +20,8 @@ Variants:
 - ``dynamic_bf16``: ``dynamic`` with the frozen backbone stored in bf16 (``method.frozen_dtype=bf16``; CUDA);
 - ``dynamic_compile`` / ``dynamic_cudagraph``: ``dynamic_bf16`` with ``method.compile=default`` /
   ``reduce-overhead`` (torch.compile of the backbone, automatic dynamic shapes; CUDA graphs record one graph per
-  batch shape). Compiling happens inside the clock, in the first steps and at the first new batch shape: those
+  batch shape); ``dynamic_cudagraph_symbolic``: the same with ``method.compile_dynamic=true`` (symbolic sizes
+  from the first batch: one compile instead of a static one, then a dynamic one at the first new shape). Compiling happens inside the clock, in the first steps and at the first new batch shape: those
   steps are reported apart (``slow_steps``: steps over 10x the median step, ``epoch_s_without_slow``), so the
   table shows both the end-to-end epoch and the steady rate a longer training would see.
 
@@ -57,8 +58,23 @@ import torch
 
 OVERHEAD_S = 5.0  # per variant, outside its clock: model build, Lightning setup/teardown, DataLoader workers
 MIN_SHARE_S = 1.0  # a variant always gets at least this much
-VARIANTS = ("static", "dynamic_nogroup", "dynamic", "dynamic_bf16", "dynamic_compile", "dynamic_cudagraph")
-COMPILED = {"dynamic_compile": "default", "dynamic_cudagraph": "reduce-overhead"}
+VARIANTS = (
+    "static",
+    "dynamic_nogroup",
+    "dynamic",
+    "dynamic_bf16",
+    "dynamic_compile",
+    "dynamic_cudagraph",
+    "dynamic_cudagraph_symbolic",
+)
+COMPILED = {
+    "dynamic_compile": "default",
+    "dynamic_cudagraph": "reduce-overhead",
+    "dynamic_cudagraph_symbolic": "reduce-overhead",
+}
+SYMBOLIC = (
+    "dynamic_cudagraph_symbolic",
+)  # method.compile_dynamic=true: one symbolic compile, no static first
 BF16 = ("dynamic_bf16", *COMPILED)
 SLOW_STEP = 10.0  # a step over this many times the median is counted as a compile step
 SIZES = {
@@ -151,6 +167,7 @@ def _module(args, dm, variant: str):
         "prompt": {"length": args.prompt},
         "frozen_dtype": "bf16" if variant in BF16 else "fp32",
         "compile": COMPILED.get(variant, "none"),
+        "compile_dynamic": True if variant in SYMBOLIC else None,
     }
     return ClassificationModule(backbone=backbone, method=method, **dm.module_kwargs())
 
