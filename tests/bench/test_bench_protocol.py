@@ -12,13 +12,7 @@ import torch
 
 from deepprompt.bench import cli, methods, timing
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_summarize_quantiles_and_noise_flag():

@@ -15,12 +15,7 @@ ATTN = ("sdpa", "eager")
 NEW = 6
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def prompted(kind, attn="sdpa", length=5, layers="all"):

@@ -44,12 +44,7 @@ METHODS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def module(kind: str, method: str, seed: int = 0, init_range: float = 0.02, **method_kw) -> GenerationModule:

@@ -15,12 +15,7 @@ from tests.generation.helpers import tiny_causal, tiny_t5
 NEW = 5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def prompted(attn="sdpa", cross=True, encoder=True, decoder=True, seed=0):

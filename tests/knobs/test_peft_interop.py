@@ -13,14 +13,12 @@ from deepprompt.prompts import DeepPromptConfig, add_deep_prompts
 from deepprompt.prompts.peft_interop import export_to_peft, import_from_peft
 from tests.knobs import helpers
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _seed():
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("family", ["bert", "llama"])

