@@ -103,6 +103,7 @@ if [[ ${#prior[@]} -gt 0 && -f ${prior[1]}/runs.tar.gz ]]; then  # make_prior.sh
 fi
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv -l 20 > "$OUT/gpu_util.csv" 2>&1 &
 python3 experiments/scripts/gpu_queue.py --plan "$plan" --budget "$budget" --parallel "$parallel" \
+  --steps-per-s "${STEPS_PER_S:-20}" \
   --root "$DEEPPROMPT_OUTPUT_DIR/queue" "${prior[@]}" "$MINILM" trainer=gpu extras.print_config=false \
   '~callbacks.rich_progress_bar' +trainer.enable_progress_bar=false callbacks.nan_guard.check_every_n_steps=25 \
   callbacks.step_checkpoint.every_n_train_steps=null > "$OUT/queue.log" 2>&1

@@ -178,23 +178,33 @@ def issue4(seeds=(1,), priority0: int = 50) -> list[Job]:
 
 
 def conll_long(
-    job: Job, lr: str | None = None, priority: int | None = None, length: int | None = None
+    job: Job,
+    lr: str | None = None,
+    priority: int | None = None,
+    length: int | None = None,
+    epochs: int = 15,
+    max_time: str | None = None,
 ) -> Job:
     """A CoNLL-2003 job of issue4() at 15 epochs (task_name issue4_conll03_e15, group issue4_long), optionally at
-    another learning rate or prompt length (the name then says which)."""
-    args = [a.replace("task_name=issue4_conll03", "task_name=issue4_conll03_e15") for a in job.args]
-    tag = "_e15" + ("" if length is None else f"_psl{length}") + ("" if lr is None else f"_lr{lr}")
+    another learning rate, prompt length or number of epochs (the name then says which). ``max_time``
+    (Lightning's DD:HH:MM:SS) ends a job that would not finish before the call's deadline with a normal summary;
+    its metrics.json then says how many epochs ran."""
+    task_name = "issue4_conll03_e15" if epochs == 15 else f"issue4_conll03_e{epochs}"
+    args = [a.replace("task_name=issue4_conll03", f"task_name={task_name}") for a in job.args]
+    tag = f"_e{epochs}" + ("" if length is None else f"_psl{length}") + ("" if lr is None else f"_lr{lr}")
     if lr is not None:
         args = [a for a in args if not a.startswith("method.lr=")] + [f"method.lr={lr}"]
-    args.append("trainer.max_epochs=15")
+    args.append(f"trainer.max_epochs={epochs}")
     if length is not None:
         args.append(f"method.prompt.length={length}")
+    if max_time is not None:
+        args.append(f"+trainer.max_time={max_time}")
     return replace(
         job,
         name=job.name.replace("_s", f"{tag}_s", 1),
         group="issue4_long",
         args=args,
-        steps=15 * 439,
+        steps=epochs * 439,
         priority=job.priority if priority is None else priority,
     )
 
@@ -484,28 +494,43 @@ PLANS["next2"] = next_session2
 
 def next_session3() -> list[Job]:
     """What the 2026-11-23 night session left for issue 4 (CoNLL-2003 at 15 epochs, P-Tuning v2 4.5 test-F1 points
-    below fine-tuning, 1.0 below peft prefix): fine-tuning seeds 2-3 (its 15-epoch reference had one seed), and two
-    P-Tuning v2 variants that could explain the gap to peft prefix: no prompt dropout (peft's prefix has none) and
-    the MLP reparameterization (the paper: helps some tasks); seed 1. Run with BENCH=fair first (issue 5)."""
+    below fine-tuning, 1.0 below peft prefix), widened on 2026-12-03:
+
+    - fine-tuning seeds 2-3 at 15 epochs (its 15-epoch reference had one seed);
+    - 30 epochs for both prefix methods and fine-tuning (seed 1): P-Tuning v2's dev F1 was still rising at epoch
+      15, and the official script trains CoNLL-2003 prompts for 30 epochs;
+    - P-Tuning v2 variants that could explain the gap to peft prefix or to fine-tuning (seed 1, 15 epochs, and
+      dropout 0 at 30 too): no prompt dropout (peft's prefix has none), the MLP reparameterization (the paper:
+      helps some tasks) at two rates, and a longer prompt (256 tokens).
+
+    The old calls ran 14 jobs side by side at ~17 steps/s each (the GPU shared); with 11 jobs the 30-epoch runs
+    need ~30 steps/s, so they carry max_time (they stop with a normal summary instead of being killed). Run with
+    STEPS_PER_S=35 so that the queue's duration estimate lets them start."""
     jobs = [
-        conll_long(j, priority=0)
+        conll_long(j, priority=1)
         for j in issue4(seeds=(2, 3), priority0=0)
         if j.name.startswith("conll03_finetune")
     ]
-    [ptv2] = [j for j in issue4(seeds=(1,), priority0=1) if j.name == "conll03_ptuning_v2_s1"]
+    base = {j.name: j for j in issue4(seeds=(1,), priority0=0)}
+    ptv2, prefix, finetune = (base[f"conll03_{m}_s1"] for m in ("ptuning_v2", "prefix", "finetune"))
+    long = {"epochs": 30, "max_time": "00:00:07:50", "priority": 0}
+    jobs += [conll_long(ptv2, **long), conll_long(prefix, **long), conll_long(finetune, **long)]
     variants = {
         "dropout0": ["method.prompt.dropout=0.0"],
         "mlp_lr5e-3": ["method.prompt.reparam=mlp", "method.lr=5e-3"],
         "mlp_lr2e-2": ["method.prompt.reparam=mlp"],
+        "psl256": ["method.prompt.length=256"],
     }
     for tag, extra in variants.items():
-        job = conll_long(ptv2, priority=1)
-        args = [
-            a
-            for a in job.args
-            if not (a.startswith("method.lr=") and any(e.startswith("method.lr=") for e in extra))
-        ]
-        jobs.append(replace(job, name=job.name.replace("_e15_", f"_e15_{tag}_"), args=[*args, *extra]))
+        for job in [conll_long(ptv2, priority=1)] + ([conll_long(ptv2, **long)] if tag == "dropout0" else []):
+            args = [
+                a
+                for a in job.args
+                if not (a.startswith("method.lr=") and any(e.startswith("method.lr=") for e in extra))
+            ]
+            epochs = "_e30_" if "_e30_" in job.name else "_e15_"
+            name = job.name.replace(epochs, f"{epochs}{tag}_")
+            jobs.append(replace(job, name=name, args=[*args, *extra]))
     return jobs
 
 
