@@ -49,11 +49,10 @@ if [[ ${BENCH:-0} == final ]]; then  # issue 5's targets with CUDA graphs, then 
   tar -C "$B" -czf "$OUT/bench_final.tar.gz" .
 fi
 if [[ ${BENCH:-0} == fair ]]; then  # issue 5: peft prefix compiled the same way as ours (~300 s)
-  B=$DEEPPROMPT_OUTPUT_DIR/bench_fair; mkdir -p "$B"
-  timeout 380 python3 -m deepprompt.bench.cli --preset gpu-issue5-fair --out "$B/issue5_fair.json" \
-    > "$B/issue5_fair.log" 2>&1
-  echo "exit $?"; grep "^# lever\|^# target" "$B/issue5_fair.log"
-  tar -C "$B" -czf "$OUT/bench_fair.tar.gz" .
+  # straight into $OUT (the JSON is rewritten after every group): a call cut by its limit keeps what ran
+  timeout "${FAIR_S:-380}" python3 -m deepprompt.bench.cli --preset gpu-issue5-fair --out "$OUT/issue5_fair.json" \
+    > "$OUT/issue5_fair.log" 2>&1
+  echo "exit $?"; grep "^# lever\|^# target" "$OUT/issue5_fair.log"
 fi
 if [[ ${BENCH:-0} == epoch ]]; then  # issue 5's epoch target after the per-step sync fix (docs/performance.md)
   B=$DEEPPROMPT_OUTPUT_DIR/bench_epoch; mkdir -p "$B"
