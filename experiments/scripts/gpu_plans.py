@@ -492,6 +492,15 @@ def next_session2() -> list[Job]:
 PLANS["next2"] = next_session2
 
 
+def conll_variant(job: Job, tag: str, extra: list[str]) -> Job:
+    """A conll_long() job with extra overrides, named ``..._e<epochs>_<tag>_s<seed>``; a ``method.lr=`` in
+    ``extra`` replaces the job's own."""
+    own_lr_replaced = any(e.startswith("method.lr=") for e in extra)
+    args = [a for a in job.args if not (own_lr_replaced and a.startswith("method.lr="))]
+    epochs = next(part for part in job.name.split("_") if part[1:].isdigit() and part[0] == "e")
+    return replace(job, name=job.name.replace(f"_{epochs}_", f"_{epochs}_{tag}_", 1), args=[*args, *extra])
+
+
 def next_session3() -> list[Job]:
     """What the 2026-11-23 night session left for issue 4 (CoNLL-2003 at 15 epochs, P-Tuning v2 4.5 test-F1 points
     below fine-tuning, 1.0 below peft prefix), widened on 2026-12-03:
@@ -503,7 +512,7 @@ def next_session3() -> list[Job]:
       dropout 0 at 30 too): no prompt dropout (peft's prefix has none), the MLP reparameterization (the paper:
       helps some tasks) at two rates, and a longer prompt (256 tokens).
 
-    The old calls ran 14 jobs side by side at ~17 steps/s each (the GPU shared); with 11 jobs the 30-epoch runs
+    The old calls ran 14 jobs side by side at ~17 steps/s each (the GPU shared); with 10 jobs the 30-epoch runs
     need ~30 steps/s, so they carry max_time (they stop with a normal summary instead of being killed). Run with
     STEPS_PER_S=35 so that the queue's duration estimate lets them start."""
     jobs = [
@@ -523,14 +532,7 @@ def next_session3() -> list[Job]:
     }
     for tag, extra in variants.items():
         for job in [conll_long(ptv2, priority=1)] + ([conll_long(ptv2, **long)] if tag == "dropout0" else []):
-            args = [
-                a
-                for a in job.args
-                if not (a.startswith("method.lr=") and any(e.startswith("method.lr=") for e in extra))
-            ]
-            epochs = "_e30_" if "_e30_" in job.name else "_e15_"
-            name = job.name.replace(epochs, f"{epochs}{tag}_")
-            jobs.append(replace(job, name=name, args=[*args, *extra]))
+            jobs.append(conll_variant(job, tag, extra))
     return jobs
 
 
@@ -551,23 +553,12 @@ def next_session4() -> list[Job]:
     jobs = []
     for seed in (2, 3):
         ptv2 = conll_long(base[f"conll03_ptuning_v2_s{seed}"], **long)
-        jobs.append(
-            replace(
-                ptv2,
-                name=ptv2.name.replace("_e30_", "_e30_dropout0_"),
-                args=[*ptv2.args, "method.prompt.dropout=0.0"],
-            )
-        )
+        jobs.append(conll_variant(ptv2, "dropout0", ["method.prompt.dropout=0.0"]))
         jobs.append(conll_long(base[f"conll03_finetune_s{seed}"], **long))
     for lr in ("1e-4", "3e-4", "1e-3"):
         job = conll_long(base["conll03_ptuning_v2_s1"], lr=lr, **long)
-        jobs.append(
-            replace(
-                job,
-                name=job.name.replace("_e30_", "_e30_dropout0_mlp_"),
-                args=[*job.args, "method.prompt.dropout=0.0", "method.prompt.reparam=mlp"],
-            )
-        )
+        extra = ["method.prompt.dropout=0.0", "method.prompt.reparam=mlp"]
+        jobs.append(conll_variant(job, "dropout0_mlp", extra))
     return jobs
 
 
