@@ -38,9 +38,9 @@ def _setting_parts(setting: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in str(setting).split(", ") if "=" in part)
 
 
-def _epochs(setting: str, default: int | None = None) -> int:
-    """``trainer.max_epochs`` of a setting, or ``default`` when the report left it out of the setting."""
-    value = _setting_parts(setting).get("trainer.max_epochs", default)
+def _epochs(setting: str) -> int:
+    """``trainer.max_epochs`` of a setting (both reports keep it in the setting)."""
+    value = _setting_parts(setting).get("trainer.max_epochs")
     if value is None:
         raise ValueError(f"setting {setting!r} has no trainer.max_epochs")
     return int(value)
@@ -54,10 +54,10 @@ def _fmt(value: float, std: float = math.nan, signed: bool = False) -> str:
     return text if math.isnan(std) else f"{text} ± {std:.1f}"
 
 
-def _load_report(results: Path, folder: str, epochs: int | None = None) -> pd.DataFrame:
+def _load_report(results: Path, folder: str) -> pd.DataFrame:
     frame = pd.read_csv(results / folder / "report.csv")
     frame["source"] = f"{folder}/report.csv"
-    frame["epochs"] = frame["setting"].map(lambda s: _epochs(s, epochs))
+    frame["epochs"] = frame["setting"].map(_epochs)
     for col in ("best_mean", "best_std"):
         frame[col] = frame[col] * 100
     return frame
