@@ -3,7 +3,7 @@
 # profiles: BENCH=levers, about 165 s; the targets with CUDA graphs and the SST-2 epoch: BENCH=final, ~500 s;
 # the epoch target again, MiniLM and roberta-large shapes: BENCH=epoch, ~450 s; peft compiled too: BENCH=fair;
 # the epoch target with full compiled epochs: BENCH=epoch2, ~450 s; cold vs warm compile caches across
-# processes: BENCH=cold [SHAPE=roberta-large], ~250 s for MiniLM),
+# processes: BENCH=cold [SHAPE=roberta-large] [COLD_RUNS="cold_auto warm_auto"], ~250 s for MiniLM),
 # then the job plan of
 # issues 3/4/9 (MiniLM jobs side by side, gpu_queue.py) until DEADLINE_S seconds after the start; all packed
 # into $OUT. Optional COMPRESS=1: SVD-compress the knob runs' uniform prompts afterwards (issue 9).
@@ -88,9 +88,10 @@ if [[ ${BENCH:-0} == cold ]]; then  # issue 5: cold vs warm compile caches acros
     echo "exit $? $name"; grep "^|" "$OUT/${name}_$shape.log" | tail -3
   }
   rm -rf /tmp/cache_auto /tmp/cache_symbolic
-  epoch cold_auto /tmp/cache_auto static,dynamic_cudagraph                 # a fresh cache: the first job of a sweep
-  epoch cold_symbolic /tmp/cache_symbolic static,dynamic_cudagraph_symbolic  # one symbolic compile instead of two
-  epoch warm_auto /tmp/cache_auto static,dynamic_cudagraph                 # a later job: new process, same cache
+  runs=" ${COLD_RUNS:-cold_auto cold_symbolic warm_auto} "  # COLD_RUNS="cold_auto warm_auto": the sweep pair only
+  [[ $runs == *" cold_auto "* ]] && epoch cold_auto /tmp/cache_auto static,dynamic_cudagraph  # first job of a sweep
+  [[ $runs == *" cold_symbolic "* ]] && epoch cold_symbolic /tmp/cache_symbolic static,dynamic_cudagraph_symbolic
+  [[ $runs == *" warm_auto "* ]] && epoch warm_auto /tmp/cache_auto static,dynamic_cudagraph  # later job, same cache
 fi
 budget=$(( deadline - ($(date +%s) - T0) - 30 ))
 echo "== queue $plan: ${budget}s"
