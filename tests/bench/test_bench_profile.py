@@ -186,6 +186,10 @@ def test_cpu_tiny_levers_preset(levers_run):
         compiled = rows[name]["compile"]
         assert compiled["backend"] == "aot_eager" and compiled["graph_breaks"] == 0, compiled
         assert rows[name]["build_s"] > 0 and rows[name]["train_ms"] > 0
+    # no breaks is no news when nothing was compiled. A later variant may reuse an earlier one's graph (aot_eager
+    # ignores the mode), so per family: peft's rows once compiled the wrapper peft never calls (0 graphs)
+    for family in (methods.PEFT_COMPILED, [m for m in methods.COMPILED if m not in methods.PEFT_COMPILED]):
+        assert max(rows[name]["compile"]["graphs"] for name in family) >= 1, family
     # the custom attention traces into one graph, without breaks
     explain = payload["environment"]["explain"]
     assert explain and all(e["graphs"] == 1 and e["graph_breaks"] == 0 for e in explain.values()), explain
@@ -224,3 +228,21 @@ def test_gpu_levers_plan():
     assert [g[0].seq for g in groups] == [128, 256]  # T128 first: the guard may skip T256, never T128
     planned = {cli.case_id(c) for c in cases}
     assert set(args.profile_cases) <= planned
+
+
+def test_peft_prefix_compile_targets_the_module_peft_calls():
+    """peft's prefix tuning runs BERT/RoBERTa through the encoder inside the *ForSequenceClassification (whose
+    forward takes no past_key_values in transformers 5): that encoder is what gets compiled, and it is called."""
+    from peft import PrefixTuningConfig, TaskType, get_peft_model
+
+    config_cls, model_cls, sizes = methods.SHAPES["tiny-roberta"]
+    model = get_peft_model(
+        model_cls(config_cls(**sizes)), PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=4)
+    )
+    target = methods.peft_prefix_backbone(model)
+    assert target is model.base_model.roberta
+    calls = []
+    target.register_forward_hook(lambda *_: calls.append(1))
+    model.base_model.register_forward_hook(lambda *_: calls.append("wrapper"))
+    model(input_ids=torch.randint(3, 100, (2, 8)))
+    assert calls == [1]  # the encoder ran; the wrapper (what the bench used to compile) never did

@@ -30,6 +30,8 @@ Methods (``build_method`` returns the model to call and its trainable parameters
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 from transformers import (
@@ -87,6 +89,17 @@ PROMPTED = frozenset(
 TRAINED = ("ptuning_v2", "peft_prefix", "lora", "full_ft")
 FROZEN_BACKBONE = frozenset({*PTUNING_VARIANTS, "peft_prefix", *PEFT_COMPILED, "lora"})
 LORA_RANK = 8
+
+
+def peft_prefix_backbone(model: nn.Module) -> nn.Module:
+    """The module a peft prefix-tuning model calls with ``past_key_values``: the wrapped *ForSequenceClassification
+    when its ``forward`` takes them, else (BERT, RoBERTa in transformers 5) the bare encoder inside it
+    (``transformer_backbone_name``), with the head applied eagerly by peft. Compiling the wrapper in the second case
+    compiles nothing: peft never calls it (``PeftModelForSequenceClassification._prefix_tuning_forward``)."""
+    base = model.base_model
+    if "past_key_values" in inspect.signature(base.forward).parameters:
+        return base
+    return base.get_submodule(model.transformer_backbone_name)
 
 
 def compile_mode(method: str) -> str | None:
@@ -249,8 +262,8 @@ def build_method(
             backbone, PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=prompt_length)
         )
         model.to(device)
-        if method in PEFT_COMPILED:  # the wrapped *ForSequenceClassification, called with past_key_values
-            compile_backbone(model.base_model, PEFT_COMPILED[method], compile_backend)
+        if method in PEFT_COMPILED:
+            compile_backbone(peft_prefix_backbone(model), PEFT_COMPILED[method], compile_backend)
     elif method == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 
