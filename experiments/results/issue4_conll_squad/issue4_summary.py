@@ -4,7 +4,7 @@ Reads what COMMAND.txt generated before it and the runs' metrics.json, and write
 
 - ``gaps.md`` / ``gaps.csv``: from the ``report.csv`` of ``conll03_epochs_{test,val}_f1`` and
   ``conll03_variants_{test,val}_f1`` (score at the best dev epoch, mean over seeds): every prompt-method setting
-  minus full fine-tuning at 5 and 15 epochs (seeds 1-3) and at 30 epochs (seed 1 only), in F1 points, and whether the
+  minus full fine-tuning at 5, 15 and 30 epochs (as many seeds as were run), in F1 points, and whether the
   issue's target (test F1 of P-Tuning v2 within 2 points of full fine-tuning) is met;
 - ``history.md`` / ``history.csv``: for every CoNLL-2003 run below --runs, the dev F1 after some epochs (history in
   metrics.json), the best dev epoch (1-based) of how many, whether it is the last epoch (dev F1 still rising at the
@@ -127,15 +127,15 @@ def gaps_markdown(frame: pd.DataFrame) -> str:
         "",
         "Scores (%): mean ± std over seeds of the F1 at the best dev epoch (test is never used for selection), from",
         "the report.csv files named under each table (made by deepprompt-report, COMMAND.txt). gap = score -",
-        "reference score. References: full fine-tuning (lr 5e-5) at 5 and 15 epochs (seeds 1-3) and at 30 epochs (seed",
-        "1 only, no error bar). Target of the issue: test F1 of P-Tuning v2 (ptuning_v2) within"
+        "reference score. References: full fine-tuning (lr 5e-5) at 5, 15 and 30 epochs (`ref. seeds`: how many seeds;",
+        "one seed has no error bar). Target of the issue: test F1 of P-Tuning v2 (ptuning_v2) within"
         f" {TARGET:g} points of full",
         f"fine-tuning; `missed by` = -gap - {TARGET:g} where the gap is larger; shown for peft prefix too, for comparison.",
         "",
     ]
     titles = {
         "default": "default settings (lr 2e-2, 128 prompt tokens), 5, 15 and 30 epochs",
-        "variants": "P-Tuning v2 variants at 15 and 30 epochs, seed 1 only (lr, prompt length, prompt dropout, MLP)",
+        "variants": "P-Tuning v2 variants at 15 and 30 epochs (lr, prompt length, prompt dropout, MLP; `seeds`: how many)",
     }
     for metric in METRICS:
         name = "test set" if metric == "test/f1" else "dev set"
