@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from deepprompt.bench import cli, flops, methods
 
@@ -237,3 +238,6 @@ def test_fair_preset_compiles_peft_like_ours():
         methods.compile_mode("ptuning_v2_compile") == "default"
         and methods.compile_mode("peft_prefix") is None
     )
+    # the collator's all-ones mask, for every row (peft's compiled prefix needs it: test_bench_profile.py)
+    batch, _ = cli._inputs(methods.SHAPES["tiny-roberta"][0](**methods.SHAPES["tiny-roberta"][2]), args, 8)
+    assert args.attention_mask and torch.equal(batch["attention_mask"], torch.ones_like(batch["input_ids"]))

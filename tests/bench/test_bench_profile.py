@@ -246,3 +246,28 @@ def test_peft_prefix_compile_targets_the_module_peft_calls():
     model.base_model.register_forward_hook(lambda *_: calls.append("wrapper"))
     model(input_ids=torch.randint(3, 100, (2, 8)))
     assert calls == [1]  # the encoder ran; the wrapper (what the bench used to compile) never did
+
+
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_compiled_peft_prefix_needs_the_collators_mask_where_transformers_never_skips_it(
+    monkeypatch, with_mask
+):
+    """Before torch 2.14 transformers treats dynamo as exporting and never skips the padding mask; the encoder then
+    builds one with n key columns for n + m keys (peft widens only a mask it is given). The GPU image's torch 2.11
+    failed that way; the fair preset therefore passes the all-ones mask, with which the compiled prefix runs."""
+    from peft import PrefixTuningConfig, TaskType, get_peft_model
+    from transformers import masking_utils
+
+    monkeypatch.setattr(masking_utils, "is_torchdynamo_exporting", lambda: True)
+    config_cls, model_cls, sizes = methods.SHAPES["tiny-roberta"]
+    model = get_peft_model(
+        model_cls(config_cls(**sizes)), PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=4)
+    )
+    methods.peft_prefix_backbone(model).compile(backend="aot_eager", dynamic=False)
+    ids = torch.randint(3, 100, (2, 8))
+    if with_mask:
+        assert model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.shape == (2, 2)
+    else:
+        with pytest.raises(Exception, match="fake tensor|size of tensor"):
+            model(input_ids=ids)
+    torch._dynamo.reset()

@@ -190,11 +190,16 @@ PRESETS: dict[str, dict] = {
     },
     # the fair comparison: peft prefix with its backbone compiled the same way as ours (CUDA graphs; and
     # inductor alone at T128 m16), next to eager peft and ours with CUDA graphs. 5 compiles of roberta-large at
-    # ~55 s each: ~300 s; no new case after 330 s.
+    # ~55 s each: ~300 s; no new case after 330 s. Every row gets the all-ones attention mask a collator passes:
+    # compiled, peft's prefix needs it. Under dynamo before torch 2.14 transformers never skips the padding mask
+    # (masking_utils._ignore_bidirectional_mask_sdpa), and the encoder's mask built without one has n key columns,
+    # not m + n (peft widens only a mask it is given): H200 call of 2026-12-03, "Attempting to broadcast a
+    # dimension of length 128 ... [32, 16, 128, 144]"; tests/bench/test_bench_profile.py reproduces it on CPU.
     "gpu-issue5-fair": {
         "defaults": {
             **_SHORT_GPU_CALL,
             "budget_s": 330.0,
+            "attention_mask": True,
         },
         "grids": [
             # the two target shapes first; the plain-compile pair last (a call cut short loses the least)
