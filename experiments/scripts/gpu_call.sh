@@ -48,7 +48,7 @@ if [[ ${BENCH:-0} == final ]]; then  # issue 5's targets with CUDA graphs, then 
   echo "exit $?"; tail -12 "$B/epoch_sst2_minilm.log"
   tar -C "$B" -czf "$OUT/bench_final.tar.gz" .
 fi
-if [[ ${BENCH:-0} == fair ]]; then  # issue 5: peft prefix compiled the same way as ours (~300 s)
+if [[ ${BENCH:-0} == fair ]]; then  # issue 5: peft prefix compiled the same way as ours (~150 s on an H200)
   # straight into $OUT (the JSON is rewritten after every group): a call cut by its limit keeps what ran
   timeout "${FAIR_S:-380}" python3 -m deepprompt.bench.cli --preset gpu-issue5-fair --out "$OUT/issue5_fair.json" \
     > "$OUT/issue5_fair.log" 2>&1
