@@ -239,5 +239,5 @@ def test_fair_preset_compiles_peft_like_ours():
         and methods.compile_mode("peft_prefix") is None
     )
     # the collator's all-ones mask, for every row (peft's compiled prefix needs it: test_bench_profile.py)
-    batch, _ = cli._inputs(methods.SHAPES["tiny-roberta"][0](**methods.SHAPES["tiny-roberta"][2]), args, 8)
+    batch, _ = cli._inputs(methods.backbone_config("tiny-roberta"), args, 8)
     assert args.attention_mask and torch.equal(batch["attention_mask"], torch.ones_like(batch["input_ids"]))

@@ -233,12 +233,7 @@ def test_gpu_levers_plan():
 def test_peft_prefix_compile_targets_the_module_peft_calls():
     """peft's prefix tuning runs BERT/RoBERTa through the encoder inside the *ForSequenceClassification (whose
     forward takes no past_key_values in transformers 5): that encoder is what gets compiled, and it is called."""
-    from peft import PrefixTuningConfig, TaskType, get_peft_model
-
-    config_cls, model_cls, sizes = methods.SHAPES["tiny-roberta"]
-    model = get_peft_model(
-        model_cls(config_cls(**sizes)), PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=4)
-    )
+    model, _ = methods.build_method("peft_prefix", methods.build_backbone("tiny-roberta"), 4)
     target = methods.peft_prefix_backbone(model)
     assert target is model.base_model.roberta
     calls = []
@@ -255,15 +250,11 @@ def test_compiled_peft_prefix_needs_the_collators_mask_where_transformers_never_
     """Before torch 2.14 transformers treats dynamo as exporting and never skips the padding mask; the encoder then
     builds one with n key columns for n + m keys (peft widens only a mask it is given). The GPU image's torch 2.11
     failed that way; the fair preset therefore passes the all-ones mask, with which the compiled prefix runs."""
-    from peft import PrefixTuningConfig, TaskType, get_peft_model
     from transformers import masking_utils
 
     monkeypatch.setattr(masking_utils, "is_torchdynamo_exporting", lambda: True)
-    config_cls, model_cls, sizes = methods.SHAPES["tiny-roberta"]
-    model = get_peft_model(
-        model_cls(config_cls(**sizes)), PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=4)
-    )
-    methods.peft_prefix_backbone(model).compile(backend="aot_eager", dynamic=False)
+    backbone = methods.build_backbone("tiny-roberta")
+    model, _ = methods.build_method("peft_prefix_compile", backbone, 4, compile_backend="aot_eager")
     ids = torch.randint(3, 100, (2, 8))
     if with_mask:
         assert model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.shape == (2, 2)
