@@ -3,7 +3,8 @@
 # profiles: BENCH=levers, about 165 s; the targets with CUDA graphs and the SST-2 epoch: BENCH=final, ~500 s;
 # the epoch target again, MiniLM and roberta-large shapes: BENCH=epoch, ~450 s; peft compiled too: BENCH=fair;
 # the epoch target with full compiled epochs: BENCH=epoch2, ~450 s; cold vs warm compile caches across
-# processes: BENCH=cold [SHAPE=roberta-large] [COLD_RUNS="cold_auto warm_auto"], ~250 s for MiniLM),
+# processes: BENCH=cold [SHAPE=roberta-large] [COLD_RUNS="cold_auto warm_auto"], ~250 s for MiniLM; CUDA graphs
+# without a compiler, tests + epochs + step bench: BENCH=graphs, ~420 s),
 # then the job plan of
 # issues 3/4/9 (MiniLM jobs side by side, gpu_queue.py) until DEADLINE_S seconds after the start; all packed
 # into $OUT. Optional COMPRESS=1: SVD-compress the knob runs' uniform prompts afterwards (issue 9).
@@ -92,6 +93,23 @@ if [[ ${BENCH:-0} == cold ]]; then  # issue 5: cold vs warm compile caches acros
   [[ $runs == *" cold_auto "* ]] && epoch cold_auto /tmp/cache_auto static,dynamic_cudagraph  # first job of a sweep
   [[ $runs == *" cold_symbolic "* ]] && epoch cold_symbolic /tmp/cache_symbolic static,dynamic_cudagraph_symbolic
   [[ $runs == *" warm_auto "* ]] && epoch warm_auto /tmp/cache_auto static,dynamic_cudagraph  # later job, same cache
+fi
+if [[ ${BENCH:-0} == graphs ]]; then  # issue 5: CUDA graphs without a compiler (method.cuda_graphs), ~420 s
+  # the GPU half of its tests first, then one SST-2 epoch per shape (each a new process: nothing cached), then the
+  # step bench at the target shapes; every file straight into $OUT (a call cut short keeps what ran)
+  timeout 150 python3 -m pytest -q -p no:cacheprovider tests/prompts/test_cuda_graphs.py > "$OUT/graphs_tests.log" 2>&1
+  echo "exit $? tests"; tail -3 "$OUT/graphs_tests.log"
+  for shape in minilm roberta-large; do
+    extra=(--budget-s 50 --variants static,dynamic_bf16,dynamic_graphs)
+    [[ $shape != minilm ]] && extra=(--shape "$shape" --budget-s 25 --variants static,dynamic_graphs)
+    timeout 170 python3 -m deepprompt.bench.cli epoch --task sst2 --model-path "$PWD/.device/minilm" \
+      --data-dir "$DEEPPROMPT_DATA_DIR" --pad-multiple 32 "${extra[@]}" --out "$OUT/epoch_graphs_$shape.json" \
+      > "$OUT/epoch_graphs_$shape.log" 2>&1
+    echo "exit $? epoch $shape"; grep "^|" "$OUT/epoch_graphs_$shape.log" | tail -3
+  done
+  timeout "${GRAPHS_S:-200}" python3 -m deepprompt.bench.cli --preset gpu-issue5-graphs \
+    --out "$OUT/issue5_graphs.json" > "$OUT/issue5_graphs.log" 2>&1
+  echo "exit $? bench"; grep "^| " "$OUT/issue5_graphs.log" | head -12
 fi
 budget=$(( deadline - ($(date +%s) - T0) - 30 ))
 echo "== queue $plan: ${budget}s"

@@ -208,6 +208,30 @@ PRESETS: dict[str, dict] = {
             Grid([_RL], [128], ["peft_prefix_compile", "ptuning_v2_compile"], [16]),
         ],
     },
+    # CUDA graphs without a compiler (method.cuda_graphs, prompts/graphing.py) at the two target shapes, next to
+    # eager peft, eager ours and inductor's CUDA graphs (compile ~36 s per shape on an H200): ~150 s in all;
+    # every row with the collator's all-ones mask, as in gpu-issue5-fair (a captured graph always builds its mask)
+    "gpu-issue5-graphs": {
+        "defaults": {
+            **_SHORT_GPU_CALL,
+            "budget_s": 200.0,
+            "attention_mask": True,
+        },
+        "grids": [
+            Grid(
+                [_RL],
+                [128],
+                ["peft_prefix", "ptuning_v2_bf16", "ptuning_v2_graphs", "ptuning_v2_cudagraph"],
+                [16],
+            ),
+            Grid(
+                [_RL],
+                [256],
+                ["peft_prefix", "ptuning_v2_bf16", "ptuning_v2_graphs", "ptuning_v2_cudagraph"],
+                [64],
+            ),
+        ],
+    },
     # the same on the tiny RoBERTa, CPU, aot_eager instead of inductor (no C++/triton build): the test suite
     "cpu-tiny-levers": {
         "defaults": {
@@ -255,7 +279,7 @@ PRESETS: dict[str, dict] = {
             Grid(["tiny"], [8], ["ptuning_v2_naive", "ptuning_v2", "lora", "full_ft"], [4]),
             Grid(["tiny"], [8], [*_INFER, "ptuning_v2_naive", "ptuning_v2", "ptuning_v2_bf16"], [], 6),
             Grid(["tiny"], [16], ["ptuning_v2_naive", "ptuning_v2"], [4], pad=0.25),
-            Grid(["tiny"], [16], ["ptuning_v2_bf16_top"], [4]),
+            Grid(["tiny"], [16], ["ptuning_v2_bf16_top", "ptuning_v2_graphs"], [4]),  # graphs: eager on CPU
         ],
     },
 }
@@ -611,7 +635,10 @@ def build_case(case: Case, args) -> Built:
     backbone = M.build_backbone(case.shape, args.device, seed=args.seed)
     batch, labels = _inputs(config, args, case.seq, case.pad)
     info: dict = {}
-    probe = timing.is_cuda(args.device) and not args.no_probe and not compiled  # a probe would recompile
+    # a probe would recompile a compiled model, and run a graphed one's captured step
+    probe = (
+        timing.is_cuda(args.device) and not args.no_probe and not compiled and case.method not in M.GRAPHED
+    )
     backend = getattr(args, "compile_backend", "inductor")
     if case.mode == "train":
         model, params = M.build_method(case.method, backbone, case.prompt, args.reparam, backend)
@@ -634,6 +661,13 @@ def build_case(case: Case, args) -> Built:
         info["build_s"] = time.perf_counter() - built_at  # model, inputs and warm-up steps (compile included)
         if compiled:
             info["compile"] = compile_diff(before, compile_counters()) | {"backend": backend}
+        graphed = getattr(model, "graphs", None)
+        if graphed is not None:  # a row that never replayed measured the eager path (e.g. on CPU)
+            info["cuda_graphs"] = {
+                "shapes": len(graphed.graphs),
+                "replays": graphed.replays,
+                "eager_calls": graphed.eager_calls,
+            }
         layers = M.prompted_layers(case.method, config) if case.method in M.PTUNING_VARIANTS else None
         info |= {
             "train_peak_gib": timing.peak_memory_gib(args.device, baseline),

@@ -21,7 +21,10 @@ Variants:
 - ``dynamic_compile`` / ``dynamic_cudagraph``: ``dynamic_bf16`` with ``method.compile=default`` /
   ``reduce-overhead`` (torch.compile of the backbone, automatic dynamic shapes; CUDA graphs record one graph per
   batch shape); ``dynamic_cudagraph_symbolic``: the same with ``method.compile_dynamic=true`` (symbolic sizes
-  from the first batch: one compile instead of a static one, then a dynamic one at the first new shape). Compiling happens inside the clock, in the first steps and at the first new batch shape: those
+  from the first batch: one compile instead of a static one, then a dynamic one at the first new shape);
+  ``dynamic_graphs``: ``dynamic_bf16`` with ``method.cuda_graphs=true`` (no compiler: the eager kernels of each
+  batch shape's forward and backward captured once as CUDA graphs, about a second per shape, then replayed).
+  Compiling and capturing happen inside the clock, in the first steps and at the first new batch shape: those
   steps are reported apart (``slow_steps``: steps over 10x the median step, ``epoch_s_without_slow``), so the
   table shows both the end-to-end epoch and the steady rate a longer training would see.
 
@@ -33,7 +36,7 @@ Time budget (``--budget-s``, default 150 s, 0 = none) for the eager variants: ea
 variant that reaches its share stops early (``truncated``, the steps it did are a random sample of the epoch:
 random order, or length-grouped mega-batches in random order; with no compile their rate is steady, so the full
 epoch's time is estimated from it). Compiled variants always run the whole epoch: truncated, they measure
-mostly their compile (an H100 run stopped at its 50 s share after 2 steps). The JSON is written after every
+mostly their compile (an H100 run stopped at its 50 s share after 2 steps); ``dynamic_graphs`` runs whole epochs too. The JSON is written after every
 variant, so a killed run still leaves the finished ones.
 
 Reported per variant: epoch seconds, steps, examples/s, padded and real tokens (their ratio is the padding
@@ -66,6 +69,7 @@ VARIANTS = (
     "dynamic_compile",
     "dynamic_cudagraph",
     "dynamic_cudagraph_symbolic",
+    "dynamic_graphs",
 )
 COMPILED = {
     "dynamic_compile": "default",
@@ -75,7 +79,9 @@ COMPILED = {
 SYMBOLIC = (
     "dynamic_cudagraph_symbolic",
 )  # method.compile_dynamic=true: one symbolic compile, no static first
-BF16 = ("dynamic_bf16", *COMPILED)
+GRAPHED = ("dynamic_graphs",)  # method.cuda_graphs: captured per batch shape, no compiler
+WHOLE_EPOCH = (*COMPILED, *GRAPHED)  # never truncated: their first steps capture or compile
+BF16 = ("dynamic_bf16", *COMPILED, *GRAPHED)
 SLOW_STEP = 10.0  # a step over this many times the median is counted as a compile step
 SIZES = {
     "roberta-large": dict(
@@ -168,6 +174,7 @@ def _module(args, dm, variant: str):
         "frozen_dtype": "bf16" if variant in BF16 else "fp32",
         "compile": COMPILED.get(variant, "none"),
         "compile_dynamic": True if variant in SYMBOLIC else None,
+        "cuda_graphs": variant in GRAPHED,
     }
     return ClassificationModule(backbone=backbone, method=method, **dm.module_kwargs())
 
@@ -256,6 +263,13 @@ def _fit(args, dm, variant: str, limit_batches: int | None = None, budget_s: flo
         "epoch_s_without_slow": seconds - sum(slow),
         "train_loss": float(module.train_loss.compute()) if module.train_loss.update_count else None,
     }
+    graphs = getattr(module.encoder, "graphs", None)
+    if graphs is not None:  # shapes captured and steps replayed (0 on CPU: there every step ran eager)
+        result["cuda_graphs"] = {
+            "shapes": len(graphs.graphs),
+            "replays": graphs.replays,
+            "eager_calls": graphs.eager_calls,
+        }
     del module, trainer
     gc.collect()
     if torch.device(args.device).type == "cuda":
@@ -305,10 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
     }
     results = []
-    eager = [v for v in variants if v not in COMPILED]
+    eager = [v for v in variants if v not in WHOLE_EPOCH]
     for i, variant in enumerate(variants):
         share = None
-        if args.budget_s and variant not in COMPILED:
+        if args.budget_s and variant not in WHOLE_EPOCH:
             # each variant also builds its model and Lightning run outside its clock: keep OVERHEAD_S for that
             share = max(args.budget_s / len(eager) - OVERHEAD_S, MIN_SHARE_S)
         result = _fit(args, modules[variant], variant, budget_s=share)

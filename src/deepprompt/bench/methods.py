@@ -21,6 +21,9 @@ Methods (``build_method`` returns the model to call and its trainable parameters
   training loop's dynamic padding would need ``dynamic=True`` or length buckets, or it recompiles per batch
   shape), ``ptuning_v2_compile_nodrop`` (both), ``ptuning_v2_cudagraph`` (compiled with
   ``mode="reduce-overhead"``: inductor's CUDA graphs replay each compiled graph with one launch);
+- ``ptuning_v2_graphs``: ``ptuning_v2_bf16`` with ``enable_cuda_graphs()``: no compiler, the eager kernels of
+  the training forward and backward captured as CUDA graphs at the first step (prompts/graphing.py; CUDA only,
+  elsewhere it runs eager);
 - ``peft_prefix``: ``peft.PrefixTuningConfig(task_type=SEQ_CLS, num_virtual_tokens=m)`` + ``get_peft_model``
   (prefix through the KV cache, positions shifted by m, so T + m must fit the position table);
 - ``lora``: ``peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.1)`` on ``query``/``value``;
@@ -61,6 +64,7 @@ METHODS = (
     "ptuning_v2_cudagraph",
     "peft_prefix_compile",
     "peft_prefix_cudagraph",
+    "ptuning_v2_graphs",
 )
 # our engine's variants: method name -> add_deep_prompts speed switches (+ "top": prompts on the top half)
 PTUNING_VARIANTS: dict[str, dict] = {
@@ -73,14 +77,16 @@ PTUNING_VARIANTS: dict[str, dict] = {
     "ptuning_v2_compile": {"frozen_dtype": torch.bfloat16, "compile": "default"},
     "ptuning_v2_compile_nodrop": {"frozen_dtype": torch.bfloat16, "compile": "default", "dropout": False},
     "ptuning_v2_cudagraph": {"frozen_dtype": torch.bfloat16, "compile": "reduce-overhead"},
+    "ptuning_v2_graphs": {"frozen_dtype": torch.bfloat16, "graphs": True},
 }
 LEVERS = ("ptuning_v2_nodrop", "ptuning_v2_compile", "ptuning_v2_compile_nodrop", "ptuning_v2_cudagraph")
 # peft prefix tuning with its backbone compiled the same way (the prompt encoder stays eager, as ours): is the
 # compiled engine faster than peft, or only compile faster than eager? fp32 weights under autocast, as peft_prefix
 PEFT_COMPILED: dict[str, str] = {"peft_prefix_compile": "default", "peft_prefix_cudagraph": "reduce-overhead"}
+GRAPHED = frozenset(m for m, v in PTUNING_VARIANTS.items() if v.get("graphs"))  # method.cuda_graphs
 COMPILED = frozenset({*(m for m, v in PTUNING_VARIANTS.items() if "compile" in v), *PEFT_COMPILED})
 BF16_ONLY = frozenset(
-    {"ptuning_v2_bf16", "ptuning_v2_bf16_top", "bare_bf16", *LEVERS}
+    {"ptuning_v2_bf16", "ptuning_v2_bf16_top", "bare_bf16", "ptuning_v2_graphs", *LEVERS}
 )  # bf16 weights need autocast
 INFERENCE_ONLY = frozenset({"bare", "bare_bf16"})
 PROMPTED = frozenset(
@@ -249,12 +255,15 @@ def build_method(
         speed = dict(PTUNING_VARIANTS[method])
         layers = f"top-{prompted_layers(method, backbone.config)}" if speed.pop("top", False) else "all"
         dropout, mode = speed.pop("dropout", True), speed.pop("compile", None)
+        graphs = speed.pop("graphs", False)
         if not dropout:
             disable_backbone_dropout(backbone)
         config = DeepPromptConfig(length=prompt_length, reparam=reparam, layers=layers)
         model = add_deep_prompts(backbone, config, **speed).to(device)
         if mode is not None:
             compile_backbone(model.model, mode, compile_backend)
+        if graphs:
+            model.enable_cuda_graphs()
     elif method == "peft_prefix" or method in PEFT_COMPILED:
         from peft import PrefixTuningConfig, TaskType, get_peft_model
 

@@ -48,6 +48,10 @@ class PTuningV2Config(MethodConfig):
     # batch shape (pad to fixed lengths); True: symbolic from the start
     compile_dynamic: bool | None = None
     compile_backend: str = "inductor"  # aot_eager: dynamo + autograd tracing without code generation (debug)
+    # CUDA graphs without a compiler (speed, docs/performance.md): the training forward and backward are captured
+    # once per batch shape (about a second each, no compile) and replayed; eval stays eager. Not with `compile`.
+    cuda_graphs: bool = False
+    cuda_graph_shapes: int = 16  # at most this many batch shapes get graphs; others run eager
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -55,6 +59,13 @@ class PTuningV2Config(MethodConfig):
             raise ConfigError(f"method.frozen_dtype must be fp32, bf16 or fp16, got {self.frozen_dtype!r}")
         if self.compile not in COMPILE_MODES:
             raise ConfigError(f"method.compile must be one of {COMPILE_MODES}, got {self.compile!r}")
+        if self.cuda_graphs and self.compile != "none":
+            raise ConfigError(
+                f"method.cuda_graphs captures the eager kernels; it does not combine with method.compile="
+                f"{self.compile!r} (reduce-overhead is torch.compile's own CUDA graphs): choose one"
+            )
+        if self.cuda_graph_shapes < 1:
+            raise ConfigError(f"method.cuda_graph_shapes must be at least 1, got {self.cuda_graph_shapes}")
 
 
 @register_method("ptuning_v2", PTuningV2Config)
@@ -72,4 +83,6 @@ def build_ptuning_v2(backbone, cfg: PTuningV2Config):
     model = add_deep_prompts(backbone, prompt, train_head=False, frozen_dtype=frozen)
     if cfg.compile != "none":
         compile_backbone(model.model, cfg.compile, cfg.compile_backend, dynamic=cfg.compile_dynamic)
+    if cfg.cuda_graphs:
+        model.enable_cuda_graphs(cfg.cuda_graph_shapes)
     return model

@@ -133,10 +133,14 @@ class TaskModule(L.LightningModule):
             )
         return loss
 
-    # CUDA graphs (method.compile=reduce-overhead) reuse their output buffers: each step must say it is a new one
+    # CUDA graphs (method.compile=reduce-overhead) reuse their output buffers: each step must say it is a new one;
+    # so do method.cuda_graphs' (a forward whose backward never ran must not block the next step's replays)
     def _new_graph_step(self) -> None:
         if getattr(self.method_cfg, "compile", "none") == "reduce-overhead":
             torch.compiler.cudagraph_mark_step_begin()
+        graphs = getattr(self.encoder, "graphs", None)
+        if graphs is not None:
+            graphs.new_step()
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         self._new_graph_step()

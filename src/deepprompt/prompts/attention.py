@@ -27,8 +27,9 @@ Speed (docs/performance.md, issue 5): SDPA can only take its fused kernels when 
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from transformers import AttentionInterface
@@ -42,6 +43,28 @@ from transformers.masking_utils import (
 
 PREFIX = "deepprompt_"
 SUPPORTED_BASES = ("sdpa", "eager")
+
+# Inside `static_masks()` no mask decision reads a tensor's values (see there). A plain global, not a ContextVar:
+# dynamo guards on a global bool, but breaks the graph at ContextVar.get() (method.compile traces these functions).
+_STATIC_MASKS = False
+
+
+@contextlib.contextmanager
+def static_masks() -> Iterator[None]:
+    """Mask decisions that never read tensor values: a mask is built wherever one may be needed.
+
+    Outside it, transformers skips an all-ones padding mask (``padding_mask.all()``) and a per-row prefix mask with
+    every position visible is dropped (``prefix_mask.all()``): each check copies a value to the host, which waits
+    for the GPU. A CUDA graph can neither contain such a read nor depend on its answer (one graph serves the padded
+    and the unpadded batches of its shape), so the graph captures in ``prompts/graphing.py`` run inside this.
+    """
+    global _STATIC_MASKS
+    before, _STATIC_MASKS = _STATIC_MASKS, True
+    try:
+        yield
+    finally:
+        _STATIC_MASKS = before
+
 
 # One layer's prompt: key and value, each (B or 1, kv_heads, m, head_dim), optionally followed by a prefix mask
 # (B, m) bool, True = visible (per-row prompts of different lengths, padded to the longest: multitask batches).
@@ -87,7 +110,7 @@ def _extend_mask(
     The prefix columns are visible, or follow ``prefix_mask`` (B, m) bool (True = visible) per row. Without a
     mask (no padding) one is built only where needed: a causal layer, or a prefix position that is masked.
     """
-    if prefix_mask is not None and bool(prefix_mask.all()):
+    if prefix_mask is not None and not _STATIC_MASKS and bool(prefix_mask.all()):
         prefix_mask = None  # every prefix position visible: the plain path
     if mask is None:
         causal = getattr(module, "is_causal", False) and query.shape[2] > 1
@@ -180,6 +203,9 @@ def _key_padding_only(mask_fn: Callable) -> Callable:
     def mask(*args, mask_function: Callable | None = None, use_vmap: bool = False, **kwargs):
         if mask_function is bidirectional_mask_function and not use_vmap and not args:
             kwargs["q_length"] = 1
+        if _STATIC_MASKS:  # both skips read padding_mask.all()
+            kwargs["allow_is_bidirectional_skip"] = False
+            kwargs["allow_is_causal_skip"] = False
         if mask_function is not None:
             kwargs["mask_function"] = mask_function
         return mask_fn(*args, use_vmap=use_vmap, **kwargs)

@@ -14,6 +14,7 @@ from deepprompt.prompts import attention
 from deepprompt.prompts.config import DeepPromptConfig
 from deepprompt.prompts.encoder import PromptEncoder
 from deepprompt.prompts.geometry import BackboneGeometry
+from deepprompt.prompts.graphing import ShapeGraphs
 
 
 def head_module_names(model: PreTrainedModel) -> list[str]:
@@ -88,6 +89,8 @@ class DeepPromptModel(nn.Module):
       it can train, so autograd never runs backward through the unprompted bottom layers, even when the input
       requires grad (``enable_input_require_grads``, reentrant checkpointing). Without such an input autograd
       already records nothing there; the prompts' gradients are the same either way.
+    - ``enable_cuda_graphs()`` (off): training forwards and their backwards replay CUDA graphs captured per batch
+      shape, without a compiler (``prompts/graphing.py``).
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class DeepPromptModel(nn.Module):
         detach_below: bool = True,
     ):
         super().__init__()
+        self.graphs: ShapeGraphs | None = None  # enable_cuda_graphs()
         check_supported(model)
         self.model = model
         self.config = config
@@ -134,6 +138,19 @@ class DeepPromptModel(nn.Module):
             if not param.requires_grad and param.is_floating_point():
                 param.data = param.data.to(dtype)
         self._prompt_cache = None
+        if self.graphs is not None:
+            self.graphs.clear()
+
+    def enable_cuda_graphs(self, max_shapes: int = 16) -> None:
+        """Replay CUDA graphs of the training forward and backward, one pair per batch shape (captured at its first
+        batch, about a second each); eval, no-grad and CPU forwards stay eager. See ``prompts/graphing.py``."""
+        self.graphs = ShapeGraphs(self, self._forward_eager, max_shapes=max_shapes)
+
+    def _apply(self, fn, recurse: bool = True):
+        # .to() / .cuda() / .half() may move the weights to new storage, which a captured graph would not follow
+        if self.graphs is not None:
+            self.graphs.clear()
+        return super()._apply(fn, recurse)
 
     def _detach_input(self, module, args, kwargs):
         if not (self._detach_now and torch.is_grad_enabled()):
@@ -200,6 +217,13 @@ class DeepPromptModel(nn.Module):
         self._prompt_cache = None
 
     def forward(self, *args, **kwargs):
+        if self.graphs is not None and not args:
+            out = self.graphs(kwargs)
+            if out is not None:
+                return out
+        return self._forward_eager(*args, **kwargs)
+
+    def _forward_eager(self, *args, **kwargs):
         device = next(iter(self.prompt_encoder.parameters())).device
         self._check_autocast(device)
         prompts = self.prompts()
