@@ -239,6 +239,18 @@ def test_cuda_graphs_and_compile_are_exclusive():
         PTuningV2Config(cuda_graphs=True, cuda_graph_shapes=0)
 
 
+def test_cuda_graphs_refuse_gradient_checkpointing_in_either_order(tiny):
+    config = DeepPromptConfig(length=4)
+    graphed = add_deep_prompts(tiny.build("bert"), config)
+    graphed.enable_cuda_graphs()
+    with pytest.raises(ConfigError, match="gradient_checkpointing=true does not combine"):
+        graphed.gradient_checkpointing_enable()
+    checkpointed = add_deep_prompts(tiny.build("bert"), config)
+    checkpointed.gradient_checkpointing_enable()
+    with pytest.raises(ConfigError, match="does not combine with gradient checkpointing"):
+        checkpointed.enable_cuda_graphs()
+
+
 def test_method_option_enables_the_graphs(tiny):
     from deepprompt.config import structured
     from deepprompt.methods import build_method, method_schema

@@ -27,6 +27,7 @@ Training only: eval-mode and no-grad forwards (validation, inference) run eager,
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable
 from typing import NamedTuple
@@ -167,15 +168,18 @@ class ShapeGraphs:
             if dtype is not None
             else torch.autocast(device, enabled=False)
         )
-        if self.pool is None:
-            self.pool = torch.cuda.graph_pool_handle()
+        shared = {}
+        if "pool" in inspect.signature(torch.cuda.make_graphed_callables).parameters:  # torch >= 2.6
+            if self.pool is None:
+                self.pool = torch.cuda.graph_pool_handle()
+            shared["pool"] = self.pool
         with autocast, attention.static_masks():
             graphed = torch.cuda.make_graphed_callables(
                 step,
                 (*sample, *params),
                 num_warmup_iters=self.warmup,
                 allow_unused_input=True,  # e.g. a prompt of a layer the detach hook cuts off: no gradient
-                pool=self.pool,
+                **shared,
             )
         return _Graphed(graphed, params, seen["output_type"], seen["output_names"])
 

@@ -9,7 +9,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from deepprompt.errors import UnsupportedBackboneError
+from deepprompt.errors import ConfigError, UnsupportedBackboneError
 from deepprompt.prompts import attention
 from deepprompt.prompts.config import DeepPromptConfig
 from deepprompt.prompts.encoder import PromptEncoder
@@ -144,6 +144,10 @@ class DeepPromptModel(nn.Module):
     def enable_cuda_graphs(self, max_shapes: int = 16) -> None:
         """Replay CUDA graphs of the training forward and backward, one pair per batch shape (captured at its first
         batch, about a second each); eval, no-grad and CPU forwards stay eager. See ``prompts/graphing.py``."""
+        if getattr(self.model, "is_activation_checkpointing", False):
+            raise ConfigError(
+                "method.cuda_graphs=true does not combine with gradient checkpointing: choose one"
+            )
         self.graphs = ShapeGraphs(self, self._forward_eager, max_shapes=max_shapes)
 
     def _apply(self, fn, recurse: bool = True):
@@ -271,6 +275,12 @@ class DeepPromptModel(nn.Module):
         self.prompt_encoder.fold()
 
     def gradient_checkpointing_enable(self) -> None:
+        if self.graphs is not None:
+            # a checkpointed layer saves and restores the CUDA RNG state around its recomputation: host work that a
+            # captured backward cannot contain (and CUDA graphs already keep one shape's activations only)
+            raise ConfigError(
+                "gradient_checkpointing=true does not combine with method.cuda_graphs=true: choose one"
+            )
         # Non-reentrant: the prefix reaches each layer as a keyword argument, which the reentrant variant
         # would not differentiate through.
         # (`gradient_checkpointing_enable` is deprecated in transformers 5 and warns on every call.)
