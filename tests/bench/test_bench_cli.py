@@ -164,7 +164,7 @@ def test_cpu_tiny_preset_runs_every_variant(preset_run):
     assert preset_run["args"]["steps"] == 2 and preset_run["args"]["device"] == "cpu"
     # the CUDA-graph row says what it measured: on CPU nothing is captured, every step ran eager
     graphs = next(r for r in rows if r["method"] == "ptuning_v2_graphs")["cuda_graphs"]
-    assert graphs == {"shapes": 0, "replays": 0, "eager_calls": 0}
+    assert graphs == {"captures": 0, "replays": 0, "eager_calls": 0}
     # the inference rows of our variants are compared with the bare model of the same weight dtype
     ratios = {r["method"]: r for r in rows if "infer_vs_bare" in r}
     assert ratios["ptuning_v2"]["infer_bare_method"] == "bare"

@@ -162,7 +162,7 @@ def test_replayed_steps_give_the_eager_loss_and_gradients(tiny, emulated, kind):
         assert g.keys() == e.keys() and g
         for name in e:
             torch.testing.assert_close(g[name], e[name], rtol=1e-4, atol=1e-6)
-    assert emulated.captures == 2
+    assert emulated.captures == graphed.graphs.captures == 2
     assert graphed.graphs.replays == 3 and graphed.graphs.eager_calls == 0
 
 
@@ -345,7 +345,7 @@ def test_gpu_lightning_fit_replays_its_training_steps():
         enable_model_summary=False,
     )
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
-    graphs = module.encoder.graphs
-    assert len(graphs.graphs) == 2 and graphs.replays == len(batches) and graphs.eager_calls == 0
+    graphs = module.encoder.graphs  # its dict is empty again: Lightning's teardown moved the model to the CPU
+    assert graphs.captures == 2 and graphs.replays == len(batches) and graphs.eager_calls == 0
     assert torch.isfinite(module.train_loss.compute())
     assert not torch.equal(module.encoder.prompt_encoder.prefix.detach().cpu(), before)  # the prompts trained

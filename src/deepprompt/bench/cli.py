@@ -664,7 +664,7 @@ def build_case(case: Case, args) -> Built:
         graphed = getattr(model, "graphs", None)
         if graphed is not None:  # a row that never replayed measured the eager path (e.g. on CPU)
             info["cuda_graphs"] = {
-                "shapes": len(graphed.graphs),
+                "captures": graphed.captures,
                 "replays": graphed.replays,
                 "eager_calls": graphed.eager_calls,
             }

@@ -264,9 +264,9 @@ def _fit(args, dm, variant: str, limit_batches: int | None = None, budget_s: flo
         "train_loss": float(module.train_loss.compute()) if module.train_loss.update_count else None,
     }
     graphs = getattr(module.encoder, "graphs", None)
-    if graphs is not None:  # shapes captured and steps replayed (0 on CPU: there every step ran eager)
+    if graphs is not None:  # shape captures and replayed steps (0 on CPU: there every step ran eager)
         result["cuda_graphs"] = {
-            "shapes": len(graphs.graphs),
+            "captures": graphs.captures,  # graphs.graphs is empty again after Lightning's teardown (.cpu())
             "replays": graphs.replays,
             "eager_calls": graphs.eager_calls,
         }

@@ -84,7 +84,7 @@ class ShapeGraphs:
         self.graphs: dict[tuple, _Graphed] = {}
         self.pool = None  # one memory pool for every shape: forward/backward pairs never interleave (pending)
         self.pending = False
-        self.replays = self.eager_calls = 0
+        self.captures = self.replays = self.eager_calls = 0  # counts since creation (clear() keeps them)
         self._warned: set[str] = set()
 
     # -- state -------------------------------------------------------------------------------------------
@@ -133,6 +133,7 @@ class ShapeGraphs:
                 self.eager_calls += 1
                 return None
             entry = self.graphs[key] = self._capture(names, tensors, dtype)
+            self.captures += 1
         outputs = entry.run(*tensors, *(_CopyGrad.apply(p) for p in entry.params))
         self.replays += 1
         self.pending = True
