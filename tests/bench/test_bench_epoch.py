@@ -35,6 +35,7 @@ def test_epoch_variants_on_cpu(benchmark_dir, tmp_path, monkeypatch):
         assert row["truncated"] is False and row["epoch_examples"] == 32
         assert 0 <= row["slow_steps"] < row["steps"]  # never every step: slow is relative to the median
         assert row["epoch_s_without_slow"] == pytest.approx(row["epoch_s"] - row["slow_steps_s"])
+        assert 0.3 < row["train_loss"] < 1.2  # the epoch's mean loss of two classes: it trained, not only ran
     # static pads every batch to 128; dynamic padding only to each batch's longest example (rounded up to 8)
     assert rows["static"]["padded_tokens"] == 32 * 128
     assert rows["dynamic"]["padded_tokens"] < rows["static"]["padded_tokens"]

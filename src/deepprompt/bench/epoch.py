@@ -193,6 +193,7 @@ def _clock(device: str, budget_s: float | None = None):
             self.steps = self.examples = self.padded = 0
             self.real = torch.zeros((), dtype=torch.long)  # summed on the batch's device: no sync per step
             self.step_ends: list[float] = []  # host clock, no sync: a compile blocks the host and shows here
+            self.train_loss: float | None = None
 
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
             if self.start is None:
@@ -214,6 +215,10 @@ def _clock(device: str, budget_s: float | None = None):
             if cuda:
                 torch.cuda.synchronize()
             self.end = time.perf_counter()
+            # the epoch's mean training loss (the module resets it in its own hook, which runs after this one):
+            # that every variant trains, not only runs
+            if module.train_loss.update_count:
+                self.train_loss = float(module.train_loss.compute())
 
     return Clock()
 
@@ -261,7 +266,7 @@ def _fit(args, dm, variant: str, limit_batches: int | None = None, budget_s: flo
         "slow_steps": len(slow),
         "slow_steps_s": sum(slow),
         "epoch_s_without_slow": seconds - sum(slow),
-        "train_loss": float(module.train_loss.compute()) if module.train_loss.update_count else None,
+        "train_loss": clock.train_loss,
     }
     graphs = getattr(module.encoder, "graphs", None)
     if graphs is not None:  # shape captures and replayed steps (0 on CPU: there every step ran eager)
