@@ -94,36 +94,28 @@ if [[ ${BENCH:-0} == cold ]]; then  # issue 5: cold vs warm compile caches acros
   [[ $runs == *" cold_symbolic "* ]] && epoch cold_symbolic /tmp/cache_symbolic static,dynamic_cudagraph_symbolic
   [[ $runs == *" warm_auto "* ]] && epoch warm_auto /tmp/cache_auto static,dynamic_cudagraph  # later job, same cache
 fi
-if [[ ${BENCH:-0} == graphs ]]; then  # issue 5: CUDA graphs without a compiler (method.cuda_graphs), ~420 s
-  # the GPU half of its tests first, then one SST-2 epoch per shape (each a new process: nothing cached), then the
-  # step bench at the target shapes; every file straight into $OUT (a call cut short keeps what ran)
+if [[ ${BENCH:-0} == graphs || ${BENCH:-0} == graphs2 ]]; then  # issue 5: CUDA graphs without a compiler
+  # graphs (call 19, ~420 s): the GPU half of tests/prompts/test_cuda_graphs.py, one SST-2 epoch per shape, the step
+  # bench at the target shapes. graphs2 (call 20, ~260 s): the tests, then first epochs side by side (MiniLM's static
+  # epoch whole, inductor's graphs with a cold cache next to ours). Each epoch bench is a new process (nothing
+  # cached: a sweep's first job); every file goes straight into $OUT (a call cut short keeps what ran).
   timeout 150 python3 -m pytest -q -p no:cacheprovider tests/prompts/test_cuda_graphs.py > "$OUT/graphs_tests.log" 2>&1
   echo "exit $? tests"; tail -3 "$OUT/graphs_tests.log"
+  name=epoch_graphs minilm=(--budget-s 50 --variants static,dynamic_bf16,dynamic_graphs)
+  [[ $BENCH == graphs2 ]] && name=epoch_first minilm=(--budget-s 0 --variants static,dynamic_graphs,dynamic_cudagraph)
   for shape in minilm roberta-large; do
-    extra=(--budget-s 50 --variants static,dynamic_bf16,dynamic_graphs)
-    [[ $shape != minilm ]] && extra=(--shape "$shape" --budget-s 25 --variants static,dynamic_graphs)
-    timeout 170 python3 -m deepprompt.bench.cli epoch --task sst2 --model-path "$PWD/.device/minilm" \
-      --data-dir "$DEEPPROMPT_DATA_DIR" --pad-multiple 32 "${extra[@]}" --out "$OUT/epoch_graphs_$shape.json" \
-      > "$OUT/epoch_graphs_$shape.log" 2>&1
-    echo "exit $? epoch $shape"; grep "^|" "$OUT/epoch_graphs_$shape.log" | tail -3
-  done
-  timeout "${GRAPHS_S:-200}" python3 -m deepprompt.bench.cli --preset gpu-issue5-graphs \
-    --out "$OUT/issue5_graphs.json" > "$OUT/issue5_graphs.log" 2>&1
-  echo "exit $? bench"; grep "^| " "$OUT/issue5_graphs.log" | head -12
-fi
-if [[ ${BENCH:-0} == graphs2 ]]; then  # the GPU tests again, then first epochs side by side, a new process per shape
-  timeout 100 python3 -m pytest -q -p no:cacheprovider tests/prompts/test_cuda_graphs.py > "$OUT/graphs_tests.log" 2>&1
-  echo "exit $? tests"; tail -2 "$OUT/graphs_tests.log"
-  # MiniLM: static whole (--budget-s 0), graphs, inductor's graphs with a cold cache (~80 s); roberta-large: static
-  # (a 20 s share) and graphs again (inductor's cold compile there takes 132 s: call 16 has it)
-  for shape in minilm roberta-large; do
-    extra=(--budget-s 0 --variants static,dynamic_graphs,dynamic_cudagraph)
+    extra=("${minilm[@]}")
     [[ $shape != minilm ]] && extra=(--shape "$shape" --budget-s 25 --variants static,dynamic_graphs)
     timeout 200 python3 -m deepprompt.bench.cli epoch --task sst2 --model-path "$PWD/.device/minilm" \
-      --data-dir "$DEEPPROMPT_DATA_DIR" --pad-multiple 32 "${extra[@]}" --out "$OUT/epoch_first_$shape.json" \
-      > "$OUT/epoch_first_$shape.log" 2>&1
-    echo "exit $? epoch $shape"; grep "^|" "$OUT/epoch_first_$shape.log" | tail -3
+      --data-dir "$DEEPPROMPT_DATA_DIR" --pad-multiple 32 "${extra[@]}" --out "$OUT/${name}_$shape.json" \
+      > "$OUT/${name}_$shape.log" 2>&1
+    echo "exit $? epoch $shape"; grep "^|" "$OUT/${name}_$shape.log" | tail -3
   done
+  if [[ $BENCH == graphs ]]; then
+    timeout "${GRAPHS_S:-200}" python3 -m deepprompt.bench.cli --preset gpu-issue5-graphs \
+      --out "$OUT/issue5_graphs.json" > "$OUT/issue5_graphs.log" 2>&1
+    echo "exit $? bench"; grep "^| " "$OUT/issue5_graphs.log" | head -12
+  fi
 fi
 budget=$(( deadline - ($(date +%s) - T0) - 30 ))
 echo "== queue $plan: ${budget}s"
