@@ -23,7 +23,7 @@ Variants:
   batch shape); ``dynamic_cudagraph_symbolic``: the same with ``method.compile_dynamic=true`` (symbolic sizes
   from the first batch: one compile instead of a static one, then a dynamic one at the first new shape);
   ``dynamic_graphs``: ``dynamic_bf16`` with ``method.cuda_graphs=true`` (no compiler: the eager kernels of each
-  batch shape's forward and backward captured once as CUDA graphs, about a second per shape, then replayed).
+  batch shape's forward and backward captured once as CUDA graphs, under a second per shape, then replayed).
   Compiling and capturing happen inside the clock, in the first steps and at the first new batch shape: those
   steps are reported apart (``slow_steps``: steps over 10x the median step, ``epoch_s_without_slow``), so the
   table shows both the end-to-end epoch and the steady rate a longer training would see.

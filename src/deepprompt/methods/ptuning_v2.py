@@ -49,7 +49,7 @@ class PTuningV2Config(MethodConfig):
     compile_dynamic: bool | None = None
     compile_backend: str = "inductor"  # aot_eager: dynamo + autograd tracing without code generation (debug)
     # CUDA graphs without a compiler (speed, docs/performance.md): the training forward and backward are captured
-    # once per batch shape (about a second each, no compile) and replayed; eval stays eager. Not with `compile`.
+    # once per batch shape (under a second each, no compile) and replayed; eval stays eager. Not with `compile`.
     cuda_graphs: bool = False
     cuda_graph_shapes: int = 16  # at most this many batch shapes get graphs; others run eager
 

@@ -143,7 +143,7 @@ class DeepPromptModel(nn.Module):
 
     def enable_cuda_graphs(self, max_shapes: int = 16) -> None:
         """Replay CUDA graphs of the training forward and backward, one pair per batch shape (captured at its first
-        batch, about a second each); eval, no-grad and CPU forwards stay eager. See ``prompts/graphing.py``."""
+        batch, under a second each); eval, no-grad and CPU forwards stay eager. See ``prompts/graphing.py``."""
         if getattr(self.model, "is_activation_checkpointing", False):
             raise ConfigError(
                 "method.cuda_graphs=true does not combine with gradient checkpointing: choose one"
