@@ -661,13 +661,8 @@ def build_case(case: Case, args) -> Built:
         info["build_s"] = time.perf_counter() - built_at  # model, inputs and warm-up steps (compile included)
         if compiled:
             info["compile"] = compile_diff(before, compile_counters()) | {"backend": backend}
-        graphed = getattr(model, "graphs", None)
-        if graphed is not None:  # a row that never replayed measured the eager path (e.g. on CPU)
-            info["cuda_graphs"] = {
-                "captures": graphed.captures,
-                "replays": graphed.replays,
-                "eager_calls": graphed.eager_calls,
-            }
+        if getattr(model, "graphs", None) is not None:
+            info["cuda_graphs"] = model.graphs.counts()
         layers = M.prompted_layers(case.method, config) if case.method in M.PTUNING_VARIANTS else None
         info |= {
             "train_peak_gib": timing.peak_memory_gib(args.device, baseline),

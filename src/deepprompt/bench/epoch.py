@@ -268,13 +268,10 @@ def _fit(args, dm, variant: str, limit_batches: int | None = None, budget_s: flo
         "epoch_s_without_slow": seconds - sum(slow),
         "train_loss": clock.train_loss,
     }
-    graphs = getattr(module.encoder, "graphs", None)
-    if graphs is not None:  # shape captures and replayed steps (0 on CPU: there every step ran eager)
-        result["cuda_graphs"] = {
-            "captures": graphs.captures,  # graphs.graphs is empty again after Lightning's teardown (.cpu())
-            "replays": graphs.replays,
-            "eager_calls": graphs.eager_calls,
-        }
+    if (
+        getattr(module.encoder, "graphs", None) is not None
+    ):  # counts, not the graphs: teardown's .cpu() drops those
+        result["cuda_graphs"] = module.encoder.graphs.counts()
     del module, trainer
     gc.collect()
     if torch.device(args.device).type == "cuda":

@@ -94,6 +94,11 @@ class ShapeGraphs:
         self.pool = None
         self.pending = False
 
+    def counts(self) -> dict[str, int]:
+        """Shape captures, replayed forwards and forwards that ran eager since creation (what a benchmark row
+        reports: a row that never replayed measured the eager path, e.g. on the CPU)."""
+        return {"captures": self.captures, "replays": self.replays, "eager_calls": self.eager_calls}
+
     def new_step(self) -> None:
         """A new training step: a forward whose backward never ran (a skipped loss) no longer blocks replays."""
         self.pending = False
