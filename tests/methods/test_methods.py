@@ -257,6 +257,8 @@ def test_peft_methods_run_on_roberta_with_padding(name):
         ({"name": "prompt_tuning", "init": "zeros"}, "method.init must be one of"),
         ({"name": "ptuning_v1", "reparam": "gru"}, "method.reparam must be 'mlp' or 'lstm'"),
         ({"name": "ptuning_v1", "encoder_hiden_size": 4}, "unknown key 'method.encoder_hiden_size'"),
+        ({"name": "prefix", "compile": "fast"}, "method.compile must be one of"),
+        ({"name": "linear_probe", "frozen_dtype": "int8"}, "method.frozen_dtype must be fp32, bf16 or fp16"),
     ],
 )
 def test_bad_method_configs_fail_loudly(method, message):
@@ -265,3 +267,44 @@ def test_bad_method_configs_fail_loudly(method, message):
 
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
         structured(method_schema(method["name"]), method, "method")
+
+
+def _tiny_roberta():
+    torch.manual_seed(0)
+    config = RobertaConfig(
+        vocab_size=99,
+        hidden_size=H,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        type_vocab_size=1,
+        pad_token_id=1,
+        attn_implementation="sdpa",
+    )
+    return RobertaModel(config)
+
+
+def test_ptuning_v2_fast_path_switches_reach_the_engine():
+    """compact_mask / cache_prompts / detach_below: the engine's switches, as the method config sets them."""
+    cfg = method_schema("ptuning_v2")(compact_mask=False, cache_prompts=False, detach_below=False)
+    encoder = build_method(_tiny_roberta(), cfg)
+    assert (encoder.compact_mask, encoder.cache_prompts, encoder.detach_below) == (False, False, False)
+    default = build_method(_tiny_roberta(), method_schema("ptuning_v2")())
+    assert (default.compact_mask, default.cache_prompts, default.detach_below) == (True, True, True)
+
+
+def test_prefix_compile_compiles_the_backbone_peft_encoder_calls():
+    encoder = build_method(_tiny_roberta(), method_schema("prefix")(num_virtual_tokens=M, compile="default"))
+    assert encoder.backbone._compiled_call_impl is not None  # the module PeftEncoder calls with the prefix
+    assert encoder.peft._compiled_call_impl is None
+    eager = build_method(_tiny_roberta(), method_schema("prefix")(num_virtual_tokens=M))
+    assert eager.backbone._compiled_call_impl is None
+
+
+def test_linear_probe_frozen_dtype_casts_the_frozen_backbone():
+    encoder = build_method(_tiny_roberta(), method_schema("linear_probe")(frozen_dtype="bf16"))
+    assert {p.dtype for p in encoder.parameters()} == {torch.bfloat16}
+    assert not any(p.requires_grad for p in encoder.parameters())
+    fp32 = build_method(_tiny_roberta(), method_schema("linear_probe")())
+    assert {p.dtype for p in fp32.parameters()} == {torch.float32}

@@ -14,6 +14,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from deepprompt.errors import ConfigError
+from deepprompt.prompts.compiling import COMPILE_MODES, compile_backbone
 
 
 @dataclass
@@ -24,6 +25,33 @@ class MethodConfig:
     def __post_init__(self) -> None:
         if self.lr <= 0:
             raise ConfigError(f"method.lr must be positive, got {self.lr}")
+
+
+@dataclass
+class CompileOptions:
+    """``torch.compile`` of the frozen backbone, for the methods that offer it (docs/performance.md).
+
+    A method config inherits these fields and calls ``check_compile()`` in its ``__post_init__``; its builder
+    calls ``compile_frozen(backbone, cfg)`` on the module its forward calls.
+    """
+
+    # none | default | reduce-overhead (CUDA graphs) | max-autotune | max-autotune-no-cudagraphs. The first steps
+    # pay the compile (tens of seconds).
+    compile: str = "none"
+    # None: automatic dynamic shapes (dynamic padding: one recompile, then symbolic sizes); False: one graph per
+    # batch shape (pad to fixed lengths, as the benchmark does); True: symbolic from the start
+    compile_dynamic: bool | None = None
+    compile_backend: str = "inductor"  # aot_eager: dynamo + autograd tracing without code generation (debug)
+
+    def check_compile(self) -> None:
+        if self.compile not in COMPILE_MODES:
+            raise ConfigError(f"method.compile must be one of {COMPILE_MODES}, got {self.compile!r}")
+
+
+def compile_frozen(module: nn.Module, cfg: CompileOptions) -> None:
+    """Compile ``module`` (the backbone a method's forward calls) in place as ``cfg`` says; no-op for ``none``."""
+    if cfg.compile != "none":
+        compile_backbone(module, cfg.compile, cfg.compile_backend, dynamic=cfg.compile_dynamic)
 
 
 MethodBuilder = Callable[[PreTrainedModel, MethodConfig], nn.Module]

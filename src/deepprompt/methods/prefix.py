@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deepprompt.errors import ConfigError
-from deepprompt.methods.base import MethodConfig, register_method
+from deepprompt.methods.base import CompileOptions, MethodConfig, compile_frozen, register_method
 
 
 @dataclass
-class PrefixMethodConfig(MethodConfig):
+class PrefixMethodConfig(MethodConfig, CompileOptions):
+    """Prefix tuning's options; ``compile``, ``compile_dynamic`` and ``compile_backend`` come from `CompileOptions`."""
+
     name: str = "prefix"
     lr: float = 1e-2  # as P-Tuning v2: 5e-3 .. 2e-2
     num_virtual_tokens: int = 16
@@ -27,6 +29,7 @@ class PrefixMethodConfig(MethodConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.check_compile()
         if self.num_virtual_tokens < 1:
             raise ConfigError(f"method.num_virtual_tokens must be positive, got {self.num_virtual_tokens}")
         if self.encoder_hidden_size < 1:
@@ -74,6 +77,7 @@ def _build(backbone, cfg: PrefixMethodConfig):
     # FEATURE_EXTRACTION: a bare AutoModel (SEQ_CLS would look for a classifier on the backbone).
     encoder = PeftEncoder(backbone, peft_prefix_config(cfg, TaskType.FEATURE_EXTRACTION))
     init_prefix(encoder.peft, cfg)
+    compile_frozen(encoder.backbone, cfg)  # the module PeftEncoder calls with past_key_values
     return encoder
 
 

@@ -6,9 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from deepprompt.errors import ConfigError
-from deepprompt.methods.base import MethodConfig, register_method
+from deepprompt.methods.base import CompileOptions, MethodConfig, compile_frozen, register_method
 from deepprompt.prompts import DeepPromptConfig, add_deep_prompts
-from deepprompt.prompts.compiling import COMPILE_MODES, compile_backbone
 from deepprompt.prompts.profiles import LR_PROFILES
 
 
@@ -33,7 +32,9 @@ class LayerLRConfig:
 
 
 @dataclass
-class PTuningV2Config(MethodConfig):
+class PTuningV2Config(MethodConfig, CompileOptions):
+    """P-Tuning v2's options; ``compile``, ``compile_dynamic`` and ``compile_backend`` come from `CompileOptions`."""
+
     name: str = "ptuning_v2"
     lr: float = 1e-2  # official scripts use 5e-3 .. 1e-2 for the prompts
     prompt: DeepPromptConfig = field(default_factory=DeepPromptConfig)
@@ -41,24 +42,23 @@ class PTuningV2Config(MethodConfig):
     # Frozen backbone weights in bf16 (speed, docs/performance.md): needs trainer.precision=bf16-mixed.
     # fp32 keeps the loaded weights; the prompts and the head are fp32 either way.
     frozen_dtype: str = "fp32"
-    # torch.compile of the frozen backbone (speed, docs/performance.md): none | default | reduce-overhead (CUDA
-    # graphs) | max-autotune | max-autotune-no-cudagraphs. The first steps pay the compile (tens of seconds).
-    compile: str = "none"
-    # None: automatic dynamic shapes (dynamic padding: one recompile, then symbolic sizes); False: one graph per
-    # batch shape (pad to fixed lengths); True: symbolic from the start
-    compile_dynamic: bool | None = None
-    compile_backend: str = "inductor"  # aot_eager: dynamo + autograd tracing without code generation (debug)
     # CUDA graphs without a compiler (speed, docs/performance.md): the training forward and backward are captured
     # once per batch shape (under a second each, no compile) and replayed; eval stays eager. Not with `compile`.
     cuda_graphs: bool = False
     cuda_graph_shapes: int = 16  # at most this many batch shapes get graphs; others run eager
+    # The engine's fast paths (`DeepPromptModel`); each keeps the results equal, false is the plain path that a
+    # benchmark's "before" row measures. compact_mask: no mask without padding, (B, 1, 1, m + T) with it (false:
+    # (B, 1, T, m + T) in every layer); cache_prompts: eval forwards reuse the prefix keys/values; detach_below:
+    # no backward through the layers below the lowest prompted one.
+    compact_mask: bool = True
+    cache_prompts: bool = True
+    detach_below: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.check_compile()
         if self.frozen_dtype not in ("fp32", "bf16", "fp16"):
             raise ConfigError(f"method.frozen_dtype must be fp32, bf16 or fp16, got {self.frozen_dtype!r}")
-        if self.compile not in COMPILE_MODES:
-            raise ConfigError(f"method.compile must be one of {COMPILE_MODES}, got {self.compile!r}")
         if self.cuda_graphs and self.compile != "none":
             raise ConfigError(
                 f"method.cuda_graphs captures the eager kernels; it does not combine with method.compile="
@@ -80,9 +80,16 @@ def build_ptuning_v2(backbone, cfg: PTuningV2Config):
         prompt = dataclasses.replace(prompt, split_layers=True)  # one parameter per prompted layer
     # The task module owns the head, so the wrapper trains the prompts alone.
     frozen = None if cfg.frozen_dtype == "fp32" else cfg.frozen_dtype
-    model = add_deep_prompts(backbone, prompt, train_head=False, frozen_dtype=frozen)
-    if cfg.compile != "none":
-        compile_backbone(model.model, cfg.compile, cfg.compile_backend, dynamic=cfg.compile_dynamic)
+    model = add_deep_prompts(
+        backbone,
+        prompt,
+        train_head=False,
+        frozen_dtype=frozen,
+        compact_mask=cfg.compact_mask,
+        cache_prompts=cfg.cache_prompts,
+        detach_below=cfg.detach_below,
+    )
+    compile_frozen(model.model, cfg)  # the backbone; the prompts enter it as its `deep_prompts` argument
     if cfg.cuda_graphs:
         model.enable_cuda_graphs(cfg.cuda_graph_shapes)
     return model

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deepprompt.errors import ConfigError
 from deepprompt.methods.base import MethodConfig, register_method
+from deepprompt.prompts.model import resolve_dtype
 
 
 @dataclass
@@ -17,6 +19,14 @@ class FinetuneConfig(MethodConfig):
 class LinearProbeConfig(MethodConfig):
     name: str = "linear_probe"
     lr: float = 1e-3
+    # Frozen backbone weights in bf16/fp16 (needs trainer.precision=bf16-mixed); fp32 keeps the loaded weights.
+    # The head (in the task module) stays fp32.
+    frozen_dtype: str = "fp32"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.frozen_dtype not in ("fp32", "bf16", "fp16"):
+            raise ConfigError(f"method.frozen_dtype must be fp32, bf16 or fp16, got {self.frozen_dtype!r}")
 
 
 @register_method("finetune", FinetuneConfig)
@@ -25,5 +35,7 @@ def build_finetune(backbone, cfg):
 
 
 @register_method("linear_probe", LinearProbeConfig)
-def build_linear_probe(backbone, cfg):
+def build_linear_probe(backbone, cfg: LinearProbeConfig):
+    if cfg.frozen_dtype != "fp32":
+        backbone.to(resolve_dtype(cfg.frozen_dtype))
     return backbone.requires_grad_(False)
