@@ -180,3 +180,9 @@ def test_encoder_decoder_backbone_is_refused_clearly():
     }
     with pytest.raises(ConfigError, match="encoder-decoder.*peft"):
         GenerationModule(backbone, {"name": "prefix"}, vocab_size=VOCAB, pad_token_id=0)
+
+
+def test_prefix_compile_is_refused_for_a_causal_lm():
+    """``method.compile`` compiles an encoder's backbone; the causal prefix LM has no such path and says so."""
+    with pytest.raises(ConfigError, match="method.compile='default'.*set method.compile=none"):
+        module("gpt2", "prefix", compile="default")

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from torch import nn
 from transformers import PreTrainedModel
 
+from deepprompt.errors import ConfigError
 from deepprompt.methods.prefix import PrefixMethodConfig, init_prefix, peft_prefix_config
 
 
@@ -38,6 +39,10 @@ class CausalPrefixLM(nn.Module):
 
         if lm.config.is_encoder_decoder:
             raise ValueError(f"CausalPrefixLM needs a decoder-only LM, got {type(lm).__name__}")
+        if cfg.compile != "none":
+            raise ConfigError(
+                f"method.compile={cfg.compile!r}: prefix tuning of a causal LM (generation) runs eager; set method.compile=none"
+            )
         self.num_virtual_tokens = cfg.num_virtual_tokens
         self.peft = get_peft_model(lm, peft_prefix_config(cfg, TaskType.CAUSAL_LM))
         init_prefix(self.peft, cfg)
