@@ -40,8 +40,8 @@ test: install ## Run the test suite (slow tests excluded; data tests need DEEPPR
 test-all: install ## Run every test, slow ones included
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: install ## Issue 5 benchmark: the GPU preset (make bench ARGS="--preset cpu-tiny" on CPU)
-	$(PY) -m deepprompt.bench.cli $(or $(ARGS),--preset gpu-issue5 --out results/issue5_gpu.json)
+bench: install ## Every method's training step and inference on a GPU (make bench ARGS="--preset cpu_tiny" on CPU)
+	$(PY) -m deepprompt.bench.cli $(or $(ARGS),--preset methods_step --out results/methods_step.json)
 
 lint: install ## ruff check and format check
 	$(VENV)/bin/ruff check src tests

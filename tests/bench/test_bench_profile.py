@@ -1,5 +1,5 @@
-"""Issue 5's next levers on CPU: the profile breakdown, the nodrop/compile variants against the plain path, and
-the ``gpu-issue5-levers`` plan (docs/performance.md, "Next GPU call")."""
+"""The speed switches on CPU: the profile breakdown, the nodrop/compile variants against the plain path, and the
+``speed_switches_profile`` plan (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import json
 import pytest
 import torch
 
-from deepprompt.bench import cli, methods
+from deepprompt.bench import cli, models, plan, probes
 from deepprompt.bench import profile as P
+from deepprompt.methods.base import compile_frozen
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -103,11 +104,10 @@ def test_verdict():
 
 
 def _plain_and(method, seed=0):
-    """(plain ptuning_v2_bf16, ``method``) on identical tiny-RoBERTa weights, train mode."""
+    """(plain ptuning_v2+bf16, ``method``) on identical tiny-RoBERTa weights, train mode."""
     out = []
-    for name in ("ptuning_v2_bf16", method):
-        backbone = methods.build_backbone("tiny-roberta", seed=seed)
-        model, params = methods.build_method(name, backbone, 4, compile_backend="aot_eager")
+    for name in ("ptuning_v2+bf16", method):
+        model, params = models.build_model(name, "tiny-roberta", 4, seed=seed, compile_backend="aot_eager")
         out.append((model.train(), params))
     return out
 
@@ -121,13 +121,13 @@ def _loss_and_grads(model, params, ids, labels):
 
 
 def test_nodrop_turns_off_backbone_dropout_only():
-    (plain, _), (nodrop, _) = _plain_and("ptuning_v2_nodrop")
-    dropouts = [m for m in nodrop.model.base_model.modules() if isinstance(m, torch.nn.Dropout)]
+    (plain, _), (nodrop, _) = _plain_and("ptuning_v2+bf16+nodrop")
+    dropouts = [m for m in nodrop.backbone.modules() if isinstance(m, torch.nn.Dropout)]
     assert dropouts and all(m.p == 0 for m in dropouts)
-    assert nodrop.model.classifier.dropout.p == plain.model.classifier.dropout.p > 0  # the head keeps its own
+    assert nodrop.dropout.p == plain.dropout.p > 0  # the head keeps its own
     ids, _ = torch.randint(3, 128, (2, 8)), None
     for model, expected in ((plain, 0.1), (nodrop, 0.0)):
-        with cli.record_sdpa_calls() as calls, torch.autocast("cpu", dtype=torch.bfloat16):
+        with probes.record_sdpa_calls() as calls, torch.autocast("cpu", dtype=torch.bfloat16):
             model(input_ids=ids)
         assert {c["dropout_p"] for c in calls} == {expected}
     # in eval mode (no dropout anywhere) the two are the same model
@@ -136,14 +136,14 @@ def test_nodrop_turns_off_backbone_dropout_only():
         assert torch.equal(plain(input_ids=ids).logits, nodrop(input_ids=ids).logits)
 
 
-@pytest.mark.parametrize("method", ["ptuning_v2_compile_nodrop", "ptuning_v2_compile"])
+@pytest.mark.parametrize("method", ["ptuning_v2+bf16+compile+nodrop", "ptuning_v2+bf16+compile"])
 def test_compiled_backbone_matches_plain_path(method):
     """aot_eager (dynamo + AOT autograd, no code generation): the compiled backbone gives the eager loss and
     prompt gradients (to bf16 rounding); with dropout on the RNG streams differ, so that variant is compared with
     every dropout at p = 0."""
     (plain, p_plain), (compiled, p_comp) = _plain_and(method)
-    if method == "ptuning_v2_compile_nodrop":
-        methods.disable_backbone_dropout(plain.model)
+    if method == "ptuning_v2+bf16+compile+nodrop":
+        models.disable_dropout(plain.backbone)
     else:
         for model in (plain, compiled):
             for module in model.modules():
@@ -155,17 +155,20 @@ def test_compiled_backbone_matches_plain_path(method):
     assert torch.allclose(loss_a, loss_b, atol=1e-5)
     for a, b in zip(grads_a, grads_b, strict=True):  # bf16 autocast: AOT's decomposed backward rounds apart
         torch.testing.assert_close(a, b, atol=2e-3, rtol=2e-2)
-    assert compiled.model._compiled_call_impl is not None  # really compiled
-    assert compiled.model.config.problem_type == "single_label_classification"  # no recompile at step 2
+    assert compiled.backbone._compiled_call_impl is not None  # really compiled
+    before = probes.compile_counters()
+    _loss_and_grads(compiled, p_comp, ids, labels)
+    assert probes.compile_counters()["unique_graphs"] == before["unique_graphs"]  # no recompile at step 2
 
 
 def test_compile_backend_gets_no_mode_outside_inductor(monkeypatch):
     seen = {}
     model = torch.nn.Linear(2, 2)
     monkeypatch.setattr(model, "compile", lambda **kw: seen.update(kw))
-    methods.compile_backbone(model, "reduce-overhead", "aot_eager")
+    row = models.Row.parse("ptuning_v2+reduce_overhead")
+    compile_frozen(model, row.method_config(4, compile_backend="aot_eager"))
     assert seen == {"dynamic": False, "backend": "aot_eager"}
-    methods.compile_backbone(model, "reduce-overhead", "inductor")
+    compile_frozen(model, row.method_config(4, compile_backend="inductor"))
     assert seen["mode"] == "reduce-overhead"
 
 
@@ -173,29 +176,42 @@ def test_compile_backend_gets_no_mode_outside_inductor(monkeypatch):
 def levers_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("levers") / "levers.json"
     trace = out.parent / "traces"
-    assert cli.main(["--preset", "cpu-tiny-levers", "--profile-trace", str(trace), "--out", str(out)]) == 0
+    assert (
+        cli.main(["--preset", "cpu_tiny_speed_switches", "--profile-trace", str(trace), "--out", str(out)])
+        == 0
+    )
     return json.loads(out.read_text()), trace
 
 
-def test_cpu_tiny_levers_preset(levers_run):
+SWITCHES = (
+    "ptuning_v2+bf16+nodrop",
+    "ptuning_v2+bf16+compile",
+    "ptuning_v2+bf16+compile+nodrop",
+    "ptuning_v2+bf16+reduce_overhead",
+)
+
+
+def test_cpu_tiny_speed_switches_preset(levers_run):
     payload, trace = levers_run
     rows = {r["method"]: r for r in payload["rows"]}
     assert not [r for r in rows.values() if r.get("error") or r.get("skipped")], rows
-    assert set(methods.LEVERS) <= set(rows)
-    for name in methods.COMPILED:
+    assert set(SWITCHES) <= set(rows)
+    compiled_rows = [name for name in rows if models.Row.parse(name).compile_mode]
+    for name in compiled_rows:
         compiled = rows[name]["compile"]
         assert compiled["backend"] == "aot_eager" and compiled["graph_breaks"] == 0, compiled
         assert rows[name]["build_s"] > 0 and rows[name]["train_ms"] > 0
     # no breaks is no news when nothing was compiled. A later variant may reuse an earlier one's graph (aot_eager
-    # ignores the mode), so per family: peft's rows once compiled the wrapper peft never calls (0 graphs)
-    for family in (methods.PEFT_COMPILED, [m for m in methods.COMPILED if m not in methods.PEFT_COMPILED]):
-        assert max(rows[name]["compile"]["graphs"] for name in family) >= 1, family
+    # ignores the mode), so per family: prefix's rows and ours each compiled at least one graph
+    prefix = [name for name in compiled_rows if models.Row.parse(name).method == "prefix"]
+    for family in (prefix, [name for name in compiled_rows if name not in prefix]):
+        assert family and max(rows[name]["compile"]["graphs"] for name in family) >= 1, family
     # the custom attention traces into one graph, without breaks
     explain = payload["environment"]["explain"]
     assert explain and all(e["graphs"] == 1 and e["graph_breaks"] == 0 for e in explain.values()), explain
     # the profiles of the two chosen cases, CPU columns filled, CUDA ones empty
     profiles = payload["profiles"]
-    assert set(profiles) == {"ptuning_v2_bf16:tiny-roberta:8:4", "peft_prefix:tiny-roberta:8:4"}
+    assert set(profiles) == {"ptuning_v2+bf16:tiny-roberta:8:4", "prefix:tiny-roberta:8:4"}
     for prof in profiles.values():
         assert "error" not in prof, prof
         assert prof["host_ms"] > 0 and prof["step_ms"] > 0 and prof["cpu_ops_per_step"] > 0
@@ -205,42 +221,45 @@ def test_cpu_tiny_levers_preset(levers_run):
         assert prof["verdict"]["bound"].startswith("unknown")
     assert len(list(trace.glob("*.json.gz"))) == 2
     levers = payload["targets"]["tiny-roberta"]["levers"]
-    assert levers["ptuning_v2_compile"]["T8_m4"]["vs_peft_prefix"] > 0
+    assert levers["ptuning_v2+bf16+compile"]["T8_m4"]["vs_prefix"] > 0
 
 
-def test_gpu_levers_plan():
-    args = cli.build_parser().parse_args(["--preset", "gpu-issue5-levers"])
-    for name, value in cli.PRESETS["gpu-issue5-levers"]["defaults"].items():
+def test_speed_switches_plan():
+    args = cli.build_parser().parse_args(["--preset", "speed_switches_profile"])
+    for name, value in plan.presets()["speed_switches_profile"]["defaults"].items():
         setattr(args, name, value)
-    cases = cli.plan(args)
+    cases = plan.plan(args)
     keys = {(c.method, c.seq, c.prompt) for c in cases}
     for seq, m in ((128, 16), (128, 64), (256, 16), (256, 64)):
-        for method in ("ptuning_v2_bf16", "peft_prefix", "ptuning_v2_nodrop"):
+        for method in ("ptuning_v2+bf16", "prefix", "ptuning_v2+bf16+nodrop"):
             assert (method, seq, m) in keys
     assert {
-        ("ptuning_v2_compile", 128, 16),
-        ("ptuning_v2_cudagraph", 128, 16),
-        ("ptuning_v2_compile", 256, 64),
+        ("ptuning_v2+bf16+compile", 128, 16),
+        ("ptuning_v2+bf16+reduce_overhead", 128, 16),
+        ("ptuning_v2+bf16+compile", 256, 64),
     } <= keys
-    assert len([c for c in cases if c.method in methods.COMPILED]) == 3  # 3 compiles: the budget's driver
+    assert len([c for c in cases if c.row.compile_mode]) == 3  # 3 compiles: the budget's driver
     assert all(c.mode == "train" and c.shape == "roberta-large" for c in cases)
-    groups = cli.plan_groups(cases)
+    groups = plan.plan_groups(cases)
     assert [g[0].seq for g in groups] == [128, 256]  # T128 first: the guard may skip T256, never T128
-    planned = {cli.case_id(c) for c in cases}
+    planned = {plan.case_id(c) for c in cases}
     assert set(args.profile_cases) <= planned
 
 
-def test_peft_prefix_compile_targets_the_module_peft_calls():
-    """peft's prefix tuning runs BERT/RoBERTa through the encoder inside the *ForSequenceClassification (whose
-    forward takes no past_key_values in transformers 5): that encoder is what gets compiled, and it is called."""
-    model, _ = methods.build_method("peft_prefix", methods.build_backbone("tiny-roberta"), 4)
-    target = methods.peft_prefix_backbone(model)
-    assert target is model.base_model.roberta
+def test_prefix_compile_targets_the_module_peft_calls():
+    """Prefix tuning runs the bare RoBERTa that peft wraps, with the prefix as past_key_values (`PeftEncoder`):
+    that backbone is what ``prefix+compile`` compiles, and it is the module that runs, not peft's wrapper."""
+    model, _ = models.build_model("prefix", "tiny-roberta", 4)
+    target = model.backbone
+    assert target is model.encoder.peft.get_base_model()
     calls = []
     target.register_forward_hook(lambda *_: calls.append(1))
-    model.base_model.register_forward_hook(lambda *_: calls.append("wrapper"))
+    model.encoder.peft.register_forward_hook(lambda *_: calls.append("wrapper"))
     model(input_ids=torch.randint(3, 100, (2, 8)))
-    assert calls == [1]  # the encoder ran; the wrapper (what the bench used to compile) never did
+    assert calls == [1]  # the backbone ran; the wrapper's own forward never did
+    compiled, _ = models.build_model("prefix+compile", "tiny-roberta", 4, compile_backend="aot_eager")
+    assert compiled.backbone._compiled_call_impl is not None
+    assert compiled.encoder.peft._compiled_call_impl is None
 
 
 @pytest.mark.parametrize("with_mask", [True, False])
@@ -249,12 +268,12 @@ def test_compiled_peft_prefix_needs_the_collators_mask_where_transformers_never_
 ):
     """Before torch 2.14 transformers treats dynamo as exporting and never skips the padding mask; the encoder then
     builds one with n key columns for n + m keys (peft widens only a mask it is given). The GPU image's torch 2.11
-    failed that way; the fair preset therefore passes the all-ones mask, with which the compiled prefix runs."""
+    failed that way; the compiled_prefix_step preset therefore passes the all-ones mask, with which the compiled
+    prefix runs."""
     from transformers import masking_utils
 
     monkeypatch.setattr(masking_utils, "is_torchdynamo_exporting", lambda: True)
-    backbone = methods.build_backbone("tiny-roberta")
-    model, _ = methods.build_method("peft_prefix_compile", backbone, 4, compile_backend="aot_eager")
+    model, _ = models.build_model("prefix+compile", "tiny-roberta", 4, compile_backend="aot_eager")
     ids = torch.randint(3, 100, (2, 8))
     if with_mask:
         assert model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.shape == (2, 2)

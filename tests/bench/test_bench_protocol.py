@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from deepprompt.bench import cli, methods, timing
+from deepprompt.bench import cases, cli, models, plan, probes, results, shapes, timing
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -50,21 +50,21 @@ def test_interleave_takes_turns_with_gc_off():
 
 
 def test_preset_groups_put_bare_and_prompted_inference_together():
-    args = cli.build_parser().parse_args(["--preset", "gpu-issue5"])
-    groups = cli.plan_groups(cli.plan(args), args.group_size)
+    args = cli.build_parser().parse_args(["--preset", "methods_step"])
+    groups = plan.plan_groups(plan.plan(args), args.group_size)
     first = {(c.method, c.prompt, c.mode) for c in groups[0]}
     assert all(c.group == ("roberta-large", 128, 0.0) for c in groups[0])
     for row in (
-        ("bare", 0, "infer"),
-        ("bare_bf16", 0, "infer"),
-        ("ptuning_v2_bf16", 100, "infer"),
-        ("ptuning_v2_bf16", 16, "train"),
-        ("peft_prefix", 16, "train"),
-        ("ptuning_v2_naive", 16, "train"),
+        ("linear_probe", 0, "infer"),
+        ("linear_probe+bf16", 0, "infer"),
+        ("ptuning_v2+bf16", 100, "infer"),
+        ("ptuning_v2+bf16", 16, "train"),
+        ("prefix", 16, "train"),
+        ("ptuning_v2+naive", 16, "train"),
     ):
         assert row in first
-    assert sum(len(g) for g in groups) == len(cli.plan(args))
-    assert [len(g) for g in cli.plan_groups(groups[0], 5)][:1] == [5]
+    assert sum(len(g) for g in groups) == len(plan.plan(args))
+    assert [len(g) for g in plan.plan_groups(groups[0], 5)][:1] == [5]
 
 
 def _args(shape_dtype="bf16"):
@@ -72,19 +72,19 @@ def _args(shape_dtype="bf16"):
 
 
 @pytest.mark.parametrize("shape", ["tiny", "tiny-roberta"])
-@pytest.mark.parametrize("pair", [("bare_bf16", "ptuning_v2_bf16"), ("bare", "ptuning_v2")])
+@pytest.mark.parametrize("pair", [("linear_probe+bf16", "ptuning_v2+bf16"), ("linear_probe", "ptuning_v2")])
 def test_bare_and_prompted_inference_are_like_for_like(shape, pair):
-    """Issue 5's first GPU run had the bare model at 2x the prompted latency; the two rows must make the same
-    SDPA calls (dtype, no mask without padding, not causal, no dropout, inference mode) but for the m prefix keys,
-    through the same step function, both in eval mode."""
-    config = methods.backbone_config(shape)
+    """A bare row measured apart from the prompted one once showed twice the prompted latency; the two rows must
+    make the same SDPA calls (dtype, no mask without padding, not causal, no dropout, inference mode) but for the m
+    prefix keys, through the same step function, both in eval mode."""
+    config = shapes.backbone_config(shape)
     ids = torch.randint(3, config.vocab_size, (2, 8))
     signatures, logits = {}, {}
     for method in pair:
-        model = methods.build_inference(method, methods.build_backbone(shape), prompt_length=6)
+        model = models.build_inference(method, shape, prompt_length=6)
         assert not model.training
-        step = cli.infer_step(model, {"input_ids": ids}, _args())
-        signatures[method] = cli.attention_signature(step)
+        step = cases.infer_step(model, {"input_ids": ids}, _args())
+        signatures[method] = probes.attention_signature(step)
         logits[method] = step()
     bare, prompted = (signatures[m] for m in pair)
     assert bare["sdpa_calls"] == prompted["sdpa_calls"] == config.num_hidden_layers
@@ -92,26 +92,26 @@ def test_bare_and_prompted_inference_are_like_for_like(shape, pair):
     assert bare["dtype"] == prompted["dtype"] == "bfloat16"
     assert bare["inference_mode"] and not bare["is_causal"] and bare["dropout_p"] == 0.0
     assert bare["kv_len"] == [8] and prompted["kv_len"] == [14]
-    assert cli.same_attention(bare, prompted) is True
+    assert results.same_attention(bare, prompted) is True
     assert logits[pair[0]].shape == logits[pair[1]].shape
 
 
 def test_naive_row_is_not_like_for_like():
-    step = cli.infer_step(
-        methods.build_inference("ptuning_v2_naive", methods.build_backbone("tiny"), prompt_length=6),
+    step = cases.infer_step(
+        models.build_inference("ptuning_v2+naive", "tiny", prompt_length=6),
         {"input_ids": torch.randint(3, 100, (2, 8))},
         _args(),
     )
-    naive = cli.attention_signature(step)
+    naive = probes.attention_signature(step)
     assert naive["mask"] is not None  # the materialised (B, 1, n, m + n) mask of the "before" row
-    bare = cli.attention_signature(
-        cli.infer_step(
-            methods.build_inference("bare", methods.build_backbone("tiny")),
+    bare = probes.attention_signature(
+        cases.infer_step(
+            models.build_inference("linear_probe", "tiny"),
             {"input_ids": torch.randint(3, 100, (2, 8))},
             _args(),
         )
     )
-    assert cli.same_attention(bare, naive) is False
+    assert results.same_attention(bare, naive) is False
 
 
 def test_json_is_written_after_every_group(tmp_path, monkeypatch):
@@ -126,7 +126,7 @@ def test_json_is_written_after_every_group(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cli, "run_group", stop_after_first)
     with pytest.raises(KeyboardInterrupt):
-        cli.main(["--preset", "cpu-tiny", "--out", str(out)])
+        cli.main(["--preset", "cpu_tiny", "--out", str(out)])
     payload = json.loads(out.read_text())
     assert payload["complete"] is False
     done = [r for r in payload["rows"] if r.get("train_ms") or r.get("infer_ms")]
@@ -136,33 +136,33 @@ def test_json_is_written_after_every_group(tmp_path, monkeypatch):
 
 def test_inference_rows_of_a_run_are_like_for_like(tmp_path):
     out = tmp_path / "run.json"
-    argv = ["--shapes", "tiny-roberta", "--seq", "8", "--methods", "bare_bf16,ptuning_v2_bf16", "--prompt", "",
+    argv = ["--shapes", "tiny-roberta", "--seq", "8", "--methods", "linear_probe+bf16,ptuning_v2+bf16", "--prompt", "",
             "--infer-prompt", "6", "--batch", "2", "--steps", "4", "--rounds", "2", "--warmup", "1",
             "--device", "cpu", "--threads", "1", "--out", str(out)]  # fmt: skip
     assert cli.main(argv) == 0
     rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
-    assert rows["ptuning_v2_bf16"]["infer_like_for_like"] is True
-    assert rows["bare_bf16"]["infer_timing"]["steps"] == 4
+    assert rows["ptuning_v2+bf16"]["infer_like_for_like"] is True
+    assert rows["linear_probe+bf16"]["infer_timing"]["steps"] == 4
 
 
-def test_render_the_committed_h100_json():
+def test_render_an_h100_json():
     from pathlib import Path
 
     from deepprompt.bench import render
 
-    path = Path(__file__).parents[2] / "experiments/results/issue5_bench_h100/issue5_gpu.json"
+    path = Path(__file__).parents[1] / "fixtures/bench/h100_methods_step.json"
     text = render.render(json.loads(path.read_text()))
     assert "NVIDIA H100" in text and "| inference_vs_bare_T128 | 0.525 | <= 1.10 | True |" in text
-    assert "% range)" in text  # the first run has min/max only
+    assert "% range)" in text  # this file has min/max only
 
 
-def test_render_lists_every_lever_against_peft_prefix():
-    """The final H100 run's JSON: the targets table skips the ``levers`` block, which gets its own table."""
+def test_render_lists_every_lever_against_prefix():
+    """An H100 run's JSON: the targets table skips the ``levers`` block, which gets its own table."""
     from pathlib import Path
 
     from deepprompt.bench import render
 
-    path = Path(__file__).parents[2] / "experiments/results/issue5_final_h100/issue5_final.json"
+    path = Path(__file__).parents[1] / "fixtures/bench/h100_reduce_overhead_step.json"
     text = render.render(json.loads(path.read_text()))
     assert "| roberta-large | ptuning_v2_cudagraph | T256_m64 | 33.1 | 2.18 | 1.91 | 41.1 | 54 |" in text
     assert (

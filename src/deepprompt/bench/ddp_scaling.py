@@ -5,7 +5,7 @@
     python -m deepprompt.bench.ddp_scaling --smoke                # CPU, gloo, tiny backbone, 2 processes
 
 For each world size W, W processes are spawned (``torch.multiprocessing``, one device each, NCCL on CUDA and
-gloo on CPU); each builds every method on the same random-weight backbone (``deepprompt.bench.methods``) and
+gloo on CPU); each builds every method on the same random-weight backbone (``deepprompt.bench.models``) and
 times ``--steps`` training steps (forward + loss + backward with the gradient all-reduce + AdamW step) after
 ``--warmup`` untimed ones, on random token ids of ``--batch`` x ``--seq`` per device. W = 1 is the plain
 single-device model (no DDP wrapper, as a 1-device run trains); W > 1 wraps it in
@@ -33,12 +33,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from deepprompt.bench import methods as M
 from deepprompt.bench import timing
+from deepprompt.bench.models import TRAINED, Row, build_model
+from deepprompt.bench.shapes import SHAPES, backbone_config
 
-DEFAULT_METHODS = ("ptuning_v2", "peft_prefix", "lora", "full_ft")
+DEFAULT_METHODS = ("ptuning_v2", "prefix", "lora", "finetune")
 SMOKE = dict(
-    device="cpu", shape="tiny", methods="ptuning_v2,full_ft", world_sizes="1,2", batch=4, seq=32, prompt=4,
+    device="cpu", shape="tiny", methods="ptuning_v2,finetune", world_sizes="1,2", batch=4, seq=32, prompt=4,
     steps=3, warmup=1, dtype="fp32",
 )  # fmt: skip
 
@@ -83,16 +84,14 @@ def _worker(rank: int, world: int, port: int, args: argparse.Namespace, out_file
 
 
 def _time_method(method: str, rank: int, world: int, device: torch.device, args) -> dict:
-    backbone = M.build_backbone(args.shape, device=device, seed=args.seed)
-    prompt = args.prompt if method in M.PROMPTED else 0
-    model, trainable = M.build_method(method, backbone, prompt_length=prompt)
-    model.train()
+    prompt = args.prompt if Row.parse(method).prompted else 0
+    model, trainable = build_model(method, args.shape, prompt, device=device, seed=args.seed)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.AdamW(trainable, lr=1e-4, fused=device.type == "cuda")
-    vocab = M.backbone_config(args.shape).vocab_size
+    vocab = backbone_config(args.shape).vocab_size
     generator = torch.Generator(device="cpu").manual_seed(args.seed + rank)
     input_ids = torch.randint(3, vocab, (args.batch, args.seq), generator=generator).to(device)
     labels = torch.randint(0, 2, (args.batch,), generator=generator).to(device)
@@ -183,12 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--smoke", action="store_true", help="CPU, gloo, tiny backbone, 2 processes, 3 steps")
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
-    p.add_argument("--shape", choices=sorted(M.SHAPES), default="bert-base")
+    p.add_argument("--shape", choices=sorted(SHAPES), default="bert-base")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     p.add_argument("--world-sizes", default="1,2", help="comma-separated process counts; 1 is the baseline")
     p.add_argument("--batch", type=int, default=32, help="per-device batch")
     p.add_argument("--seq", type=int, default=128)
-    p.add_argument("--prompt", type=int, default=16, help="prompt length m (ptuning_v2, peft_prefix)")
+    p.add_argument("--prompt", type=int, default=16, help="prompt length m (ptuning_v2, prefix)")
     p.add_argument("--dtype", choices=("fp32", "bf16"), default="bf16")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--warmup", type=int, default=10)
@@ -208,9 +207,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
             if key not in given:
                 setattr(args, key, value)
     args.methods = [m.strip() for m in str(args.methods).split(",") if m.strip()]
-    unknown = [m for m in args.methods if m not in M.TRAINED]
+    unknown = [m for m in args.methods if m.split("+")[0] not in TRAINED]
     if unknown:
-        raise SystemExit(f"unknown methods {unknown}; known: {', '.join(M.TRAINED)}")
+        raise SystemExit(f"unknown methods {unknown}; known: {', '.join(TRAINED)} (with +VARIANT...)")
     worlds = sorted({int(w) for w in str(args.world_sizes).split(",") if w.strip()})
     if 1 not in worlds:
         worlds.insert(0, 1)  # the baseline of the efficiency
@@ -225,7 +224,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.out is not None:
         env = {
             "date": dt.datetime.now().isoformat(timespec="seconds"),
-            "host": platform.node(),
             "torch": torch.__version__,
             "device": torch.cuda.get_device_name(0) if args.device == "cuda" else platform.processor(),
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

@@ -36,8 +36,8 @@ Time budget (``--budget-s``, default 150 s, 0 = none) for the eager variants: ea
 variant that reaches its share stops early (``truncated``, the steps it did are a random sample of the epoch:
 random order, or length-grouped mega-batches in random order; with no compile their rate is steady, so the full
 epoch's time is estimated from it). Compiled variants always run the whole epoch: truncated, they measure
-mostly their compile (an H100 run stopped at its 50 s share after 2 steps); ``dynamic_graphs`` runs whole epochs too. The JSON is written after every
-variant, so a killed run still leaves the finished ones.
+mostly their compile (on an H100 a 50 s share ended after 2 steps); ``dynamic_graphs`` runs whole epochs too. The
+JSON is written after every variant, so a killed run still leaves the finished ones.
 
 Reported per variant: epoch seconds, steps, examples/s, padded and real tokens (their ratio is the padding
 overhead), and the speed-up over ``static`` as the ratio of examples/s (for full epochs of the same data that is
@@ -61,27 +61,36 @@ import torch
 
 OVERHEAD_S = 5.0  # per variant, outside its clock: model build, Lightning setup/teardown, DataLoader workers
 MIN_SHARE_S = 1.0  # a variant always gets at least this much
-VARIANTS = (
-    "static",
-    "dynamic_nogroup",
-    "dynamic",
-    "dynamic_bf16",
-    "dynamic_compile",
-    "dynamic_cudagraph",
-    "dynamic_cudagraph_symbolic",
-    "dynamic_graphs",
-)
-COMPILED = {
-    "dynamic_compile": "default",
-    "dynamic_cudagraph": "reduce-overhead",
-    "dynamic_cudagraph_symbolic": "reduce-overhead",
+_BF16 = {"frozen_dtype": "bf16"}
+# variant -> its data pipeline (group_by_length; static pads every batch to --max-seq-length) and the
+# ptuning_v2 method options it sets on top of the method's defaults (conf/method/ptuning_v2.yaml)
+VARIANTS: dict[str, dict] = {
+    "static": {"static": True, "method": {}},
+    "dynamic_nogroup": {"method": {}},
+    "dynamic": {"group_by_length": True, "method": {}},
+    "dynamic_bf16": {"group_by_length": True, "method": _BF16},
+    "dynamic_compile": {"group_by_length": True, "method": {**_BF16, "compile": "default"}},
+    "dynamic_cudagraph": {"group_by_length": True, "method": {**_BF16, "compile": "reduce-overhead"}},
+    # symbolic sizes from the first batch: one compile instead of a static one, then a dynamic one
+    "dynamic_cudagraph_symbolic": {
+        "group_by_length": True,
+        "method": {**_BF16, "compile": "reduce-overhead", "compile_dynamic": True},
+    },
+    # captured per batch shape, no compiler
+    "dynamic_graphs": {"group_by_length": True, "method": {**_BF16, "cuda_graphs": True}},
 }
-SYMBOLIC = (
-    "dynamic_cudagraph_symbolic",
-)  # method.compile_dynamic=true: one symbolic compile, no static first
-GRAPHED = ("dynamic_graphs",)  # method.cuda_graphs: captured per batch shape, no compiler
-WHOLE_EPOCH = (*COMPILED, *GRAPHED)  # never truncated: their first steps capture or compile
-BF16 = ("dynamic_bf16", *COMPILED, *GRAPHED)
+
+
+def needs_bf16(variant: str) -> bool:
+    return VARIANTS[variant]["method"].get("frozen_dtype") == "bf16"
+
+
+def whole_epoch(variant: str) -> bool:
+    """Never truncated by the budget: the first steps compile or capture."""
+    method = VARIANTS[variant]["method"]
+    return method.get("compile", "none") != "none" or bool(method.get("cuda_graphs"))
+
+
 SLOW_STEP = 10.0  # a step over this many times the median is counted as a compile step
 SIZES = {
     "roberta-large": dict(
@@ -141,7 +150,7 @@ def _datamodule(args, variant: str):
     from deepprompt.data import ClassificationDataModule
     from deepprompt.data.collate import PaddingCollator
 
-    static = variant == "static"
+    static = VARIANTS[variant].get("static", False)
     dm = ClassificationDataModule(
         task=args.task,
         tokenizer=args.model_path,
@@ -149,7 +158,7 @@ def _datamodule(args, variant: str):
         batch_size=args.batch,
         max_seq_length=args.max_seq_length,
         num_workers=args.num_workers,
-        group_by_length=variant in ("dynamic", *BF16),
+        group_by_length=VARIANTS[variant].get("group_by_length", False),
         pad_to_multiple_of=args.pad_multiple,
         limit_train_examples=args.limit_train_examples,
         limit_eval_examples=1,
@@ -168,14 +177,7 @@ def _module(args, dm, variant: str):
     backbone = {"name": "bench", "name_or_path": args.model_path, "pretrained": args.shape is None}
     if args.shape:
         backbone["config_overrides"] = SIZES[args.shape]
-    method = {
-        "name": "ptuning_v2",
-        "prompt": {"length": args.prompt},
-        "frozen_dtype": "bf16" if variant in BF16 else "fp32",
-        "compile": COMPILED.get(variant, "none"),
-        "compile_dynamic": True if variant in SYMBOLIC else None,
-        "cuda_graphs": variant in GRAPHED,
-    }
+    method = {"name": "ptuning_v2", "prompt": {"length": args.prompt}, **VARIANTS[variant]["method"]}
     return ClassificationModule(backbone=backbone, method=method, **dm.module_kwargs())
 
 
@@ -295,9 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
-        print(f"deepprompt-bench epoch: unknown variants {unknown}; known: {VARIANTS}", file=sys.stderr)
+        print(f"deepprompt-bench epoch: unknown variants {unknown}; known: {list(VARIANTS)}", file=sys.stderr)
         return 2
-    for variant in [v for v in variants if v in BF16 and not args.precision.startswith("bf16")]:
+    for variant in [v for v in variants if needs_bf16(v) and not args.precision.startswith("bf16")]:
         print(f"# {variant} needs bf16-mixed precision: skipped", file=sys.stderr)
         variants.remove(variant)
     if args.threads:
@@ -321,10 +323,10 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
     }
     results = []
-    eager = [v for v in variants if v not in WHOLE_EPOCH]
+    eager = [v for v in variants if not whole_epoch(v)]
     for i, variant in enumerate(variants):
         share = None
-        if args.budget_s and variant not in WHOLE_EPOCH:
+        if args.budget_s and not whole_epoch(variant):
             # each variant also builds its model and Lightning run outside its clock: keep OVERHEAD_S for that
             share = max(args.budget_s / len(eager) - OVERHEAD_S, MIN_SHARE_S)
         result = _fit(args, modules[variant], variant, budget_s=share)

@@ -17,7 +17,7 @@ Training step = forward + backward:
 
 - backward through a *frozen* weight computes only the activation gradient (one product), through a
   *trained* weight also the weight gradient (two products), so dense matmuls cost ``4 N B T`` for frozen
-  backbones (``ptuning_v2``, ``peft_prefix``, ``lora``) and ``6 N B T`` for ``full_ft``;
+  backbones (``ptuning_v2``, ``prefix``, ``lora``) and ``6 N B T`` for ``finetune``;
 - attention has no weights but its backward needs dQ, dK, dV and dP (4 products against 2 forward), so every
   method pays ``3 F_attn``;
 - the head always trains: ``6 N_head B``; LoRA adds ``6 N_lora B T`` with ``N_lora = L * 2 * r * 2h``
@@ -27,8 +27,8 @@ Training step = forward + backward:
 This is what the method *needs*, counted the usual way. When only the top ``L_b`` layers carry prompts
 (``backward_layers``), nothing below them needs a gradient: the backward counts only those layers,
 ``dense = 2 N B T (1 + L_b / L)`` and attention backward ``2 * 4 B h (L_b T^2 + L_p T m)`` (the "no backward
-below the lowest prompted layer" lever of docs/performance.md). The engine's variants (``ptuning_v2_naive``,
-``ptuning_v2_bf16`` ...) count as ``ptuning_v2``.
+below the lowest prompted layer" switch of docs/performance.md). A row's variants (``ptuning_v2+naive``,
+``ptuning_v2+bf16`` ...) count as its method; ``prefix_mlp`` as ``prefix`` (its MLP is ignored, as above).
 
 ``MFU = train_step_flops / step_time / measured matmul rate`` (the rate from `timing.matmul_tflops`).
 """
@@ -37,8 +37,8 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
-FROZEN = frozenset({"ptuning_v2", "peft_prefix", "lora"})
-PROMPTED = frozenset({"ptuning_v2", "peft_prefix"})
+FROZEN = frozenset({"ptuning_v2", "prefix", "lora"})
+PROMPTED = frozenset({"ptuning_v2", "prefix"})
 
 
 def dense_params(config: PretrainedConfig) -> int:
@@ -67,13 +67,11 @@ def attention_flops(
     return 4 * batch * config.hidden_size * (layers * seq * seq + lp * seq * prompt)
 
 
-def base_method(method: str) -> str:
-    """``ptuning_v2_naive`` / ``ptuning_v2_bf16`` ... -> ``ptuning_v2``, ``peft_prefix_compile`` ... ->
-    ``peft_prefix`` (the same FLOPs); others unchanged."""
-    for base in ("ptuning_v2", "peft_prefix"):
-        if method.startswith(base):
-            return base
-    return method
+def base_method(row: str) -> str:
+    """A row name's method, whose FLOPs it has: ``ptuning_v2+bf16`` -> ``ptuning_v2``, ``prefix_mlp`` ->
+    ``prefix``; others unchanged."""
+    method = row.split("+")[0]
+    return "prefix" if method == "prefix_mlp" else method
 
 
 def train_step_flops(
@@ -88,12 +86,12 @@ def train_step_flops(
 ) -> int:
     """Model FLOPs of one training step of ``method`` (see the module docstring for the formula)."""
     method = base_method(method)
-    if method not in FROZEN and method != "full_ft":
+    if method not in FROZEN and method != "finetune":
         raise ValueError(f"no training FLOP model for method {method!r}")
     m = prompt if method in PROMPTED else 0
     tokens = batch * seq
     layers = config.num_hidden_layers
-    if backward_layers is not None and method != "full_ft" and backward_layers < layers:
+    if backward_layers is not None and method != "finetune" and backward_layers < layers:
         # forward everywhere, backward (activation gradients only) through the top backward_layers layers
         dense = 2 * dense_params(config) * tokens * (layers + backward_layers) // layers
         forward_attn = attention_flops(config, batch, seq, m, prompted_layers)
@@ -103,7 +101,7 @@ def train_step_flops(
         head = 6 * head_params(config) * batch
         lora = 6 * lora_params(config, lora_rank) * tokens if method == "lora" else 0
         return dense + attn + head + lora
-    dense = (6 if method == "full_ft" else 4) * dense_params(config) * tokens
+    dense = (6 if method == "finetune" else 4) * dense_params(config) * tokens
     attn = 3 * attention_flops(config, batch, seq, m, prompted_layers)
     head = 6 * head_params(config) * batch
     lora = 6 * lora_params(config, lora_rank) * tokens if method == "lora" else 0

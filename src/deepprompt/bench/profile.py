@@ -1,4 +1,4 @@
-"""Where a training step's time goes: ``deepprompt-bench --profile`` (issue 5).
+"""Where a training step's time goes: ``deepprompt-bench --profile``.
 
 For each chosen case (already built, warmed up and timed in its group, so compiled variants are not compiled
 again) three measurements are taken:

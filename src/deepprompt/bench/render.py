@@ -1,6 +1,6 @@
 """Markdown from a `deepprompt-bench` JSON (for docs/performance.md; no number typed by hand).
 
-    python -m deepprompt.bench.render experiments/results/issue5_bench_h100/issue5_gpu.json
+    python -m deepprompt.bench.render results/methods_step.json
 
 Prints the environment line, one row per case (median, and the spread the JSON has: p25-p75 where recorded,
 else min-max over the timed steps) and the ``targets`` block; for the epoch mode's JSON, its environment line and
@@ -23,7 +23,7 @@ def _timing(row: dict) -> dict | None:
 
 
 def spread(t: dict) -> str:
-    """``p25-p75 (IQR/median %)`` for the new protocol, ``min-max (range/median %)`` for the first run's JSON."""
+    """``p25-p75 (IQR/median %)``, or ``min-max (range/median %)`` for a JSON without quartiles."""
     if "p25_ms" in t:
         return f"{t['p25_ms']:.1f}-{t['p75_ms']:.1f} ({100 * t['iqr_rel']:.0f} % IQR)"
     return f"{t['min_ms']:.1f}-{t['max_ms']:.1f} ({100 * (t['max_ms'] - t['min_ms']) / t['median_ms']:.0f} % range)"
@@ -90,8 +90,13 @@ def render(payload: dict) -> str:
 
 
 def _lever_table(payload: dict) -> list[str]:
-    """Every ptuning_v2 variant against peft prefix and eager ptuning_v2_bf16 at the same T and m."""
-    rows = []
+    """Every speed switch's row against the rows the run compares it with (its ``vs_<row>`` ratios) at the same T
+    and m."""
+    rows, refs = [], []
+    for targets in payload.get("targets", {}).values():
+        for cases in (targets.get("levers") or {}).values():
+            for v in cases.values():
+                refs += [k for k in v if k.startswith("vs_") and k not in refs]
     for shape, targets in payload.get("targets", {}).items():
         for method, cases in (targets.get("levers") or {}).items():
             for label, v in cases.items():
@@ -101,16 +106,16 @@ def _lever_table(payload: dict) -> list[str]:
                     method,
                     label,
                     _f(v.get("train_ms"), ".1f"),
-                    _f(v.get("vs_peft_prefix"), ".2f"),
-                    _f(v.get("vs_ptuning_v2_bf16"), ".2f"),
+                    *(_f(v.get(ref), ".2f") for ref in refs),
                     _f(None if mfu is None else 100 * mfu, ".1f"),
                     _f(v.get("build_s"), ".0f"),
                 ]
                 rows.append("| " + " | ".join(cells) + " |")
     if not rows:
         return []
-    head = "| shape | method | case | train ms | x peft prefix | x ptuning_v2_bf16 | MFU % | build s |"
-    return ["", head, "|---|---|---|---|---|---|---|---|", *rows]
+    columns = ["shape", "method", "case", "train ms", *(f"x {ref.removeprefix('vs_')}" for ref in refs)]
+    columns += ["MFU %", "build s"]
+    return ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *rows]
 
 
 def main(argv: list[str] | None = None) -> int:
