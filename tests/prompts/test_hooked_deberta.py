@@ -19,6 +19,7 @@ from transformers import (
     DebertaV2Model,
 )
 
+from deepprompt.errors import ConfigError
 from deepprompt.prompts import DeepPromptConfig, add_deep_prompts, load_prompts, save_prompts
 from deepprompt.prompts import hooks as hooks_module
 
@@ -368,3 +369,10 @@ def test_frozen_bf16_under_autocast_stays_close():
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         bf16 = wrapped(input_ids=ids, attention_mask=mask).logits
     _close(bf16.float(), fp32, "bf16 logits", atol=5e-2)
+
+
+def test_cuda_graphs_are_refused_with_the_key_to_change():
+    wrapped, _ = prompted("v3")
+    with pytest.raises(ConfigError, match="method.cuda_graphs=false"):
+        wrapped.enable_cuda_graphs()
+    assert wrapped.graphs is None

@@ -166,6 +166,11 @@ class DeepPromptModel(nn.Module):
             raise ConfigError(
                 "method.cuda_graphs=true does not combine with gradient checkpointing: choose one"
             )
+        if self.hooked:  # e.g. DeBERTa-v2 builds its relative positions with host-to-device copies
+            raise ConfigError(
+                f"method.cuda_graphs=true is not available for {type(self.model).__name__} (hand-written "
+                "attention, prompts/hooks.py): set method.cuda_graphs=false"
+            )
         self.graphs = ShapeGraphs(self, self._forward_eager, max_shapes=max_shapes)
 
     def _apply(self, fn, recurse: bool = True):
