@@ -376,3 +376,33 @@ def test_cuda_graphs_are_refused_with_the_key_to_change():
     with pytest.raises(ConfigError, match="method.cuda_graphs=false"):
         wrapped.enable_cuda_graphs()
     assert wrapped.graphs is None
+
+
+def test_deepcopy_gets_its_own_hooks():
+    """The hooks travel with ``copy.deepcopy``: a copy's attention reads the copy's prompts, not the original's."""
+    wrapped, _ = prompted("v3")
+    twin = copy.deepcopy(wrapped)
+    ids, mask = batch([7, 4])
+    with torch.no_grad():
+        before = wrapped(input_ids=ids, attention_mask=mask).logits
+        assert torch.equal(twin(input_ids=ids, attention_mask=mask).logits, before)
+        twin.prompt_encoder.prefix.add_(1.0)
+        assert torch.equal(wrapped(input_ids=ids, attention_mask=mask).logits, before)
+        assert (twin(input_ids=ids, attention_mask=mask).logits - before).abs().max() > 1e-4
+
+
+@pytest.mark.slow
+def test_compiled_backbone_gives_the_eager_loss_and_gradients():
+    from deepprompt.prompts.compiling import compile_backbone
+
+    eager = add_deep_prompts(tiny_deberta("v3"), DeepPromptConfig(length=4, dropout=0.0)).train()
+    compiled = copy.deepcopy(eager)
+    compile_backbone(compiled.model, backend="aot_eager", dynamic=None)
+    results = []
+    for model in (eager, compiled):
+        loss = _loss(model, *batch([9, 4, 9]))
+        loss.backward()
+        results.append((loss.detach(), model.prompt_encoder.prefix.grad))
+    torch.testing.assert_close(results[1][0], results[0][0])
+    torch.testing.assert_close(results[1][1], results[0][1])
+    assert results[0][1].abs().sum() > 0
