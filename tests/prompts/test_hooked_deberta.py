@@ -406,3 +406,34 @@ def test_compiled_backbone_gives_the_eager_loss_and_gradients():
     torch.testing.assert_close(results[1][0], results[0][0])
     torch.testing.assert_close(results[1][1], results[0][1])
     assert results[0][1].abs().sum() > 0
+
+
+def test_threads_with_different_prompts_do_not_mix():
+    """Each thread's call sees its own deep_prompts (a server may run one model from several threads)."""
+    import threading
+
+    wrapped, _ = prompted("v3")
+    ids, mask = batch([9, 6])
+    base = wrapped.eval_prompts()
+    bundles = [
+        {layer: (k * scale, v * scale) for layer, (k, v) in base.items()} for scale in (1.0, -2.0, 0.5)
+    ]
+    with torch.no_grad():
+        expected = [wrapped.model(input_ids=ids, attention_mask=mask, deep_prompts=b).logits for b in bundles]
+    assert (expected[0] - expected[1]).abs().max() > 1e-4
+    start, failures = threading.Barrier(len(bundles)), []
+
+    def work(i):
+        start.wait()
+        with torch.no_grad():
+            for _ in range(20):
+                got = wrapped.model(input_ids=ids, attention_mask=mask, deep_prompts=bundles[i]).logits
+                if not torch.equal(got, expected[i]):
+                    failures.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(bundles))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, f"threads {sorted(set(failures))} saw another thread's prompts"

@@ -27,6 +27,7 @@ Models covered: see `prompts/adapters.py` and docs/deberta.md.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -54,23 +55,42 @@ def _load_adapters() -> None:
 
 
 class PromptRouter:
-    """Carries the ``deep_prompts`` of the running top-level call to the attention modules of one backbone."""
+    """Carries the ``deep_prompts`` of the running top-level call to the attention modules of one backbone.
+
+    Per thread (two threads may run the model at once with different prompts); a deep copy of the model gets a
+    fresh router.
+    """
 
     def __init__(self) -> None:
-        self.bundle: dict | None = None
-        self._saved: list[dict | None] = []
+        self._local = threading.local()
+
+    def __deepcopy__(self, memo) -> PromptRouter:
+        return PromptRouter()
+
+    @property
+    def bundle(self) -> dict | None:
+        return getattr(self._local, "bundle", None)
+
+    @bundle.setter
+    def bundle(self, value: dict | None) -> None:
+        self._local.bundle = value
 
     def current(self, layer: int):
-        return self.bundle.get(layer) if self.bundle else None
+        bundle = self.bundle
+        return bundle.get(layer) if bundle else None
 
     # forward hooks on the top model: the prompts live for the duration of its call
     def enter(self, module, args, kwargs):
-        self._saved.append(self.bundle)
+        saved = getattr(self._local, "saved", None)
+        if saved is None:
+            saved = self._local.saved = []
+        saved.append(self.bundle)
         self.bundle = kwargs.pop("deep_prompts", None)
         return args, kwargs
 
     def leave(self, module, args, kwargs, output):
-        self.bundle = self._saved.pop() if self._saved else None
+        saved = getattr(self._local, "saved", None)
+        self.bundle = saved.pop() if saved else None
         return None
 
     @contextlib.contextmanager
