@@ -19,7 +19,8 @@ The guarantees of the interface path hold here too:
   ``forward`` unchanged: bit-identical to the stock model;
 - the prefix enters only through the adapter's concatenation, so only prompts (and the head) get gradients;
 - gradient checkpointing (non-reentrant) recomputes a layer during backward, after the model call returned:
-  `PromptRouter.checkpoint_context` (torch's ``context_fn``) replays the same prompts in that recomputation.
+  `PromptRouter.checkpoint_context` (torch's ``context_fn``) replays the same prompts in that recomputation;
+- the prompts of a call are kept per thread, as keyword arguments would be.
 
 Models covered: see `prompts/adapters.py` and docs/deberta.md.
 """
