@@ -9,6 +9,7 @@ prefix keys/values, and gives the prefix columns no position term (the official 
 from __future__ import annotations
 
 import copy
+import io
 import math
 
 import pytest
@@ -378,10 +379,19 @@ def test_cuda_graphs_are_refused_with_the_key_to_change():
     assert wrapped.graphs is None
 
 
-def test_deepcopy_gets_its_own_hooks():
-    """The hooks travel with ``copy.deepcopy``: a copy's attention reads the copy's prompts, not the original's."""
+def _pickled(model):
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=False)
+
+
+@pytest.mark.parametrize("clone", [copy.deepcopy, _pickled], ids=["deepcopy", "pickle"])
+def test_a_copy_gets_its_own_hooks(clone):
+    """The hooks travel with a deep copy or a pickle: a copy's attention reads the copy's prompts, not the
+    original's."""
     wrapped, _ = prompted("v3")
-    twin = copy.deepcopy(wrapped)
+    twin = clone(wrapped)
     ids, mask = batch([7, 4])
     with torch.no_grad():
         before = wrapped(input_ids=ids, attention_mask=mask).logits

@@ -58,15 +58,15 @@ def _load_adapters() -> None:
 class PromptRouter:
     """Carries the ``deep_prompts`` of the running top-level call to the attention modules of one backbone.
 
-    Per thread (two threads may run the model at once with different prompts); a deep copy of the model gets a
+    Per thread (two threads may run the model at once with different prompts); a copy or a pickled model gets a
     fresh router.
     """
 
     def __init__(self) -> None:
         self._local = threading.local()
 
-    def __deepcopy__(self, memo) -> PromptRouter:
-        return PromptRouter()
+    def __reduce__(self):  # deepcopy and pickle: a fresh router (a thread-local cannot be copied)
+        return (PromptRouter, ())
 
     @property
     def bundle(self) -> dict | None:
