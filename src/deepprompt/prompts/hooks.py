@@ -145,19 +145,13 @@ def supports(model: nn.Module) -> bool:
 
 
 class HookedPrompts:
-    """The hooks `attach` placed on one backbone; `detach()` removes them."""
+    """The hooks `attach` placed on one backbone."""
 
     def __init__(self, model: nn.Module, modules: list[nn.Module], router: PromptRouter, handles: list):
-        self.model, self.modules, self.router, self._handles = model, modules, router, handles
+        self.model, self.modules, self.router, self.handles = model, modules, router, handles
 
     def checkpoint_kwargs(self) -> dict:
         return {"context_fn": self.router.checkpoint_context}
-
-    def detach(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        for module in self.modules:
-            module.__dict__.pop("forward", None)
 
 
 def attach(model: nn.Module, num_layers: int, head_dim: int) -> HookedPrompts:
