@@ -4,6 +4,9 @@ disentangled attention, bit-identical without prompts, padding-invariant, gradie
 The reference (`reference_attention`) is written here from the DeBERTa formulas, not from the engine: it
 recomputes content and relative-position scores with explicit loops over the bucketed distances, prepends the
 prefix keys/values, and gives the prefix columns no position term (the official P-Tuning v2 choice).
+
+One file past 400 lines: the reference and the tiny configs serve every test here, and splitting them off would
+hide the reference from the tests that rest on it.
 """
 
 from __future__ import annotations
