@@ -21,7 +21,8 @@ class BackboneConfig:
     )
     pretrained: bool = True  # false: random weights from the config (tests, speed benchmarks)
     attn_implementation: str = "sdpa"  # 'sdpa' or 'eager' (deep prompts wrap either)
-    config_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. tiny shapes for tests
+    # e.g. tiny shapes for tests; with pretrained false, ``model_type`` builds that architecture from these alone
+    config_overrides: dict[str, Any] = field(default_factory=dict)
     pooling: str = (
         "pooler"  # 'pooler' (official P-Tuning v2 head input) or 'cls' (last hidden state of [CLS])
     )
@@ -47,7 +48,11 @@ def load_backbone(cfg: BackboneConfig) -> PreTrainedModel:
             **cfg.config_overrides,
         )
     else:
-        config = AutoConfig.from_pretrained(cfg.name_or_path, **cfg.config_overrides)
+        overrides = dict(cfg.config_overrides)
+        if "model_type" in overrides:  # a random model of another architecture (name_or_path: its tokenizer)
+            config = AutoConfig.for_model(overrides.pop("model_type"), **overrides)
+        else:
+            config = AutoConfig.from_pretrained(cfg.name_or_path, **overrides)
         log.info("Building randomly initialised backbone %s (%s)", cfg.name, config.model_type)
         model = AutoModel.from_config(
             config, attn_implementation=cfg.attn_implementation, dtype=torch.float32

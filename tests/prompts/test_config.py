@@ -138,15 +138,16 @@ def test_plain_module_is_rejected():
 
 
 def test_transformers_model_without_attention_interface_is_rejected():
-    from transformers import DebertaV2Config, DebertaV2Model
+    # DeBERTa v1: hand-written attention without an adapter (DeBERTa-v2/v3 take the hooked path instead)
+    from transformers import DebertaConfig, DebertaModel
 
-    config = DebertaV2Config(
+    config = DebertaConfig(
         vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64
     )
-    model = DebertaV2Model(config)
+    model = DebertaModel(config)
     assert not model._can_set_attn_implementation()
     before = {n: p.clone() for n, p in model.named_parameters()}
-    with pytest.raises(UnsupportedBackboneError, match="DebertaV2Model"):
+    with pytest.raises(UnsupportedBackboneError, match="DebertaModel"):
         add_deep_prompts(model, DeepPromptConfig(length=2))
     # rejected before anything was changed: still trainable, weights untouched
     assert all(p.requires_grad and torch.equal(p, before[n]) for n, p in model.named_parameters())

@@ -10,7 +10,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from deepprompt.errors import ConfigError, UnsupportedBackboneError
-from deepprompt.prompts import attention
+from deepprompt.prompts import attention, hooks
 from deepprompt.prompts.config import DeepPromptConfig
 from deepprompt.prompts.encoder import PromptEncoder
 from deepprompt.prompts.geometry import BackboneGeometry
@@ -33,12 +33,17 @@ def head_module_names(model: PreTrainedModel) -> list[str]:
     ]
 
 
+def _uses_interface(model: nn.Module) -> bool:
+    return isinstance(model, PreTrainedModel) and model._can_set_attn_implementation()
+
+
 def check_supported(model: nn.Module) -> None:
-    if not isinstance(model, PreTrainedModel) or not model._can_set_attn_implementation():
+    if not _uses_interface(model):
         raise UnsupportedBackboneError(
-            f"{type(model).__name__} cannot take deep prompts: its attention does not go through transformers' "
-            "AttentionInterface. Supported: transformers models whose attention uses it, e.g. BERT, RoBERTa, "
-            "DeBERTa-free encoders, Llama, Qwen, Mistral, GPT-2 (transformers >= 5)."
+            f"{type(model).__name__} cannot take deep prompts: its attention neither goes through transformers' "
+            "AttentionInterface nor has an adapter in deepprompt.prompts.adapters. Supported: models on the "
+            "interface (BERT, RoBERTa, Llama, Qwen, Mistral, GPT-2 ...; transformers >= 5) and, through "
+            "add_deep_prompts, DeBERTa-v2/v3 and MPNet."
         )
 
 
@@ -106,12 +111,19 @@ class DeepPromptModel(nn.Module):
     ):
         super().__init__()
         self.graphs: ShapeGraphs | None = None  # enable_cuda_graphs()
-        check_supported(model)
+        # Attention outside transformers' interface (DeBERTa-v2/v3, MPNet) takes the hooked path (prompts/hooks.py)
+        hooked = hooks.supports(model) and not _uses_interface(model)
+        if not hooked:
+            check_supported(model)
         self.model = model
         self.config = config
         self.geometry = BackboneGeometry.from_config(model.config)
         self.prompt_encoder = PromptEncoder(config, self.geometry)
-        model.set_attn_implementation(attention.prompted_name(model.config._attn_implementation))
+        self.attention_hooks: hooks.HookedPrompts | None = None
+        if hooked:
+            self.attention_hooks = hooks.attach(model, self.geometry.num_layers, self.geometry.head_dim)
+        else:
+            model.set_attn_implementation(attention.prompted_name(model.config._attn_implementation))
         model.requires_grad_(False)
         self.head_names = head_module_names(model) if train_head else []
         for name in self.head_names:
@@ -130,6 +142,12 @@ class DeepPromptModel(nn.Module):
         if lowest > 0 and layers is not None and len(layers) == self.geometry.num_layers:
             self._hooks.append(layers[lowest].register_forward_pre_hook(self._detach_input, with_kwargs=True))
 
+    @property
+    def hooked(self) -> bool:
+        """True where the prompts enter through hooked hand-written attention (prompts/hooks.py), not the
+        attention interface."""
+        return self.attention_hooks is not None
+
     # -- speed switches ----------------------------------------------------------------------------------
     @torch.no_grad()
     def cast_frozen(self, dtype: torch.dtype) -> None:
@@ -147,6 +165,11 @@ class DeepPromptModel(nn.Module):
         if getattr(self.model, "is_activation_checkpointing", False):
             raise ConfigError(
                 "method.cuda_graphs=true does not combine with gradient checkpointing: choose one"
+            )
+        if self.hooked:  # e.g. DeBERTa-v2 builds its relative positions with host-to-device copies
+            raise ConfigError(
+                f"method.cuda_graphs=true is not available for {type(self.model).__name__} (hand-written "
+                "attention, prompts/hooks.py): set method.cuda_graphs=false"
             )
         self.graphs = ShapeGraphs(self, self._forward_eager, max_shapes=max_shapes)
 
@@ -284,7 +307,9 @@ class DeepPromptModel(nn.Module):
         # Non-reentrant: the prefix reaches each layer as a keyword argument, which the reentrant variant
         # would not differentiate through.
         # (`gradient_checkpointing_enable` is deprecated in transformers 5 and warns on every call.)
-        self.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        # The hooked path replays the forward's prompts in the recomputation (torch's context_fn).
+        kwargs = {"use_reentrant": False, **(self.attention_hooks.checkpoint_kwargs() if self.hooked else {})}
+        self.model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
 
     def num_parameters(self) -> dict[str, int]:
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
