@@ -48,6 +48,7 @@ class Batcher:
         self.stopped = False
         self.batches = 0
         self.rows = 0
+        self.mixed_batches = 0  # batches that held more than one task
         self.thread = threading.Thread(target=self._loop, name="deepprompt-batcher", daemon=True)
         self.thread.start()
 
@@ -68,6 +69,7 @@ class Batcher:
     def stats(self) -> dict[str, Any]:
         return {
             "batches": self.batches,
+            "mixed_batches": self.mixed_batches,
             "rows": self.rows,
             "max_batch": self.max_batch,
             "max_wait_ms": self.max_wait * 1000,
@@ -131,6 +133,7 @@ class Batcher:
             ]
             answers = predict(registry.forward, work, self.max_batch, registry.device)
         self.batches += 1
+        self.mixed_batches += len({j.task for j in live}) > 1
         self.rows += sum(j.rows for j in live)
         at = 0
         for job in live:
