@@ -49,7 +49,9 @@ def build_server(cfg: DictConfig):
         dtype = "bfloat16" if device.type == "cuda" else "float32"
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
-    registry = TaskRegistry(cfg.backbone, str(device), dtype, int(cfg.seed))
+    registry = TaskRegistry(
+        cfg.backbone, str(device), dtype, int(cfg.seed), str(cfg.compile), cfg.get("pad_to_multiple_of")
+    )
     for name, path in prompts.items():
         registry.load(name, path)
     b = cfg.batching

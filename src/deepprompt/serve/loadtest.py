@@ -155,6 +155,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     inputs = task_inputs(dict(cfg.prompts), int(cfg.inputs_per_task))
     rows = []
+    print(
+        "| batching | clients | requests/s | p50 ms | p99 ms | rows/forward |\n|---|---:|---:|---:|---:|---:|"
+    )
+    load_before = os.getloadavg()
     for mode in cfg.modes:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -188,6 +192,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             "backbone": cfg.backbone,
             "device": cfg.device,
             "tasks": list(cfg.prompts),
+            "load_average_before_after": [load_before[0], os.getloadavg()[0]],  # other work on the machine
             "command": " ".join(sys.argv),
         }
         Path(cfg.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")

@@ -13,6 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -99,7 +100,13 @@ class TaskRegistry:
     against a running batch."""
 
     def __init__(
-        self, backbone: DictConfig | dict, device: str = "cpu", dtype: str = "float32", seed: int = 42
+        self,
+        backbone: DictConfig | dict,
+        device: str = "cpu",
+        dtype: str = "float32",
+        seed: int = 42,
+        compile: str = "none",
+        pad_to_multiple_of: int | None = None,
     ):
         self.backbone_cfg = structured(
             BackboneConfig, OmegaConf.to_container(OmegaConf.create(backbone), resolve=True), "backbone"
@@ -108,6 +115,15 @@ class TaskRegistry:
         self.dtype = getattr(torch, dtype)
         torch.manual_seed(seed)  # a randomly initialised backbone (tests) is the one its runs trained on
         self.model = load_backbone(self.backbone_cfg).to(self.device, self.dtype).eval()
+        # fixed shapes for a compiled forward: lengths padded to a multiple, rows to a power of two
+        self.compile = compile
+        self.pad_to_multiple_of = pad_to_multiple_of or (32 if compile != "none" else None)
+        self.pad_rows = compile != "none"
+        self.pad_id = 0
+        if compile != "none":
+            from deepprompt.prompts.compiling import compile_backbone
+
+            compile_backbone(self.model, compile, dynamic=None)  # symbolic sizes after the first new shape
         self.multi: MultiTaskDeepPromptModel | None = None
         self.tasks: dict[str, ServedTask] = {}
         self.lock = threading.RLock()
@@ -157,6 +173,7 @@ class TaskRegistry:
                 HeadConfig, OmegaConf.to_container(cfg.get("head") or {}, resolve=True), "head"
             ).pooling
             runner = TaskRunner.from_datamodule(name, datamodule, head, pooling)
+            self.pad_id = runner.tokenizer.pad_token_id or 0
             if runner.family == "generation":
                 self._drop(name)
                 raise ConfigError(f"{run_dir} is a generation run: serve answers encoder tasks only")
@@ -177,8 +194,33 @@ class TaskRegistry:
             self._drop(name)
 
     def forward(self, task_ids: torch.Tensor, batch: dict[str, torch.Tensor]):
-        """The backbone with each row's task prompts (``task_ids``: indices into ``self.multi.tasks``)."""
-        return self.multi(task_ids, **batch)
+        """The backbone with each row's task prompts (``task_ids``: indices into ``self.multi.tasks``).
+
+        With padded shapes (a compiled forward), the batch is padded to the bucket and the output cut back.
+        """
+        if self.pad_to_multiple_of is None and not self.pad_rows:
+            return self.multi(task_ids, **batch)
+        rows, length = batch["input_ids"].shape
+        width = length
+        if self.pad_to_multiple_of:
+            width = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        height = 1 << (rows - 1).bit_length() if self.pad_rows else rows
+        padded = {}
+        for key, value in batch.items():
+            fill = self.pad_id if key == "input_ids" else 0
+            out = value.new_full((height, width), fill)
+            out[:rows, :length] = value
+            out[rows:, :length] = value[-1:]  # extra rows repeat the last one; their outputs are dropped
+            padded[key] = out
+        ids = torch.cat([task_ids, task_ids[-1:].expand(height - rows)])
+        if self.compile == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()
+        out = self.multi(ids, **padded)
+        pooler = getattr(out, "pooler_output", None)
+        return SimpleNamespace(
+            last_hidden_state=out.last_hidden_state[:rows, :length].clone(),
+            pooler_output=None if pooler is None else pooler[:rows].clone(),
+        )
 
     def index(self, name: str) -> int:
         return self.multi.tasks.index(name)
