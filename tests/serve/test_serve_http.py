@@ -192,3 +192,14 @@ def test_tasks_are_listed_added_and_removed_at_runtime(server, runs, tmp_path):
     r = httpx.post(f"{server}/v1/rte/predict", json={"inputs": INPUTS["rte"][:1]})  # the others still answer
     assert r.status_code == 200
     assert os.environ.get("DEEPPROMPT_DATA_DIR")  # the fixture pointed the runs at their data
+
+
+def test_the_load_benchmark_drives_the_server(server):
+    from deepprompt.serve.loadtest import drive
+
+    inputs = {"rte": INPUTS["rte"][:2], "sst2": INPUTS["sst2"][:2]}
+    before = httpx.get(f"{server}/health").json()["batcher"]["rows"]
+    result = asyncio.run(drive(server, inputs, clients=3, total=9))
+    assert result["requests"] == 9
+    assert result["requests_per_s"] > 0 and 0 < result["p50_ms"] <= result["p99_ms"]
+    assert httpx.get(f"{server}/health").json()["batcher"]["rows"] - before == 9

@@ -9,7 +9,8 @@ For each batching mode (``modes``: ``mixed``, ``per_task``) a server is started 
 ``clients`` closed-loop clients (httpx, asynchronous): each sends one request of one input, waits for the
 answer and sends the next, cycling through the tasks (client ``c`` starts at task ``c mod tasks``), until
 ``requests`` requests per client count are answered. Inputs are the first ``inputs_per_task`` examples of
-each task's validation file (the run's data folder). Prints a markdown table and writes the rows to ``out``.
+each task's validation file (the run's data folder; classification tasks). Prints a markdown table and writes the rows
+to ``out``.
 """
 
 from __future__ import annotations
