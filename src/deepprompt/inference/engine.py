@@ -1,0 +1,115 @@
+"""Batched inference over examples of one or several tasks: rows grouped by length, one backbone call a batch.
+
+``forward(task_ids, batch)`` is the backbone call: the run's own encoder (`deepprompt-predict`) or the
+server's `MultiTaskDeepPromptModel` (``task_ids``: each row's task index). Each task's `TaskRunner` turns its
+examples into rows, reads its rows' head scores from the output and decodes them, so either caller gives the
+same answers for the same inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from deepprompt.data.base import SEQUENCE_KEYS, FeatureCollator
+from deepprompt.inference.families import Example, Row, TaskRunner
+
+Forward = Callable[[torch.Tensor, dict[str, torch.Tensor]], Any]
+
+
+def collate(rows: Sequence[Row], pad_id: int, padding_side: str, device) -> dict[str, torch.Tensor]:
+    """The rows' token keys padded to their longest (the data modules' own collator), on ``device``."""
+    batch = FeatureCollator(pad_id, None, padding_side)(
+        [{k: r[k] for k in SEQUENCE_KEYS if k in r} for r in rows]
+    )
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def pad_id_of(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
+def rows_of(runner: TaskRunner, example: Example) -> list[Row]:
+    """The example's backbone rows, tokenized once (kept in the example under ``_rows``)."""
+    if "_rows" not in example:
+        example["_rows"] = runner.rows(example)
+    return example["_rows"]
+
+
+def run_batch(
+    forward: Forward,
+    items: Sequence[tuple[int, TaskRunner, Row]],
+    device,
+) -> list[torch.Tensor]:
+    """One backbone call over ``(task index, runner, row)`` items; each row's scores, in item order."""
+    tokenizer = items[0][1].tokenizer
+    batch = collate([row for _, _, row in items], pad_id_of(tokenizer), tokenizer.padding_side, device)
+    task_ids = torch.tensor([t for t, _, _ in items], dtype=torch.long)
+    out = forward(task_ids, batch)
+    scores: list[torch.Tensor | None] = [None] * len(items)
+    by_runner: dict[int, list[int]] = {}
+    for i, (_, runner, _) in enumerate(items):
+        by_runner.setdefault(id(runner), []).append(i)
+    for positions in by_runner.values():
+        runner = items[positions[0]][1]
+        index = torch.tensor(positions, device=batch["input_ids"].device)
+        for position, score in zip(positions, runner.scores(out, index, batch), strict=True):
+            scores[position] = score
+    return scores  # type: ignore[return-value]
+
+
+def predict(
+    forward: Forward,
+    work: Sequence[tuple[int, TaskRunner, Example]],
+    batch_size: int,
+    device,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Answers for ``(task index, runner, example)`` in the given order; rows run longest first, in batches
+    of ``batch_size`` rows of near-equal length (less padding)."""
+    rows: list[tuple[int, int, TaskRunner, Row]] = []  # (example, task index, runner, row)
+    per_example: list[list[int]] = []
+    for e, (task, runner, example) in enumerate(work):
+        made = rows_of(runner, example)
+        per_example.append(list(range(len(rows), len(rows) + len(made))))
+        rows += [(e, task, runner, row) for row in made]
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i][3]["input_ids"]))
+    scores: list[torch.Tensor | None] = [None] * len(rows)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        out = run_batch(forward, [(rows[i][1], rows[i][2], rows[i][3]) for i in chunk], device)
+        for i, s in zip(chunk, out, strict=True):
+            scores[i] = s
+        if progress is not None:
+            progress(len(chunk))
+    answers = []
+    for (_, runner, example), positions in zip(work, per_example, strict=True):
+        answers.append(
+            runner.decode(example, [rows[i][3] for i in positions], [scores[i] for i in positions])
+        )
+    return answers
+
+
+def count_rows(work: Sequence[tuple[int, TaskRunner, Example]]) -> int:
+    return sum(len(rows_of(runner, example)) for _, runner, example in work)
+
+
+@torch.no_grad()
+def generate(module, runner: TaskRunner, examples: Sequence[Example], batch_size: int, device, progress=None):
+    """Generated text per example (the run's decoding settings), prompts grouped by length, left-padded."""
+    dm = runner.datamodule
+    prompts = [dm._prompt(e["source"]) for e in examples]
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    collator = FeatureCollator(dm.tokenizer.pad_token_id, None, "left")
+    texts: list[str | None] = [None] * len(prompts)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = collator([{"input_ids": prompts[i], "attention_mask": [1] * len(prompts[i])} for i in chunk])
+        new = module.generate(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        for i, text in zip(chunk, dm.decode(new.cpu()), strict=True):
+            texts[i] = text
+        if progress is not None:
+            progress(len(chunk))
+    return [{"generated": t} for t in texts]

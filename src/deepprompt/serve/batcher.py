@@ -1,0 +1,141 @@
+"""Dynamic batching: requests that arrive together run in one backbone call, whatever their tasks.
+
+Request handlers `submit` a job (a task and its examples) and await its future. One worker thread takes the
+oldest job, waits up to ``max_wait_ms`` for more to arrive until ``max_batch`` rows are gathered, and runs them
+in one forward pass of the `MultiTaskDeepPromptModel` (each row with its own task's prompts). With
+``mixed=False`` a batch takes jobs of the oldest job's task only (one task per batch: the baseline the
+load benchmark compares against). A job bigger than ``max_batch`` rows runs alone, in ``max_batch`` chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from deepprompt.inference.engine import predict, rows_of
+from deepprompt.inference.families import Example
+from deepprompt.serve.registry import TaskRegistry
+
+log = logging.getLogger("deepprompt.serve")
+
+
+@dataclass
+class Job:
+    task: str
+    examples: list[Example]
+    rows: int
+    future: Future = field(default_factory=Future)
+    arrived: float = field(default_factory=time.perf_counter)
+
+
+class Batcher:
+    def __init__(
+        self, registry: TaskRegistry, max_batch: int = 32, max_wait_ms: float = 5.0, mixed: bool = True
+    ):
+        self.registry = registry
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000.0
+        self.mixed = mixed
+        self.queue: deque[Job] = deque()
+        self.cond = threading.Condition()
+        self.stopped = False
+        self.batches = 0
+        self.rows = 0
+        self.mixed_batches = 0  # batches that held more than one task
+        self.thread = threading.Thread(target=self._loop, name="deepprompt-batcher", daemon=True)
+        self.thread.start()
+
+    def submit(self, task: str, examples: list[Example]) -> Future:
+        runner = self.registry.tasks[task].runner
+        job = Job(task, examples, sum(len(rows_of(runner, e)) for e in examples))
+        with self.cond:
+            self.queue.append(job)
+            self.cond.notify()
+        return job.future
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify()
+        self.thread.join(timeout=5)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches,
+            "mixed_batches": self.mixed_batches,
+            "rows": self.rows,
+            "max_batch": self.max_batch,
+            "max_wait_ms": self.max_wait * 1000,
+            "mixed": self.mixed,
+        }
+
+    # -- worker --------------------------------------------------------------------------------------------
+    def _take(self) -> list[Job]:
+        """Jobs for the next batch (the oldest first; with ``mixed=False`` only its task's)."""
+        with self.cond:
+            while not self.queue and not self.stopped:
+                self.cond.wait()
+            if self.stopped:
+                return []
+            first = self.queue[0]
+            deadline = first.arrived + self.max_wait
+            while not self.stopped:
+                ready = sum(j.rows for j in self.queue if self.mixed or j.task == first.task)
+                left = deadline - time.perf_counter()
+                if ready >= self.max_batch or left <= 0:
+                    break
+                self.cond.wait(timeout=left)
+            taken, rows = [], 0
+            for job in list(self.queue):
+                if not self.mixed and job.task != first.task:
+                    continue
+                if taken and rows + job.rows > self.max_batch:
+                    break
+                taken.append(job)
+                rows += job.rows
+                self.queue.remove(job)
+            return taken
+
+    def _loop(self) -> None:
+        while True:
+            jobs = self._take()
+            if not jobs:
+                return
+            try:
+                self._run(jobs)
+            except Exception as err:  # a failed batch answers its requests with the error, the worker goes on
+                log.exception("batch failed")
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(err)
+
+    @torch.inference_mode()
+    def _run(self, jobs: list[Job]) -> None:
+        registry = self.registry
+        with registry.lock:
+            live = [j for j in jobs if j.task in registry.tasks]
+            for job in jobs:
+                if job.task not in registry.tasks:
+                    job.future.set_exception(KeyError(job.task))
+            if not live:
+                return
+            work = [
+                (registry.index(job.task), registry.tasks[job.task].runner, example)
+                for job in live
+                for example in job.examples
+            ]
+            answers = predict(registry.forward, work, self.max_batch, registry.device)
+        self.batches += 1
+        self.mixed_batches += len({j.task for j in live}) > 1
+        self.rows += sum(j.rows for j in live)
+        at = 0
+        for job in live:
+            job.future.set_result(answers[at : at + len(job.examples)])
+            at += len(job.examples)

@@ -1,0 +1,84 @@
+"""``deepprompt-serve "prompts={rte: <dir>, sst2: <dir>}" backbone=minilm port=8080``: load, then serve."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import hydra
+import torch
+from omegaconf import DictConfig, ListConfig
+
+from deepprompt.config.resolvers import register_resolvers
+from deepprompt.errors import ConfigError, DeepPromptError
+from deepprompt.predict import pick_device
+from deepprompt.runs.guard import debug_enabled
+
+log = logging.getLogger("deepprompt.serve")
+register_resolvers()
+
+
+def parse_prompts(node) -> dict[str, str]:
+    """``{task: dir}`` from a mapping or from a list of ``task=dir`` strings."""
+    if isinstance(node, DictConfig | dict):
+        return {str(k): str(v) for k, v in node.items()}
+    if isinstance(node, ListConfig | list):
+        out = {}
+        for item in node:
+            name, sep, path = str(item).partition("=")
+            if not sep or not name or not path:
+                raise ConfigError(f"prompts: {item!r} is not task=dir")
+            out[name] = path
+        return out
+    raise ConfigError(f"prompts must map task names to run folders, got {node!r}")
+
+
+def build_server(cfg: DictConfig):
+    """``(registry, batcher, app)`` with every task of ``cfg.prompts`` loaded."""
+    from deepprompt.serve.app import create_app
+    from deepprompt.serve.batcher import Batcher
+    from deepprompt.serve.registry import TaskRegistry
+
+    prompts = parse_prompts(cfg.prompts)
+    if not prompts:
+        raise ConfigError('no tasks to serve: pass prompts="{<task>: <run folder>, ...}"')
+    device = pick_device(str(cfg.device))
+    dtype = str(cfg.dtype)
+    if dtype == "auto":
+        dtype = "bfloat16" if device.type == "cuda" else "float32"
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    registry = TaskRegistry(
+        cfg.backbone, str(device), dtype, int(cfg.seed), str(cfg.compile), cfg.get("pad_to_multiple_of")
+    )
+    for name, path in prompts.items():
+        registry.load(name, path)
+    b = cfg.batching
+    batcher = Batcher(registry, int(b.max_batch), float(b.max_wait_ms), bool(b.mixed))
+    return registry, batcher, create_app(registry, batcher, bool(cfg.allow_task_changes))
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
+def main(cfg: DictConfig) -> None:
+    import uvicorn
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(
+        level=str(cfg.log_level).upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        _, batcher, app = build_server(cfg)
+    except DeepPromptError as err:
+        if debug_enabled():
+            raise
+        print(f"deepprompt-serve: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    try:
+        uvicorn.run(app, host=str(cfg.host), port=int(cfg.port), log_level=str(cfg.log_level))
+    finally:
+        batcher.stop()
+
+
+if __name__ == "__main__":
+    main()

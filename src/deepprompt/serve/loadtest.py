@@ -1,0 +1,204 @@
+"""Load benchmark of `deepprompt-serve`: requests/s and p50/p99 latency per number of concurrent clients,
+mixed-task batching against one task per batch, each against a real server process over HTTP.
+
+    python -m deepprompt.serve.loadtest "prompts={sst2: runs/sst2, rte: runs/rte, boolq: runs/boolq, cb: runs/cb}" \\
+        backbone=minilm clients=[1,4,16] requests=200 device=cpu out=serve_load.json
+
+For each batching mode (``modes``: ``mixed``, ``per_task``) a server is started (``deepprompt-serve`` with
+``batching.mixed`` set accordingly, the other options passed through ``server``), warmed up, and driven by
+``clients`` closed-loop clients (httpx, asynchronous): each sends one request of one input, waits for the
+answer and sends the next, cycling through the tasks (client ``c`` starts at task ``c mod tasks``), until
+``requests`` requests per client count are answered. Inputs are the first ``inputs_per_task`` examples of
+each task's validation file (the run's data folder; classification tasks). Prints a markdown table and writes the rows
+to ``out``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from omegaconf import OmegaConf
+
+DEFAULTS = {
+    "prompts": None,
+    "backbone": "minilm",
+    "clients": [1, 4, 16],
+    "modes": ["mixed", "per_task"],
+    "requests": 200,
+    "warmup": 20,
+    "inputs_per_task": 64,
+    "device": "auto",
+    "dtype": "auto",
+    "max_batch": 32,
+    "max_wait_ms": 5.0,
+    "threads": None,
+    "server": [],  # extra deepprompt-serve overrides
+    "out": None,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def task_inputs(prompts: dict[str, str], n: int) -> dict[str, list[dict[str, Any]]]:
+    """The first ``n`` validation examples of each task, as request items (its JSON-lines fields)."""
+    from deepprompt.eval import load_run_config
+    from deepprompt.serve.registry import find_run
+
+    out = {}
+    for task, path in prompts.items():
+        run, _ = find_run(Path(path))
+        cfg = load_run_config(run)
+        from deepprompt.data.tasks import get_task
+
+        spec = get_task(str(cfg.data.task))
+        from deepprompt.data.readers import read_jsonl, read_tsv, resolve_split_file
+
+        file = resolve_split_file(cfg.data.data_dir, spec.local_folder, spec.local_files["validation"])
+        reader = read_tsv if spec.local_format == "tsv" else read_jsonl
+        rows = []
+        for _, row in reader(file):
+            rows.append({f: row[f] for f in spec.text_fields})
+            if len(rows) >= n:
+                break
+        out[task] = rows
+    return out
+
+
+def start_server(cfg, mixed: bool, port: int, log: Path) -> subprocess.Popen:
+    prompts = ", ".join(f"{t}: {p}" for t, p in cfg.prompts.items())
+    args = [
+        sys.executable,
+        "-m",
+        "deepprompt.serve.cli",
+        f"prompts={{{prompts}}}",
+        f"backbone={cfg.backbone}",
+        f"port={port}",
+        f"device={cfg.device}",
+        f"dtype={cfg.dtype}",
+        f"batching.max_batch={cfg.max_batch}",
+        f"batching.max_wait_ms={cfg.max_wait_ms}",
+        f"batching.mixed={str(mixed).lower()}",
+        "log_level=warning",
+        *([f"threads={cfg.threads}"] if cfg.threads else []),
+        *cfg.server,
+    ]
+    return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited ({proc.returncode}) before answering /health")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"no answer from {url}/health in {timeout:.0f} s")
+
+
+async def drive(url: str, inputs: dict[str, list], clients: int, total: int) -> dict[str, float]:
+    """``clients`` closed-loop clients until ``total`` requests are answered: requests/s, p50/p99 (ms)."""
+    tasks = list(inputs)
+    latencies: list[float] = []
+    sent = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client(c: int, http: httpx.AsyncClient) -> None:
+        nonlocal sent
+        k = 0
+        while sent < total:
+            sent += 1
+            task = tasks[(c + k) % len(tasks)]
+            item = inputs[task][(c * 7 + k) % len(inputs[task])]
+            k += 1
+            start = time.perf_counter()
+            r = await http.post(f"/v1/{task}/predict", json={"inputs": [item]})
+            latencies.append(time.perf_counter() - start)
+            r.raise_for_status()
+
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as http:
+        began = time.perf_counter()
+        await asyncio.gather(*(client(c, http) for c in range(clients)))
+        wall = time.perf_counter() - began
+    ms = np.array(latencies) * 1000
+    return {
+        "requests": len(latencies),
+        "requests_per_s": len(latencies) / wall,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    cfg = OmegaConf.merge(
+        OmegaConf.create(DEFAULTS), OmegaConf.from_dotlist(argv if argv is not None else sys.argv[1:])
+    )
+    if not cfg.prompts:
+        raise SystemExit('loadtest: pass prompts="{<task>: <run folder>, ...}"')
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    inputs = task_inputs(dict(cfg.prompts), int(cfg.inputs_per_task))
+    rows = []
+    print(
+        "| batching | clients | requests/s | p50 ms | p99 ms | rows/forward |\n|---|---:|---:|---:|---:|---:|"
+    )
+    load_before = os.getloadavg()
+    for mode in cfg.modes:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = start_server(cfg, mode == "mixed", port, Path(f".loadtest_server_{mode}.log"))
+        try:
+            wait_ready(url, proc)
+            asyncio.run(drive(url, inputs, 4, int(cfg.warmup)))
+            for clients in cfg.clients:
+                before = httpx.get(f"{url}/health").json()["batcher"]
+                result = asyncio.run(drive(url, inputs, int(clients), int(cfg.requests)))
+                after = httpx.get(f"{url}/health").json()["batcher"]
+                batches = after["batches"] - before["batches"]
+                result |= {
+                    "mode": mode,
+                    "clients": int(clients),
+                    "rows_per_batch": (after["rows"] - before["rows"]) / max(batches, 1),
+                }
+                rows.append(result)
+                print(
+                    f"| {mode:8s} | {clients:3d} | {result['requests_per_s']:8.1f} | {result['p50_ms']:8.1f} "
+                    f"| {result['p99_ms']:8.1f} | {result['rows_per_batch']:5.1f} |",
+                    flush=True,
+                )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    if cfg.out:
+        meta = {
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "backbone": cfg.backbone,
+            "device": cfg.device,
+            "tasks": list(cfg.prompts),
+            "load_average_before_after": [load_before[0], os.getloadavg()[0]],  # other work on the machine
+            "command": " ".join(sys.argv),
+        }
+        Path(cfg.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
