@@ -5,7 +5,7 @@
 # (corpus BLEU via sacrebleu, ROUGE-L), greedy decoding, at most 48 new tokens. Sized for 2 shared CPU cores:
 # 512 pairs / 50 MRs took ~5 min per 8 steps under load (~45 min per method), so 200 pairs (25 steps) / 40 MRs.
 # The methods run one after another (never in parallel); each appends its wall time to $OUT/wall_times.tsv.
-# Usage: DEEPPROMPT_DATA_DIR=/work/shared/data [METHODS="ptuning_v2 lora"] bash experiments/scripts/issue8_e2e_cpu.sh
+# Usage: DEEPPROMPT_DATA_DIR=../shared/data [METHODS="ptuning_v2 lora"] bash experiments/lab/issue8_e2e_cpu.sh
 #   PY: the Python to use (default: python); the report is `python -m deepprompt.report.cli` (= deepprompt-report).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parents[2] / "experiments" / "scripts" / "gpu_plans.py"
+SCRIPT = Path(__file__).parents[1] / "gpu_plans.py"
 
 
 def _plans():

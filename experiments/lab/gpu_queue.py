@@ -8,8 +8,8 @@ Learning-rate grids with follow-up seeds: a job with `pick_lr_from` waits until 
 finished, then takes the grid's best learning rate (by the monitored metric's best epoch, seed 1), so the
 3-seed comparison runs each method at its own tuned rate within one call, with no hand-picked numbers.
 
-Usage (on the GPU machine, after `source experiments/scripts/device_env.sh`):
-    python3 experiments/scripts/gpu_queue.py --plan call1 --budget 540 --parallel 14 --root /tmp/dp_out/q
+Usage (on the GPU machine, after `source experiments/lab/device_env.sh`):
+    python3 experiments/lab/gpu_queue.py --plan call1 --budget 540 --parallel 14 --root "$TMPDIR/dp_out/q"
 Plans live in gpu_plans.py; `--dry-run` prints the job list with its commands and estimated steps.
 """
 

@@ -9,12 +9,12 @@
 # issues 3/4/9 (MiniLM jobs side by side, gpu_queue.py) until DEADLINE_S seconds after the start; all packed
 # into $OUT. Optional COMPRESS=1: SVD-compress the knob runs' uniform prompts afterwards (issue 9).
 #   device run (carry .device .snap [.prior]):
-#     cd .snap && ln -sfn ../.device .device && BENCH=1 bash experiments/scripts/gpu_call.sh PLAN DEADLINE_S [PARALLEL]
+#     cd .snap && ln -sfn ../.device .device && BENCH=1 bash experiments/lab/gpu_call.sh PLAN DEADLINE_S [PARALLEL]
 # A folder .prior/ (make_prior.sh; in the tree's root, or beside .snap) continues the plan of earlier calls.
 set -u
 plan=$1 deadline=$2 parallel=${3:-14}
 T0=$(date +%s)
-source experiments/scripts/device_env.sh
+source experiments/lab/device_env.sh
 if [[ ${BENCH:-0} == 1 ]]; then
   B=$DEEPPROMPT_OUTPUT_DIR/bench; mkdir -p "$B"
   echo "== issue 5 bench (gpu-issue5 preset)"
@@ -88,11 +88,11 @@ if [[ ${BENCH:-0} == cold ]]; then  # issue 5: cold vs warm compile caches acros
       --pad-multiple 32 --budget-s 20 --out "$OUT/${name}_$shape.json" > "$OUT/${name}_$shape.log" 2>&1
     echo "exit $? $name"; grep "^|" "$OUT/${name}_$shape.log" | tail -3
   }
-  rm -rf /tmp/cache_auto /tmp/cache_symbolic
+  rm -rf ${TMPDIR:-/tmp}/cache_auto ${TMPDIR:-/tmp}/cache_symbolic
   runs=" ${COLD_RUNS:-cold_auto cold_symbolic warm_auto} "  # COLD_RUNS="cold_auto warm_auto": the sweep pair only
-  [[ $runs == *" cold_auto "* ]] && epoch cold_auto /tmp/cache_auto static,dynamic_cudagraph  # first job of a sweep
-  [[ $runs == *" cold_symbolic "* ]] && epoch cold_symbolic /tmp/cache_symbolic static,dynamic_cudagraph_symbolic
-  [[ $runs == *" warm_auto "* ]] && epoch warm_auto /tmp/cache_auto static,dynamic_cudagraph  # later job, same cache
+  [[ $runs == *" cold_auto "* ]] && epoch cold_auto ${TMPDIR:-/tmp}/cache_auto static,dynamic_cudagraph  # first job of a sweep
+  [[ $runs == *" cold_symbolic "* ]] && epoch cold_symbolic ${TMPDIR:-/tmp}/cache_symbolic static,dynamic_cudagraph_symbolic
+  [[ $runs == *" warm_auto "* ]] && epoch warm_auto ${TMPDIR:-/tmp}/cache_auto static,dynamic_cudagraph  # later job, same cache
 fi
 if [[ ${BENCH:-0} == graphs || ${BENCH:-0} == graphs2 ]]; then  # issue 5: CUDA graphs without a compiler
   # graphs (call 19, ~420 s): the GPU half of tests/prompts/test_cuda_graphs.py, one SST-2 epoch per shape, the step
@@ -123,10 +123,10 @@ if (( budget < 60 )); then echo "no time left for the queue"; ls -la "$OUT"; exi
 prior=()
 for dir in .prior ../.prior; do [[ -d $dir ]] && { prior=(--prior "$dir"); break; }; done  # tree root or .snap
 if [[ ${#prior[@]} -gt 0 && -f ${prior[1]}/runs.tar.gz ]]; then  # make_prior.sh packs it into one archive
-  rm -rf /tmp/prior && mkdir -p /tmp/prior && tar -C /tmp/prior -xzf "${prior[1]}/runs.tar.gz" && prior=(--prior /tmp/prior)
+  rm -rf ${TMPDIR:-/tmp}/prior && mkdir -p ${TMPDIR:-/tmp}/prior && tar -C ${TMPDIR:-/tmp}/prior -xzf "${prior[1]}/runs.tar.gz" && prior=(--prior ${TMPDIR:-/tmp}/prior)
 fi
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv -l 20 > "$OUT/gpu_util.csv" 2>&1 &
-python3 experiments/scripts/gpu_queue.py --plan "$plan" --budget "$budget" --parallel "$parallel" \
+python3 experiments/lab/gpu_queue.py --plan "$plan" --budget "$budget" --parallel "$parallel" \
   --steps-per-s "${STEPS_PER_S:-20}" \
   --root "$DEEPPROMPT_OUTPUT_DIR/queue" "${prior[@]}" "$MINILM" trainer=gpu extras.print_config=false \
   '~callbacks.rich_progress_bar' +trainer.enable_progress_bar=false callbacks.nan_guard.check_every_n_steps=25 \

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPTS = Path(__file__).parents[2] / "experiments" / "scripts"
+SCRIPTS = Path(__file__).parents[1]
 
 
 def _load(name: str):

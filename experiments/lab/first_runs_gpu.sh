@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Issue 2 on the GPU machine: the main job (P-Tuning v2, MiniLM, SST-2) plus, side by side on the same GPU,
 # full fine-tuning on SST-2 and P-Tuning v2 on RTE and CB (each job its own process).
-#   device run: source experiments/scripts/device_env.sh; bash experiments/scripts/issue2_sst2_gpu.sh
+#   device run: source experiments/lab/device_env.sh; bash experiments/lab/issue2_sst2_gpu.sh
 set -u
-source experiments/scripts/device_env.sh
+source experiments/lab/device_env.sh
 T0=$(date +%s)
 run() { local name=$1; shift; python3 -m deepprompt.train "$MINILM" trainer=gpu extras.print_config=false "$@" > "$OUT/$name.log" 2>&1; echo "$name exit $? after $(( $(date +%s) - T0 )) s"; }
 run sst2_ptuning_v2 experiment=sst2_minilm task_name=issue2_sst2 &

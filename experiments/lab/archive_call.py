@@ -1,6 +1,6 @@
-"""Archive one GPU call's runs into experiments/results/minilm_h100_runs/ (or --dst).
+"""Archive one GPU call's runs into experiments/lab/gpu_runs (not in git)/ (or --dst).
 
-    python experiments/scripts/archive_call.py /path/to/unpacked/runs_<plan>.tar.gz/folder [--dst ...]
+    python experiments/lab/archive_call.py /path/to/unpacked/runs_<plan>.tar.gz/folder [--dst ...]
 
 Copies metrics.json, .hydra/config.yaml, .hydra/overrides.yaml and compression.json/.md of every run folder that
 ran in that call: it has .hydra/config.yaml and a full metrics.json, i.e. one with the run's history (the
@@ -42,7 +42,7 @@ def archive(src: Path, dst: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("src", type=Path)
-    parser.add_argument("--dst", type=Path, default=Path("experiments/results/minilm_h100_runs"))
+    parser.add_argument("--dst", type=Path, default=Path("experiments/lab/gpu_runs (not in git)"))
     args = parser.parse_args(argv)
     runs = archive(args.src, args.dst)
     print(f"{len(runs)} runs archived into {args.dst}")

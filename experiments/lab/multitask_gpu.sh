@@ -4,10 +4,10 @@
 # seed 11), side by side on one GPU (one process each: wall times include contention); then the mixed-batch
 # inference benchmark. Needs .device/ with rte, cb and boolq:
 #   ../shared/tools/device-pack --data rte --data cb --data boolq
-#   device run (carry .device): bash experiments/scripts/issue9_multitask_gpu.sh
+#   device run (carry .device): bash experiments/lab/issue9_multitask_gpu.sh
 # Joint: 12,167 training examples / 32 = 381 steps per epoch, 10 epochs = 3,810 steps.
 set -u
-source experiments/scripts/device_env.sh
+source experiments/lab/device_env.sh
 T0=$(date +%s)
 LOGS=$DEEPPROMPT_OUTPUT_DIR/logs; mkdir -p "$LOGS"  # packed into the archive ($OUT returns at most 8 files)
 run() { local name=$1; shift; python3 -m deepprompt.train "$MINILM" trainer=gpu extras.print_config=false "$@" > "$LOGS/$name.log" 2>&1; echo "$name exit $? after $(( $(date +%s) - T0 )) s"; }

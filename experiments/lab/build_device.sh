@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild .device/ (git-ignored) from nothing: what a GPU call carries besides the tree (see README.md here).
-#   bash experiments/scripts/build_device.sh
+#   bash experiments/lab/build_device.sh
 # - ../shared/tools/device-pack: hydra, omegaconf, datasets, seqeval, transformers 5.23 wheels, MiniLM (fp16), data;
 # - peft 0.21.2 (the version the CPU tests use; the GPU image has an older one);
 # - huggingface_hub 2.x's HTTP stack (httpx2, httpcore2, truststore, h11, anyio, idna, sniffio, click): without it
@@ -16,6 +16,6 @@ rm -rf .device
 python3 -m pip download -q --no-deps -d .device/wheels peft==0.21.2 httpx2==2.16.2 httpcore2==2.16.2 \
   truststore h11 anyio idna sniffio click pytest==9.2.0 pluggy==1.7.0 iniconfig==2.3.1 2>&1 | grep -v "^WARNING" || true
 xz -9 -T2 .device/minilm/model.safetensors
-bash experiments/scripts/pack_device_site.sh
+bash experiments/lab/pack_device_site.sh
 du -sb .device | awk '{printf ".device: %.1f MiB\n", $1 / 2^20}'
 git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | awk '{printf "tracked files: %.1f MiB\n", $1 / 2^20}'

@@ -2,9 +2,9 @@
 # Build .prior/ (git-ignored) from archived runs, for `gpu_call.sh PLAN ...` to continue a plan without rerunning
 # finished jobs. Only what the queue reads travels (status and best scores of each metrics.json): the device
 # call's whole tree must stay under 64 MiB. Default source: the 2026-11-23 runs.
-#   bash experiments/scripts/make_prior.sh [experiments/results/minilm_h100_runs]
+#   bash experiments/lab/make_prior.sh [experiments/lab/gpu_runs (not in git)]
 set -euo pipefail
-src=${1:-experiments/results/minilm_h100_runs}
+src=${1:-experiments/lab/gpu_runs (not in git)}
 grep -qx '/.prior/' .git/info/exclude 2>/dev/null || echo '/.prior/' >> .git/info/exclude
 rm -rf .prior && mkdir .prior
 python3 - "$src" <<'PY'
@@ -19,5 +19,5 @@ for file in src.rglob("metrics.json"):
 PY
 n=$(find .prior -name metrics.json | wc -l)
 # one small archive instead of hundreds of folders: the device tool counts the tree's size, folders included
-tar -C .prior -czf /tmp/prior_runs.tar.gz . && rm -rf .prior && mkdir .prior && mv /tmp/prior_runs.tar.gz .prior/runs.tar.gz
+tar -C .prior -czf ${TMPDIR:-/tmp}/prior_runs.tar.gz . && rm -rf .prior && mkdir .prior && mv ${TMPDIR:-/tmp}/prior_runs.tar.gz .prior/runs.tar.gz
 echo "$n runs in .prior/runs.tar.gz ($(du -b .prior/runs.tar.gz | cut -f1) bytes)"
