@@ -150,7 +150,7 @@ def test_render_the_committed_h100_json():
 
     from deepprompt.bench import render
 
-    path = Path(__file__).parents[2] / "experiments/results/issue5_bench_h100/issue5_gpu.json"
+    path = Path(__file__).parents[1] / "fixtures/bench/h100_first_bench.json"
     text = render.render(json.loads(path.read_text()))
     assert "NVIDIA H100" in text and "| inference_vs_bare_T128 | 0.525 | <= 1.10 | True |" in text
     assert "% range)" in text  # the first run has min/max only
@@ -162,7 +162,7 @@ def test_render_lists_every_lever_against_peft_prefix():
 
     from deepprompt.bench import render
 
-    path = Path(__file__).parents[2] / "experiments/results/issue5_final_h100/issue5_final.json"
+    path = Path(__file__).parents[1] / "fixtures/bench/h100_cuda_graphs_targets.json"
     text = render.render(json.loads(path.read_text()))
     assert "| roberta-large | ptuning_v2_cudagraph | T256_m64 | 33.1 | 2.18 | 1.91 | 41.1 | 54 |" in text
     assert (
