@@ -32,7 +32,7 @@ from deepprompt.methods import method_schema
 from deepprompt.runs.build import build_data_and_module
 from deepprompt.runs.guard import run_guarded
 from deepprompt.runs.resume import RestoreTrainLoaderState, install_resumable_train_loader, resolve_ckpt_path
-from deepprompt.runs.summary import best_and_last, run_task, write_summary
+from deepprompt.runs.summary import best_and_last, run_task, summary_writer
 from deepprompt.utils.instantiate import build, build_all
 from deepprompt.utils.printing import print_config_tree
 
@@ -222,7 +222,7 @@ def hydra_main(cfg: DictConfig) -> float:
 
     summary = None
     try:
-        summary = run_guarded(cfg, train, rank_zero_writer(write_summary))
+        summary = run_guarded(cfg, train, rank_zero_writer(summary_writer(cfg)))
     finally:
         _finish_wandb(exit_code=0 if summary and summary.get("status") == "finished" else 1)
     return objective(summary, cfg.monitor)

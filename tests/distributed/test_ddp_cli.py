@@ -126,7 +126,7 @@ def test_submitit_local_launcher_runs_single_and_ddp_jobs(run_cli, tmp_path):
     out = tmp_path / "outputs"
     run_cli(
         "deepprompt.train", "-m", "hydra/launcher=local", *BASE, "trainer.max_epochs=1", "data.batch_size=8",
-        "trainer=cpu,ddp_cpu",
+        "trainer=cpu,ddp_cpu", "extras.record_host=true",
     )  # fmt: skip
     runs = run_dirs(out)
     assert len(runs) == 2
@@ -136,7 +136,7 @@ def test_submitit_local_launcher_runs_single_and_ddp_jobs(run_cli, tmp_path):
     for run in runs:
         summary = _summary(run)
         assert summary["status"] == "finished"
-        assert summary["host"] and summary["sweep_dir"] == str(sweep)
+        assert summary["host"] and (run / summary["sweep_dir"]).resolve() == sweep.resolve()
         steps[run.name] = summary["steps"]
     assert steps == {"0": 6, "1": 3}  # single process: 48 / 8; DDP: 48 / (2 x 8)
     assert (sweep / "1" / "train_rank1.log").is_file()

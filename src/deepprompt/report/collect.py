@@ -10,13 +10,22 @@ run (task ``rte+cb``, scores averaged over the tasks) and one row per task (task
 its own best epoch, its own prompt + head parameters), whose setting adds ``joint=rte+cb``: the per-task rows
 sit next to the separate single-task runs of the same task in the report. Column ``joint`` names the tasks
 trained together (empty for single-task runs).
+
+Runs are read from run folders (every ``metrics.json`` below them) or from a *compact record*: a JSON-lines file
+(``runs.jsonl``), one run per line, each line the run's ``metrics.json`` plus ``"run"`` (the run folder's name,
+relative to the record's folder) and optionally ``"files"`` (``{name: content}`` of small JSON files the run left
+beside its ``metrics.json``, e.g. ``compression.json``). A study keeps its record in git instead of the run folders,
+and its reports regenerate from it. ``runs.jsonl:GLOB`` reads only the runs whose name matches GLOB
+(``runs.jsonl:knobs/rte_*``). :func:`write_record` makes a record from run folders.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import math
+import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -55,6 +64,9 @@ PROMPT_KEYS = {
     "prompt_reparam": ("prompt.reparam", "reparam", "prefix_projection"),
 }
 AXIS_KEYS = frozenset(key for keys in PROMPT_KEYS.values() for key in keys)
+RECORD_SUFFIX = ".jsonl"
+# small JSON files a run leaves beside metrics.json that a compact record keeps under "files"
+RECORD_FILES = ("compression.json",)
 # keys of metrics.json that describe the machine, shown in the report header when present
 HARDWARE_KEYS = ("hardware", "gpu", "device_name", "accelerator")
 
@@ -251,22 +263,109 @@ def run_rows(summary: dict[str, Any], file: Path, ignore: Iterable[str] = ()) ->
     return rows
 
 
-def collect_runs(paths: Sequence[str | Path], ignore: Iterable[str] = ()) -> pd.DataFrame:
-    """Load every ``metrics.json`` below ``paths`` (recursively) into one DataFrame, one row per run.
+def _split_record(path: str | Path) -> tuple[Path, str | None] | None:
+    """``(record, glob)`` if ``path`` names a compact record (``runs.jsonl`` or ``runs.jsonl:GLOB``), else None."""
+    text = str(path)
+    at = text.find(RECORD_SUFFIX + ":")
+    if at >= 0:
+        return Path(text[: at + len(RECORD_SUFFIX)]), text[at + len(RECORD_SUFFIX) + 1 :]
+    return (Path(text), None) if text.endswith(RECORD_SUFFIX) else None
 
-    Files that are not run summaries (no ``status``) or cannot be parsed are skipped with a warning.
+
+def read_record(path: str | Path, pattern: str | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    """``(run folder, summary)`` of each line of a compact record (its runs whose name matches ``pattern``).
+
+    The run folder is the record's folder joined with the line's ``"run"``: it names the run in reports, it
+    need not exist. A line that is not a JSON object with ``"run"`` and ``"status"`` is an error naming the line.
     """
-    rows = []
-    for file in find_metrics(paths):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such run record: {path}")
+    runs = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
         try:
-            summary = json.loads(file.read_text())
-        except (OSError, ValueError) as err:
-            log.warning("skipping %s: %s", file, err)
+            summary = json.loads(line)
+        except ValueError as err:
+            raise ValueError(f"{path}:{number}: not a JSON object ({err})") from None
+        if not isinstance(summary, dict) or "run" not in summary or "status" not in summary:
+            raise ValueError(
+                f'{path}:{number}: a run record needs "run" and "status" (a metrics.json plus "run")'
+            )
+        if pattern is None or fnmatch.fnmatchcase(str(summary["run"]), pattern):
+            runs.append((path.parent / str(summary["run"]), summary))
+    if pattern is not None and not runs:
+        raise FileNotFoundError(f"no run in {path} matches {pattern!r}")
+    return runs
+
+
+def load_summaries(paths: Sequence[str | Path]) -> list[tuple[Path, dict[str, Any]]]:
+    """``(run folder, summary)`` of every run in ``paths``: run or sweep folders (every ``metrics.json`` below
+    them) and compact records (``runs.jsonl`` or ``runs.jsonl:GLOB``), in the order given.
+
+    ``metrics.json`` files that are not run summaries (no ``status``) or cannot be parsed are skipped with a
+    warning; records are checked line by line.
+    """
+    runs: list[tuple[Path, dict[str, Any]]] = []
+    folders: list[str | Path] = []
+
+    def flush() -> None:
+        for file in find_metrics(folders):
+            try:
+                summary = json.loads(file.read_text())
+            except (OSError, ValueError) as err:
+                log.warning("skipping %s: %s", file, err)
+                continue
+            if not isinstance(summary, dict) or "status" not in summary:
+                log.warning("skipping %s: not a deepprompt run summary", file)
+                continue
+            runs.append((file.parent, summary))
+        folders.clear()
+
+    for path in paths:
+        record = _split_record(path)
+        if record is None:
+            folders.append(path)
             continue
-        if not isinstance(summary, dict) or "status" not in summary:
-            log.warning("skipping %s: not a deepprompt run summary", file)
-            continue
-        rows.extend(run_rows(summary, file, ignore))
+        flush()
+        runs.extend(read_record(*record))
+    flush()
+    return runs
+
+
+def record_line(run_dir: Path, summary: dict[str, Any], base: Path) -> dict[str, Any]:
+    """One line of a compact record: ``summary`` with ``"run"`` (``run_dir`` relative to ``base``), the
+    overrides (from ``.hydra/overrides.yaml`` when ``metrics.json`` lacks them) and the run's small JSON files."""
+    line = {"run": Path(os.path.relpath(run_dir, base)).as_posix(), **summary}
+    line["overrides"] = _overrides(summary, run_dir)
+    files = {
+        name: json.loads((run_dir / name).read_text()) for name in RECORD_FILES if (run_dir / name).is_file()
+    }
+    if files:
+        line["files"] = files
+    return line
+
+
+def write_record(paths: Sequence[str | Path], out: str | Path) -> Path:
+    """Write the runs of ``paths`` (run folders or records) as one compact record ``out`` (``runs.jsonl``)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for run_dir, summary in load_summaries(paths):
+        if "run" in summary:  # already a record line: keep its files, rename its run
+            summary = {k: v for k, v in summary.items() if k != "run"}
+        lines.append(json.dumps(record_line(run_dir, summary, out.parent), sort_keys=False))
+    out.write_text("".join(line + "\n" for line in lines))
+    return out
+
+
+def collect_runs(paths: Sequence[str | Path], ignore: Iterable[str] = ()) -> pd.DataFrame:
+    """Load every run of ``paths`` (run or sweep folders searched recursively, compact records) into one
+    DataFrame, one row per run (see :func:`load_summaries`)."""
+    rows = []
+    for run_dir, summary in load_summaries(paths):
+        rows.extend(run_rows(summary, run_dir / METRICS_FILE, ignore))
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Regenerate this study's reports from its compact record (runs.jsonl). Run from anywhere:
+#   bash experiments/generation_e2e_smollm2/make_report.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+PY="${PYTHON:-python}"
+REPORT="$PY -m deepprompt.report.cli"
+S=experiments/generation_e2e_smollm2
+# run plumbing, not part of a setting (device, progress bars, checkpoint cadence, where the weights lay)
+PLUMBING="--ignore backbone.name_or_path --ignore data.num_workers --ignore trainer --ignore trainer.enable_progress_bar --ignore callbacks.nan_guard.check_every_n_steps --ignore callbacks.step_checkpoint.every_n_train_steps --ignore task_name"
+IGNORE="--ignore=data.limit_eval_examples --ignore=data.eval_split --ignore=data.batch_size --ignore=data.eval_batch_size --ignore=data.generation.num_beams --ignore=data.generation.max_new_tokens --ignore=callbacks --ignore=logger --ignore=data.limit_train_examples --ignore=trainer --ignore=trainer.log_every_n_steps --ignore=trainer.max_epochs --ignore=trainer.num_sanity_val_steps --ignore=trainer.enable_checkpointing"
+for sub in train200_test40 train512_test50; do
+  $REPORT "$S/runs.jsonl:$sub/*" --out "$S/$sub" --metric val/bleu --title "E2E test subset ($sub), SmolLM2-135M-Instruct, CPU" $IGNORE
+  $REPORT "$S/runs.jsonl:$sub/*" --out "$S/$sub/rouge_l" --metric val/rouge_l --title "E2E test subset ($sub), SmolLM2-135M-Instruct, CPU: ROUGE-L" $IGNORE
+done

