@@ -56,7 +56,9 @@ def test_every_group_option_composes_and_validates(compose_train, group, option)
 
 # Generation data needs a causal-LM tokenizer (tests/generation builds those with its own tiny tokenizer).
 ENCODER_DATA = [
-    o for o in options("data") if "deepprompt.generation" not in (CONF / "data" / f"{o}.yaml").read_text()
+    o
+    for o in options("data")
+    if "deepprompt.tasks.generation" not in (CONF / "data" / f"{o}.yaml").read_text()
 ]
 
 
@@ -65,7 +67,7 @@ def test_data_configs_instantiate(compose_train, benchmark_dir, task):
     cfg = compose_train(f"data={task}", "backbone=tiny", f"paths.data_dir={benchmark_dir}")
     datamodule = instantiate(cfg.data)
     # every data module names the Lightning module that trains on it (see deepprompt.runs.build)
-    assert datamodule.module_target.startswith("deepprompt.modules.")
+    assert datamodule.module_target.startswith("deepprompt.tasks.")
 
 
 def test_cpu_trainer_instantiates(compose_train, tmp_path):

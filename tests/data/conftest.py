@@ -76,7 +76,7 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def make_dm(data_dir: Path, tokenizer_path: str) -> Callable[..., object]:
     """Build a ClassificationDataModule over the fixture folder; keyword arguments override defaults."""
-    from deepprompt.data import ClassificationDataModule
+    from deepprompt.tasks.classification import ClassificationDataModule
 
     def make(task: str = "rte", **kwargs: object) -> ClassificationDataModule:
         kwargs.setdefault("data_dir", str(data_dir))

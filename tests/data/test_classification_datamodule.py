@@ -12,8 +12,9 @@ import datasets
 import pytest
 import torch
 
-from deepprompt.data import ClassificationDataModule, LengthGroupedSampler, UnknownTaskError
+from deepprompt.data import LengthGroupedSampler
 from deepprompt.errors import ConfigError, DataFormatError
+from deepprompt.tasks.classification import ClassificationDataModule, UnknownTaskError
 
 MakeDM = Callable[..., ClassificationDataModule]
 

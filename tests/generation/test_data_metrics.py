@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deepprompt.errors import DataFormatError
-from deepprompt.generation import (
+from deepprompt.tasks.generation import (
     E2EDataModule,
     WebNLGDataModule,
     bleu,

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from deepprompt.errors import ConfigError
-from deepprompt.generation.prefix import CausalPrefixLM
-from deepprompt.modules.generation import GenerationModule
+from deepprompt.tasks.generation.module import GenerationModule
+from deepprompt.tasks.generation.prefix import CausalPrefixLM
 from tests.generation.helpers import PAD, VOCAB, left_batch
 
 NEW = 5

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from deepprompt.config.resolvers import register_resolvers
-from deepprompt.data.multitask import MultiTaskSampler, task_probabilities
 from deepprompt.errors import ConfigError
 from deepprompt.prompts import load_prompts
 from deepprompt.report.collect import collect_runs
 from deepprompt.runs.build import build_data_and_module
+from deepprompt.tasks.multitask.data import MultiTaskSampler, task_probabilities
 from tests.conftest import run_dirs
 from tests.sweeps import REPO, compose_cfg
 

@@ -10,9 +10,9 @@ import torch
 
 from deepprompt.config import OptimConfig
 from deepprompt.errors import ConfigError
-from deepprompt.modules.optim import build_optimizer
 from deepprompt.prompts import DeepPromptConfig, add_deep_prompts, load_prompts, save_prompts
 from deepprompt.prompts.profiles import length_profile, lr_multipliers
+from deepprompt.tasks.optim import build_optimizer
 from tests.knobs import helpers
 
 pytestmark = pytest.mark.usefixtures("one_thread")

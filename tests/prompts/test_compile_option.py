@@ -16,7 +16,7 @@ from tests.methods.test_methods import TINY, padded_batch
 
 from deepprompt.errors import ConfigError
 from deepprompt.methods.ptuning_v2 import PTuningV2Config
-from deepprompt.modules.classification import ClassificationModule
+from deepprompt.tasks.classification.module import ClassificationModule
 
 EAGER = {"name": "ptuning_v2", "prompt": {"length": 4, "dropout": 0.0}}
 COMPILED = {**EAGER, "compile": "default", "compile_backend": "aot_eager"}

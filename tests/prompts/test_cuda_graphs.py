@@ -325,7 +325,7 @@ def test_gpu_lightning_fit_replays_its_training_steps():
     import lightning as L
     from tests.methods.test_methods import TINY, padded_batch
 
-    from deepprompt.modules.classification import ClassificationModule
+    from deepprompt.tasks.classification.module import ClassificationModule
 
     method = {"name": "ptuning_v2", "prompt": {"length": 4}, "cuda_graphs": True, "frozen_dtype": "bf16"}
     module = ClassificationModule(backbone=TINY, method=method, num_labels=2, head={"pooling": "cls"})

@@ -15,9 +15,9 @@ import copy
 import pytest
 import torch
 
-from deepprompt.modules.optim import build_optimizer
 from deepprompt.prompts import DeepPromptConfig, add_deep_prompts
 from deepprompt.prompts import attention as attention_module
+from deepprompt.tasks.optim import build_optimizer
 
 ATTN = ("sdpa", "eager")
 

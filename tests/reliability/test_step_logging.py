@@ -11,7 +11,7 @@ import pytest
 from lightning.pytorch.loggers import CSVLogger
 
 from deepprompt.bench import epoch
-from deepprompt.modules import base
+from deepprompt.tasks import module as base
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

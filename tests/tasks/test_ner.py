@@ -8,9 +8,8 @@ import random
 import pytest
 from seqeval.metrics import f1_score, precision_score, recall_score
 
-from deepprompt.data import NERDataModule, read_conll, to_iob2
 from deepprompt.errors import DataFormatError
-from deepprompt.metrics import EntityF1, entity_prf, get_entities
+from deepprompt.tasks.ner import EntityF1, NERDataModule, entity_prf, get_entities, read_conll, to_iob2
 from tests.tasks.conftest import write_text
 
 CONLL = """-DOCSTART- -X- -X- O

@@ -8,10 +8,16 @@ import os
 import numpy as np
 import pytest
 
-from deepprompt.data import SquadDataModule, read_squad
-from deepprompt.data.squad import encode_windows, postprocess_predictions, split_by_article
 from deepprompt.errors import DataFormatError
-from deepprompt.metrics import exact_match_score, f1_score, normalize_answer, squad_scores
+from deepprompt.tasks.qa import (
+    SquadDataModule,
+    exact_match_score,
+    f1_score,
+    normalize_answer,
+    read_squad,
+    squad_scores,
+)
+from deepprompt.tasks.qa.data import encode_windows, postprocess_predictions, split_by_article
 from tests.tasks.conftest import write_text
 
 

@@ -7,11 +7,15 @@ import random
 import pytest
 import torch
 
-from deepprompt.data import MultipleChoiceDataModule, SuperGLUEDataModule
-from deepprompt.data.multiple_choice import frame_copa
-from deepprompt.data.superglue import frame_wic, frame_wsc
 from deepprompt.errors import ConfigError, DataFormatError
-from deepprompt.metrics import MultiRCMetric, multirc_scores
+from deepprompt.tasks.superglue import (
+    MultipleChoiceDataModule,
+    MultiRCMetric,
+    SuperGLUEDataModule,
+    multirc_scores,
+)
+from deepprompt.tasks.superglue.copa import frame_copa
+from deepprompt.tasks.superglue.data import frame_wic, frame_wsc
 from tests.tasks.conftest import jsonl, multirc_rows, write_text
 
 WIC = {
@@ -65,7 +69,7 @@ def test_loaders_read_fixture_folders(task, task_data_dir, tokenizer_path):
     assert batch["input_ids"].shape[0] == 4 and set(batch["labels"].tolist()) <= {0, 1}
     if task == "multirc":  # 8 passages x 2 questions x 3 answers
         assert len(dm.dataset("train")) == 48 and "group" in batch
-        assert dm.module_target == "deepprompt.modules.MultiRCModule"
+        assert dm.module_target == "deepprompt.tasks.superglue.MultiRCModule"
         groups = [f["group"] for f in dm.dataset("train").features]
         assert groups[:6] == [0, 0, 0, 1, 1, 1] and max(groups) == 15
     else:
@@ -148,7 +152,7 @@ def test_copa_framing_and_choice_shapes(task_data_dir, tokenizer_path):
     b, c, t = batch["input_ids"].shape
     assert (b, c) == (4, 2) and batch["attention_mask"].shape == (b, c, t) and batch["labels"].shape == (4,)
 
-    from deepprompt.modules import MultipleChoiceModule
+    from deepprompt.tasks.superglue import MultipleChoiceModule
 
     module = MultipleChoiceModule(
         backbone={

@@ -138,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _datamodule(args, variant: str):
-    from deepprompt.data import ClassificationDataModule
     from deepprompt.data.collate import PaddingCollator
+    from deepprompt.tasks.classification import ClassificationDataModule
 
     static = variant == "static"
     dm = ClassificationDataModule(
@@ -163,7 +163,7 @@ def _datamodule(args, variant: str):
 
 
 def _module(args, dm, variant: str):
-    from deepprompt.modules import ClassificationModule
+    from deepprompt.tasks.classification import ClassificationModule
 
     backbone = {"name": "bench", "name_or_path": args.model_path, "pretrained": args.shape is None}
     if args.shape:

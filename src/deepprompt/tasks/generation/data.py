@@ -168,7 +168,7 @@ def read_webnlg(paths: list[Path], good_only: bool) -> list[Source]:
 class GenerationDataModule(L.LightningDataModule):
     """Prompt/target features for training; distinct inputs with all references for evaluation."""
 
-    module_target = "deepprompt.modules.generation.GenerationModule"
+    module_target = "deepprompt.tasks.generation.GenerationModule"
 
     def __init__(
         self,
@@ -189,7 +189,7 @@ class GenerationDataModule(L.LightningDataModule):
         generation: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        from deepprompt.generation.loading import load_tokenizer
+        from deepprompt.tasks.generation.loading import load_tokenizer
 
         if data_dir is None:
             raise ConfigError(

@@ -1,6 +1,6 @@
-"""Data-to-text generation (E2E, WebNLG): data modules, BLEU/ROUGE-L, decoding settings, backbone loading."""
+"""Data-to-text generation (E2E, WebNLG): data modules, the generation module, BLEU/ROUGE-L, causal-LM loading."""
 
-from deepprompt.generation.data import (
+from deepprompt.tasks.generation.data import (
     E2EDataModule,
     GenerationDataModule,
     WebNLGDataModule,
@@ -9,12 +9,14 @@ from deepprompt.generation.data import (
     read_e2e,
     read_webnlg,
 )
-from deepprompt.generation.loading import load_causal_lm, load_tokenizer, resolve_model_path
-from deepprompt.generation.metrics import bleu, generation_scores, rouge_l
+from deepprompt.tasks.generation.loading import load_causal_lm, load_tokenizer, resolve_model_path
+from deepprompt.tasks.generation.metrics import bleu, generation_scores, rouge_l
+from deepprompt.tasks.generation.module import GenerationModule
 
 __all__ = [
     "E2EDataModule",
     "GenerationDataModule",
+    "GenerationModule",
     "WebNLGDataModule",
     "bleu",
     "generation_scores",

@@ -17,8 +17,8 @@ from torchmetrics import MaxMetric, MeanMetric
 from deepprompt.backbones import BackboneConfig, load_backbone
 from deepprompt.config import HeadConfig, OptimConfig, structured
 from deepprompt.methods import build_method, method_schema
-from deepprompt.modules.optim import build_optimizer
 from deepprompt.prompts import DeepPromptModel, save_prompts
+from deepprompt.tasks.optim import build_optimizer
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 

@@ -236,7 +236,7 @@ def postprocess_predictions(
 class SquadDataModule(TaskDataModule):
     """SQuAD 1.1 / 2.0 from local JSON (``<data_dir>/<folder>/<file>``) or the hub, with an optional article split."""
 
-    module_target = "deepprompt.modules.QuestionAnsweringModule"
+    module_target = "deepprompt.tasks.qa.QuestionAnsweringModule"
 
     def __init__(
         self,

@@ -12,9 +12,9 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 from deepprompt.data.collate import PaddingCollator
 from deepprompt.data.readers import Row, read_jsonl, read_tsv, resolve_split_file
 from deepprompt.data.samplers import LengthGroupedSampler
-from deepprompt.data.tasks import SPLITS, ClassificationTask, get_task
 from deepprompt.data.tokenizing import check_sizes, load_tokenizer
 from deepprompt.errors import DataFormatError
+from deepprompt.tasks.classification.tasks import SPLITS, ClassificationTask, get_task
 
 _SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -76,7 +76,7 @@ class ClassificationDataModule(L.LightningDataModule):
         self._datasets: dict[str, EncodedDataset] = {}
 
     # The Lightning module that trains on this data, and what it needs to know about the task.
-    module_target = "deepprompt.modules.ClassificationModule"
+    module_target = "deepprompt.tasks.classification.ClassificationModule"
 
     def module_kwargs(self) -> dict[str, Any]:
         return {"num_labels": self.num_labels, "metrics": list(self.task.metrics)}

@@ -45,9 +45,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from deepprompt.data.classification import ClassificationDataModule
-from deepprompt.data.tasks import get_task
 from deepprompt.errors import ConfigError
+from deepprompt.tasks.classification.data import ClassificationDataModule
+from deepprompt.tasks.classification.tasks import get_task
 
 SAMPLING = ("proportional", "temperature", "uniform")
 BATCH_MODES = ("mixed", "homogeneous")
@@ -182,7 +182,7 @@ class MultiTaskSampler(DistributedSampler):
 class MultiTaskDataModule(L.LightningDataModule):
     """Several classification tasks for one `MultiTaskModule`: a sampled train loader, one val loader per task."""
 
-    module_target = "deepprompt.modules.MultiTaskModule"
+    module_target = "deepprompt.tasks.multitask.MultiTaskModule"
 
     def __init__(
         self,

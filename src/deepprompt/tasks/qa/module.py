@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepprompt.data.squad import postprocess_predictions
-from deepprompt.metrics.squad import squad_scores
-from deepprompt.modules.base import TaskModule
+from deepprompt.tasks.module import TaskModule
+from deepprompt.tasks.qa.data import postprocess_predictions
+from deepprompt.tasks.qa.metrics import squad_scores
 
 
 class QuestionAnsweringModule(TaskModule):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torchmetrics import MaxMetric
 
-from deepprompt.metrics.multirc import MultiRCMetric
-from deepprompt.modules.classification import ClassificationModule
+from deepprompt.tasks.classification.module import ClassificationModule
+from deepprompt.tasks.superglue.metrics import MultiRCMetric
 
 MULTIRC_METRICS = ("f1a", "em")
 

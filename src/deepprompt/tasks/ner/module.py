@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepprompt.metrics.entity import EntityF1
-from deepprompt.modules.base import TaskModule, running_mean
+from deepprompt.tasks.module import TaskModule, running_mean
+from deepprompt.tasks.ner.metrics import EntityF1
 
 SPLIT_PREFIX = ("val", "test")  # dataloader_idx 0: dev, 1: test (run as a second validation loader)
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from deepprompt.modules.base import TaskModule, running_mean
+from deepprompt.tasks.module import TaskModule, running_mean
 
 
 class MultipleChoiceModule(TaskModule):

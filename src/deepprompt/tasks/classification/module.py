@@ -6,8 +6,8 @@ import torch
 from torch import nn
 from torchmetrics import MaxMetric
 
-from deepprompt.modules.base import MODEL_INPUTS, TaskModule, running_mean
-from deepprompt.modules.metrics import classification_metrics
+from deepprompt.tasks.classification.metrics import classification_metrics
+from deepprompt.tasks.module import MODEL_INPUTS, TaskModule, running_mean
 
 __all__ = ["MODEL_INPUTS", "ClassificationModule"]
 

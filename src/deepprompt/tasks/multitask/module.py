@@ -26,10 +26,10 @@ from torch import nn
 from torchmetrics import MaxMetric
 
 from deepprompt.errors import ConfigError
-from deepprompt.modules.base import MODEL_INPUTS, TaskModule, running_mean
-from deepprompt.modules.metrics import classification_metrics
 from deepprompt.prompts.multitask import MultiTaskDeepPromptModel, save_task_prompts
 from deepprompt.runs.summary import best_and_last
+from deepprompt.tasks.classification.metrics import classification_metrics
+from deepprompt.tasks.module import MODEL_INPUTS, TaskModule, running_mean
 
 
 class MultiTaskModule(TaskModule):

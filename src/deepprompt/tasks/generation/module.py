@@ -1,9 +1,9 @@
 """`GenerationModule`: a causal LM adapted by a method; loss on the target tokens, validation by generate().
 
-Built on the LM itself (``AutoModelForCausalLM``, see `deepprompt.generation.loading`), then the method:
+Built on the LM itself (``AutoModelForCausalLM``, see `deepprompt.tasks.generation.loading`), then the method:
 ``ptuning_v2`` (deep prompts; lm_head and embeddings frozen), ``lora`` (peft, adapters in place, so the
 backbone's own ``generate`` decodes with them), ``finetune`` (every weight), and the peft prefix-tuning
-baselines ``prefix`` / ``prefix_mlp`` (peft's CAUSAL_LM wrapper, `deepprompt.generation.prefix.CausalPrefixLM`,
+baselines ``prefix`` / ``prefix_mlp`` (peft's CAUSAL_LM wrapper, `deepprompt.tasks.generation.prefix.CausalPrefixLM`,
 whose ``generate`` injects the prefix cache). peft's ``prompt_tuning``/``ptuning_v1`` wrappers route prompts
 through ``PeftEncoder.forward`` only and are refused here.
 Validation generates with ``generation`` (num_beams, max_new_tokens, length_penalty, ...) and logs corpus
@@ -25,12 +25,12 @@ from torchmetrics import MaxMetric
 from deepprompt.backbones import BackboneConfig
 from deepprompt.config import HeadConfig, OptimConfig, structured
 from deepprompt.errors import ConfigError
-from deepprompt.generation.loading import load_causal_lm
-from deepprompt.generation.metrics import generation_scores
-from deepprompt.generation.prefix import CausalPrefixLM
 from deepprompt.methods import build_method, method_schema
-from deepprompt.modules.base import TaskModule, running_mean
 from deepprompt.prompts import DeepPromptModel, save_prompts
+from deepprompt.tasks.generation.loading import load_causal_lm
+from deepprompt.tasks.generation.metrics import generation_scores
+from deepprompt.tasks.generation.prefix import CausalPrefixLM
+from deepprompt.tasks.module import TaskModule, running_mean
 
 GENERATION_METHODS = ("ptuning_v2", "lora", "finetune", "prefix", "prefix_mlp")
 PREFIX_METHODS = ("prefix", "prefix_mlp")

@@ -164,8 +164,8 @@ class SuperGLUEDataModule(TaskDataModule):
     @property
     def module_target(self) -> str:  # type: ignore[override]
         if self.task == "multirc":
-            return "deepprompt.modules.MultiRCModule"
-        return "deepprompt.modules.ClassificationModule"
+            return "deepprompt.tasks.superglue.MultiRCModule"
+        return "deepprompt.tasks.classification.ClassificationModule"
 
     num_labels = 2
 
