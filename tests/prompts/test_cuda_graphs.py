@@ -323,9 +323,9 @@ def test_gpu_gradients_accumulate_and_dropout_replays_draw_new_masks(tiny):
 @gpu
 def test_gpu_lightning_fit_replays_its_training_steps():
     import lightning as L
-    from tests.methods.test_methods import TINY, padded_batch
 
     from deepprompt.tasks.classification.module import ClassificationModule
+    from tests.methods.test_methods import TINY, padded_batch
 
     method = {"name": "ptuning_v2", "prompt": {"length": 4}, "cuda_graphs": True, "frozen_dtype": "bf16"}
     module = ClassificationModule(backbone=TINY, method=method, num_labels=2, head={"pooling": "cls"})

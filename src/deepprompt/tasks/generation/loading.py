@@ -60,7 +60,7 @@ def encoder_decoder_message(name: str) -> str:
         "decoder-only LMs (prompt + target in one sequence). For T5 use "
         "deepprompt.prompts.seq2seq.add_seq2seq_deep_prompts (P-Tuning v2) or peft's own seq2seq wrappers "
         "directly (prefix / prompt tuning / LoRA: peft 0.21.2 generate() runs on transformers 5.23, "
-        "tests/generation/test_peft_generation.py)"
+        "tests/tasks/generation/test_peft_generation.py)"
     )
 
 

@@ -11,12 +11,12 @@ has no ``generate``; here peft's own ``PeftModelForCausalLM`` (task CAUSAL_LM) d
   prefill step (sized to the batch generate() already expanded for beams), extends the mask and shifts
   ``cache_position`` by m; transformers makes the position ids from the un-extended mask (cumsum - 1), the
   same positions as training. Checked on tiny Llama/GPT-2 with left padding: greedy generate() equals a
-  step-by-step argmax loop over the training forward (tests/generation/test_prefix_generation.py).
+  step-by-step argmax loop over the training forward (tests/tasks/generation/test_prefix_generation.py).
 
 Encoder-decoder models (T5) are not handled here: `GenerationModule` and its data modules are decoder-only
 (see `load_causal_lm`). peft 0.21.2's own seq2seq prefix path runs on transformers 5.23 (the reported
 failure, a call to the renamed private ``_prepare_encoder_decoder_kwargs_for_generation``, is gone from
-peft 0.21); tests/generation/test_peft_generation.py pins that down.
+peft 0.21); tests/tasks/generation/test_peft_generation.py pins that down.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.conftest import run_dirs
-from tests.reliability.helpers import TINY, env_with_repo, metrics
+from tests.runs.helpers import TINY, env_with_repo, metrics
 
 
 def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(run_cli, tmp_path):
@@ -17,7 +17,7 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(run_cli, tmp_pa
         "data=rte",
         f"hydra.run.dir={run}",
         "callbacks.step_checkpoint.every_n_train_steps=1",
-        "+callbacks.poison._target_=tests.reliability.helpers.PoisonLoss",
+        "+callbacks.poison._target_=tests.runs.helpers.PoisonLoss",
         "+callbacks.poison.at_step=6",
         env=env_with_repo(),
         check=False,

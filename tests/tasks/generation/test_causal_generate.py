@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deepprompt.prompts import DeepPromptConfig, add_deep_prompts
-from tests.generation.helpers import left_batch, positions, tiny_causal
+from tests.tasks.generation.helpers import left_batch, positions, tiny_causal
 
 KINDS = ("llama", "gpt2")
 ATTN = ("sdpa", "eager")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_benchmarks
-from tests.reliability.helpers import TINY, metrics
+from tests.runs.helpers import TINY, metrics
 
 
 def _one_clear_line(proc, *needles: str) -> None:

@@ -13,7 +13,7 @@ from deepprompt.errors import ConfigError
 from deepprompt.prompts import DeepPromptConfig, add_deep_prompts, load_prompts, save_prompts
 from deepprompt.prompts.profiles import length_profile, lr_multipliers
 from deepprompt.tasks.optim import build_optimizer
-from tests.knobs import helpers
+from tests.prompts import helpers
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.conftest import run_dirs
-from tests.generation.test_data_metrics import save_tokenizer, write_e2e
+from tests.tasks.generation.test_data_metrics import save_tokenizer, write_e2e
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import torch
 from deepprompt.errors import PromptMismatchError
 from deepprompt.prompts import DeepPromptConfig, add_deep_prompts
 from deepprompt.prompts.peft_interop import export_to_peft, import_from_peft
-from tests.knobs import helpers
+from tests.prompts import helpers
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

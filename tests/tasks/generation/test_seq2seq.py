@@ -10,7 +10,7 @@ import torch
 from deepprompt.errors import UnsupportedBackboneError
 from deepprompt.prompts import DeepPromptConfig
 from deepprompt.prompts.seq2seq import add_seq2seq_deep_prompts
-from tests.generation.helpers import tiny_causal, tiny_t5
+from tests.tasks.generation.helpers import tiny_causal, tiny_t5
 
 NEW = 5
 

@@ -1,4 +1,4 @@
-"""Test-only helpers loaded by the CLI under test (``+callbacks.slow._target_=tests.reliability.helpers.SlowSteps``)."""
+"""Test-only helpers loaded by the CLI under test (``+callbacks.slow._target_=tests.runs.helpers.SlowSteps``)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class PoisonLoss(Callback):
 
 
 def env_with_repo() -> dict[str, str]:
-    """Let the subprocess import ``tests.reliability.helpers``."""
+    """Let the subprocess import ``tests.runs.helpers``."""
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))}
 
 

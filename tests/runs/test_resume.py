@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from deepprompt.errors import ConfigError
 from deepprompt.runs.resume import resolve_ckpt_path
 from tests.conftest import run_dirs
-from tests.reliability.helpers import TINY, env_with_repo, metrics
+from tests.runs.helpers import TINY, env_with_repo, metrics
 
 # 4 batches an epoch (debug=limit), 3 epochs, a mid-epoch last.ckpt after every step
 RESUMABLE = (*TINY, "data=rte", "trainer.max_epochs=3", "callbacks.step_checkpoint.every_n_train_steps=1")
@@ -46,7 +46,7 @@ def test_sigkill_mid_epoch_then_relaunch_matches_uninterrupted_run(run_cli, benc
     args = [
         *RESUMABLE,
         f"hydra.run.dir={killed}",
-        "+callbacks.slow._target_=tests.reliability.helpers.SlowSteps",
+        "+callbacks.slow._target_=tests.runs.helpers.SlowSteps",
         "+callbacks.slow.seconds=0.5",
     ]
     env = {

@@ -11,7 +11,7 @@ from deepprompt.bench.multitask import main as bench_main
 from deepprompt.bench.multitask import throughput
 from deepprompt.prompts import DeepPromptConfig, add_deep_prompts
 from deepprompt.prompts.multitask import MultiTaskDeepPromptModel
-from tests.knobs import helpers
+from tests.prompts import helpers
 
 CONFIGS = {
     "a": DeepPromptConfig(length=4, dropout=0.0),

@@ -10,7 +10,7 @@ import torch
 from deepprompt.prompts import DeepPromptConfig, add_deep_prompts
 from deepprompt.prompts.compression import compress_encoder, compress_layer_tensors, low_rank, rank_for
 from tests.conftest import run_dirs
-from tests.knobs import helpers
+from tests.prompts import helpers
 
 
 def test_svd_exact_at_full_rank_and_error_decreases_with_rank():

@@ -10,7 +10,7 @@ import torch
 from deepprompt.errors import ConfigError
 from deepprompt.tasks.generation.module import GenerationModule
 from deepprompt.tasks.generation.prefix import CausalPrefixLM
-from tests.generation.helpers import PAD, VOCAB, left_batch
+from tests.tasks.generation.helpers import PAD, VOCAB, left_batch
 
 NEW = 5
 M = 4

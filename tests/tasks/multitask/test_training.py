@@ -232,7 +232,7 @@ def test_joint_training_writes_per_task_metrics_exports_and_report_rows(run_cli,
 @pytest.mark.slow
 def test_joint_run_killed_mid_epoch_resumes_exactly(run_cli, tmp_path):
     """SIGKILL at step 6 of 8 (mid-epoch 1; last.ckpt after every step), relaunch: the uninterrupted history."""
-    from tests.reliability.helpers import env_with_repo
+    from tests.runs.helpers import env_with_repo
 
     args = (
         "experiment=knob_multitask",
@@ -248,7 +248,7 @@ def test_joint_run_killed_mid_epoch_resumes_exactly(run_cli, tmp_path):
         "deepprompt.train",
         *args,
         f"hydra.run.dir={killed}",
-        "+callbacks.kill._target_=tests.reliability.helpers.KillAt",
+        "+callbacks.kill._target_=tests.runs.helpers.KillAt",
         "+callbacks.kill.step=6",
         check=False,
         env=env_with_repo(),

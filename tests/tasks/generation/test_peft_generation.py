@@ -12,7 +12,7 @@ import pytest
 import torch
 from peft import LoraConfig, PrefixTuningConfig, PromptTuningConfig, TaskType, get_peft_model
 
-from tests.generation.helpers import tiny_causal, tiny_t5
+from tests.tasks.generation.helpers import tiny_causal, tiny_t5
 
 NEW = 4
 

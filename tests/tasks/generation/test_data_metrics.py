@@ -17,7 +17,7 @@ from deepprompt.tasks.generation import (
     read_e2e,
     read_webnlg,
 )
-from tests.generation.helpers import word_tokenizer
+from tests.tasks.generation.helpers import word_tokenizer
 
 E2E_WORDS = [
     "name",
