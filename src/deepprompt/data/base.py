@@ -107,9 +107,8 @@ class FeatureCollator:
 
 
 class TaskDataModule(L.LightningDataModule):
-    """Tokenizer, sizes, loaders; subclasses fill ``self._datasets`` in ``setup`` and name their module."""
+    """Tokenizer, sizes, loaders; subclasses build each split in ``build_split``."""
 
-    module_target = ""
     eval_splits: tuple[str, ...] = ("validation",)
 
     def __init__(

@@ -1,16 +1,17 @@
 """Build the data module and the Lightning module of a run from its composed config.
 
-The data module names the Lightning module that trains on it (``module_target``) and the task facts that
-module needs (``module_kwargs()``: label count, metrics ...), so a new task family plugs in with a data
-module and a Lightning module, without touching the entry points.
+The data module comes from the ``data`` group; the task-family registry (`deepprompt.tasks.registry`) names the
+Lightning module that trains on it, and the data module gives the task facts that module needs
+(``module_kwargs()``: label count, metrics ...). A new task family plugs in with a folder under
+``deepprompt/tasks`` and a registry entry, without touching the entry points.
 """
 
 from __future__ import annotations
 
 import lightning as L
-from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from deepprompt.tasks.registry import module_class
 from deepprompt.utils.instantiate import build
 
 
@@ -20,8 +21,7 @@ def _plain(node) -> dict:
 
 def build_data_and_module(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     datamodule = build(cfg.data, "data")
-    module_cls = get_class(datamodule.module_target)
-    module = module_cls(
+    module = module_class(datamodule)(
         backbone=_plain(cfg.backbone),
         method=_plain(cfg.method),
         head=_plain(cfg.get("head")),

@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from deepprompt.errors import ConfigError, DataFormatError
+from deepprompt.tasks.registry import module_class
 from deepprompt.tasks.superglue import (
     MultipleChoiceDataModule,
     MultiRCMetric,
+    MultiRCModule,
     SuperGLUEDataModule,
     multirc_scores,
 )
@@ -69,7 +71,7 @@ def test_loaders_read_fixture_folders(task, task_data_dir, tokenizer_path):
     assert batch["input_ids"].shape[0] == 4 and set(batch["labels"].tolist()) <= {0, 1}
     if task == "multirc":  # 8 passages x 2 questions x 3 answers
         assert len(dm.dataset("train")) == 48 and "group" in batch
-        assert dm.module_target == "deepprompt.tasks.superglue.MultiRCModule"
+        assert module_class(dm) is MultiRCModule
         groups = [f["group"] for f in dm.dataset("train").features]
         assert groups[:6] == [0, 0, 0, 1, 1, 1] and max(groups) == 15
     else:

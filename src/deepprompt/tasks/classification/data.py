@@ -75,9 +75,7 @@ class ClassificationDataModule(L.LightningDataModule):
         self.collator = PaddingCollator(pad_id, pad_to_multiple_of, self.tokenizer.padding_side)
         self._datasets: dict[str, EncodedDataset] = {}
 
-    # The Lightning module that trains on this data, and what it needs to know about the task.
-    module_target = "deepprompt.tasks.classification.ClassificationModule"
-
+    # What the Lightning module that trains on this data (see deepprompt.tasks.registry) needs to know.
     def module_kwargs(self) -> dict[str, Any]:
         return {"num_labels": self.num_labels, "metrics": list(self.task.metrics)}
 

@@ -168,8 +168,6 @@ def read_webnlg(paths: list[Path], good_only: bool) -> list[Source]:
 class GenerationDataModule(L.LightningDataModule):
     """Prompt/target features for training; distinct inputs with all references for evaluation."""
 
-    module_target = "deepprompt.tasks.generation.GenerationModule"
-
     def __init__(
         self,
         task: str,

@@ -182,8 +182,6 @@ class MultiTaskSampler(DistributedSampler):
 class MultiTaskDataModule(L.LightningDataModule):
     """Several classification tasks for one `MultiTaskModule`: a sampled train loader, one val loader per task."""
 
-    module_target = "deepprompt.tasks.multitask.MultiTaskModule"
-
     def __init__(
         self,
         tasks: Sequence[str],

@@ -110,8 +110,6 @@ def label_names_for(entity_types: Sequence[str]) -> list[str]:
 class NERDataModule(TaskDataModule):
     """CoNLL-format NER; evaluates on ``validation`` (dataloader 0) and ``test`` (dataloader 1) when present."""
 
-    module_target = "deepprompt.tasks.ner.TokenClassificationModule"
-
     def __init__(
         self,
         task: str,

@@ -236,8 +236,6 @@ def postprocess_predictions(
 class SquadDataModule(TaskDataModule):
     """SQuAD 1.1 / 2.0 from local JSON (``<data_dir>/<folder>/<file>``) or the hub, with an optional article split."""
 
-    module_target = "deepprompt.tasks.qa.QuestionAnsweringModule"
-
     def __init__(
         self,
         task: str,

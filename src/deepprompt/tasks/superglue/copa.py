@@ -39,8 +39,6 @@ def frame_copa(source: str, line: int, row: dict[str, Any]) -> tuple[str, list[s
 class MultipleChoiceDataModule(TaskDataModule):
     """Examples hold ``input_ids`` etc. as one list per choice; batches are ``(batch, choices, length)``."""
 
-    module_target = "deepprompt.tasks.superglue.MultipleChoiceModule"
-
     def __init__(
         self,
         task: str,

@@ -161,12 +161,6 @@ class SuperGLUEDataModule(TaskDataModule):
         super().__init__(tokenizer, **kwargs)
         self.task, self.data_dir, self.template, self.hub_path = task, data_dir, template, hub_path
 
-    @property
-    def module_target(self) -> str:  # type: ignore[override]
-        if self.task == "multirc":
-            return "deepprompt.tasks.superglue.MultiRCModule"
-        return "deepprompt.tasks.classification.ClassificationModule"
-
     num_labels = 2
 
     def module_kwargs(self) -> dict[str, Any]:
