@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deepprompt.errors import ConfigError
-from deepprompt.tasks.classification import ClassificationDataModule, ClassificationModule
+from deepprompt.tasks.classification import ClassificationDataModule, ClassificationModule, get_task
 from deepprompt.tasks.generation import E2EDataModule, GenerationModule
 from deepprompt.tasks.registry import FAMILIES, TaskFamily, family_of, module_class, register_family
 from deepprompt.tasks.superglue import MultipleChoiceModule, MultiRCModule, SuperGLUEDataModule
@@ -21,6 +21,9 @@ def test_module_class_follows_family_and_task():
     multirc = SuperGLUEDataModule.__new__(SuperGLUEDataModule)
     multirc.task = "multirc"
     assert module_class(wic) is ClassificationModule
+    sst2 = ClassificationDataModule.__new__(ClassificationDataModule)
+    sst2._task = get_task("sst2")  # classification data modules hold a task spec, not a name
+    assert module_class(sst2) is ClassificationModule
     assert module_class(multirc) is MultiRCModule
     assert FAMILIES["superglue"].module_for("copa") is MultipleChoiceModule
     # a subclass of a registered data module belongs to its family

@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _datamodule(args, variant: str):
-    from deepprompt.data.collate import PaddingCollator
+    from deepprompt.data import FeatureCollator
     from deepprompt.tasks.classification import ClassificationDataModule
 
     static = variant == "static"
@@ -156,7 +156,7 @@ def _datamodule(args, variant: str):
         seed=args.seed,
     )
     if static:  # every batch exactly max_seq_length wide (all examples are truncated to it)
-        dm.collator = PaddingCollator(
+        dm.collator = FeatureCollator(
             dm.collator.pad_token_id, args.max_seq_length, dm.tokenizer.padding_side
         )
     return dm

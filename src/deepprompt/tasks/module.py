@@ -27,11 +27,23 @@ def running_mean() -> MeanMetric:
     """A mean of per-step losses that never blocks on the GPU.
 
     torchmetrics' default (``nan_strategy="warn"``) asks ``isnan(x).any()`` on every update: a host-device sync
-    per training step, which serialises the host's launches with the GPU's work (issue 5: MiniLM steps are
+    per training step, which serialises the host's launches with the GPU's work (MiniLM steps are
     host-bound) and silently drops NaN losses from the mean. ``disable``: no check, a NaN shows up as a NaN mean
     (the nan_guard callback stops such a run).
     """
     return MeanMetric(nan_strategy="disable")
+
+
+def typed_configs(
+    backbone: Any, method: Any, head: Any = None, optim: Any = None
+) -> tuple[BackboneConfig, Any, HeadConfig, OptimConfig]:
+    """The run's typed sections (the method's schema follows ``method.name``); a bad key fails naming it."""
+    return (
+        structured(BackboneConfig, backbone, "backbone"),
+        structured(method_schema(method["name"]), method, "method"),
+        structured(HeadConfig, head, "head"),
+        structured(OptimConfig, optim, "optim"),
+    )
 
 
 class TaskModule(L.LightningModule):
@@ -47,11 +59,10 @@ class TaskModule(L.LightningModule):
         gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
-        self.backbone_cfg = structured(BackboneConfig, backbone, "backbone")
-        self.method_cfg = structured(method_schema(method["name"]), method, "method")
-        self.head_cfg = structured(HeadConfig, head, "head")
-        self.optim_cfg = structured(OptimConfig, optim, "optim")
-        self.encoder = self.build_encoder(load_backbone(self.backbone_cfg))
+        self.backbone_cfg, self.method_cfg, self.head_cfg, self.optim_cfg = typed_configs(
+            backbone, method, head, optim
+        )
+        self.encoder = self.build_encoder(self.load_model())
         if gradient_checkpointing:
             self.encoder.gradient_checkpointing_enable()
         self.hidden_size = self._backbone().config.hidden_size
@@ -68,6 +79,10 @@ class TaskModule(L.LightningModule):
         return layer
 
     # -- encoder -----------------------------------------------------------------------------------------
+    def load_model(self) -> nn.Module:
+        """The model the method adapts: the backbone (a family may load another kind, e.g. a causal LM)."""
+        return load_backbone(self.backbone_cfg)
+
     def build_encoder(self, backbone) -> nn.Module:
         """The backbone adapted by the method (a subclass may wrap it otherwise, e.g. one prompt set per task)."""
         return build_method(backbone, self.method_cfg)

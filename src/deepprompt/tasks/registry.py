@@ -82,4 +82,5 @@ def family_of(datamodule: object) -> TaskFamily:
 
 def module_class(datamodule: object) -> type[TaskModule]:
     """The Lightning module class that trains on ``datamodule``."""
-    return family_of(datamodule).module_for(getattr(datamodule, "task", None))
+    task = getattr(datamodule, "task", None)  # a task name, or a task spec with a name (classification)
+    return family_of(datamodule).module_for(task if isinstance(task, str) else getattr(task, "name", None))

@@ -1,6 +1,6 @@
 """Sentence and sentence-pair classification (SST-2, RTE, BoolQ, CB): task registry, data module, module, metrics."""
 
-from deepprompt.tasks.classification.data import ClassificationDataModule, EncodedDataset
+from deepprompt.tasks.classification.data import ClassificationDataModule
 from deepprompt.tasks.classification.metrics import classification_metrics
 from deepprompt.tasks.classification.module import ClassificationModule
 from deepprompt.tasks.classification.tasks import TASKS, ClassificationTask, UnknownTaskError, get_task
@@ -10,7 +10,6 @@ __all__ = [
     "ClassificationDataModule",
     "ClassificationModule",
     "ClassificationTask",
-    "EncodedDataset",
     "UnknownTaskError",
     "classification_metrics",
     "get_task",

@@ -5,45 +5,20 @@ from __future__ import annotations
 from itertools import islice
 from typing import Any
 
-import lightning as L
-import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
-
-from deepprompt.data.collate import PaddingCollator
-from deepprompt.data.readers import Row, read_jsonl, read_tsv, resolve_split_file
-from deepprompt.data.samplers import LengthGroupedSampler
-from deepprompt.data.tokenizing import check_sizes, load_tokenizer
+from deepprompt.data.base import SEQUENCE_KEYS, FeatureDataset, TaskDataModule
+from deepprompt.data.readers import Row, read_jsonl, read_tsv
+from deepprompt.data.sources import hub_source, read_split
 from deepprompt.errors import DataFormatError
-from deepprompt.tasks.classification.tasks import SPLITS, ClassificationTask, get_task
-
-_SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+from deepprompt.tasks.classification.tasks import ClassificationTask, get_task
 
 
-class EncodedDataset(Dataset):
-    """Tokenized examples kept as Python lists: cheap to build, pickle and index."""
-
-    def __init__(self, encodings: dict[str, list[list[int]]], labels: list[int]) -> None:
-        self.encodings = encodings
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item: dict[str, Any] = {key: values[index] for key, values in self.encodings.items()}
-        item["labels"] = self.labels[index]
-        return item
-
-    @property
-    def lengths(self) -> list[int]:
-        return [len(ids) for ids in self.encodings["input_ids"]]
-
-
-class ClassificationDataModule(L.LightningDataModule):
+class ClassificationDataModule(TaskDataModule):
     """Reads a registered task from ``data_dir`` (original file formats) or, when it is None, from the Hub.
 
     ``setup`` reads, validates and tokenizes (truncating to ``max_seq_length``) without padding; the
-    collator pads each batch to its longest example. ``limit_*_examples`` keep the first N rows.
+    collator pads each batch to its longest example. ``limit_*_examples`` keep the first N rows. Evaluation
+    runs on the validation split (these benchmarks' test labels are not public), in file order, so
+    predictions line up with the source rows.
     """
 
     def __init__(
@@ -61,19 +36,22 @@ class ClassificationDataModule(L.LightningDataModule):
         limit_eval_examples: int | None = None,
         seed: int = 42,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self._task = get_task(task)
-        check_sizes(
+        task_spec = get_task(task)  # an unknown name fails first, listing the valid ones
+        super().__init__(
+            tokenizer,
             batch_size=batch_size,
             eval_batch_size=eval_batch_size,
             max_seq_length=max_seq_length,
+            num_workers=num_workers,
+            group_by_length=group_by_length,
+            pad_to_multiple_of=pad_to_multiple_of,
             limit_train_examples=limit_train_examples,
             limit_eval_examples=limit_eval_examples,
+            seed=seed,
         )
-        self.tokenizer, pad_id = load_tokenizer(tokenizer, max_seq_length)
-        self.collator = PaddingCollator(pad_id, pad_to_multiple_of, self.tokenizer.padding_side)
-        self._datasets: dict[str, EncodedDataset] = {}
+        self.save_hyperparameters()
+        self._task = task_spec
+        self.data_dir = data_dir
 
     # What the Lightning module that trains on this data (see deepprompt.tasks.registry) needs to know.
     def module_kwargs(self) -> dict[str, Any]:
@@ -91,71 +69,30 @@ class ClassificationDataModule(L.LightningDataModule):
     def label_names(self) -> tuple[str, ...]:
         return self._task.label_names
 
-    def prepare_data(self) -> None:
-        """Nothing to download ahead: local files are read in place and the Hub caches on first read."""
-
-    def setup(self, stage: str | None = None) -> None:
-        """Read and tokenize the splits the stage needs (fit: both; validate/test/predict: validation)."""
-        needed = SPLITS if stage in (None, "fit") else ("validation",)
-        for split in needed:
-            if split not in self._datasets:
-                source, rows = self._read_split(split)
-                self._datasets[split] = self._encode(source, split, rows)
-
-    def dataset(self, split: str) -> EncodedDataset:
-        if split not in self._datasets:
-            raise RuntimeError(f"the {split!r} split is not loaded; call setup() first")
-        return self._datasets[split]
-
-    def train_dataloader(self) -> DataLoader:
-        data = self.dataset("train")
-        sampler: Sampler[int]
-        if self.hparams.group_by_length:
-            sampler = LengthGroupedSampler(data.lengths, self.hparams.batch_size, seed=self.hparams.seed)
-        else:
-            # An explicit generator makes the shuffle reproducible regardless of the global RNG state.
-            # Under DDP Lightning swaps this sampler for a DistributedSampler seeded by PL_GLOBAL_SEED.
-            sampler = RandomSampler(data, generator=torch.Generator().manual_seed(self.hparams.seed))
-        return self._loader(data, self.hparams.batch_size, sampler)
-
-    def val_dataloader(self) -> DataLoader:
-        """Validation examples in file order, so predictions line up with the source rows."""
-        data = self.dataset("validation")
-        return self._loader(data, self.hparams.eval_batch_size or self.hparams.batch_size, sampler=None)
-
-    def test_dataloader(self) -> DataLoader:
-        """The validation split: these benchmarks' test labels are not public."""
-        return self.val_dataloader()
-
-    def _loader(self, data: EncodedDataset, batch_size: int, sampler: Sampler[int] | None) -> DataLoader:
-        workers = self.hparams.num_workers
-        return DataLoader(
-            data,
-            batch_size=batch_size,
-            sampler=sampler,
-            collate_fn=self.collator,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-        )
+    def build_split(self, split: str) -> FeatureDataset:
+        source, rows = self._read_split(split)
+        return self._encode(source, split, rows)
 
     def _read_split(self, split: str) -> tuple[str, list[Row]]:
         """Return a source name for error messages and the ``(line_or_row, dict)`` rows of one split."""
-        task, hp = self._task, self.hparams
-        limit = hp.limit_train_examples if split == "train" else hp.limit_eval_examples
-        if hp.data_dir is not None:
-            path = resolve_split_file(hp.data_dir, task.local_folder, task.local_files[split])
-            reader = read_tsv if task.local_format == "tsv" else read_jsonl
-            return str(path), list(islice(reader(path), limit))
-        # Imported here: `datasets` is slow to import and only the Hub path needs it.
-        import datasets
+        task, limit = self._task, self.limit(split)
+        reader = read_tsv if task.local_format == "tsv" else read_jsonl
+        hub = hub_source(task.hub_path, task.hub_name, task.hub_splits[split])
 
-        hub = datasets.load_dataset(task.hub_path, task.hub_name, split=task.hub_splits[split])
-        if limit is not None:
-            hub = hub.select(range(min(limit, len(hub))))
-        # Errors then read "<path>/<config>[<split>]:<row index>: ...".
-        return f"{task.hub_path}/{task.hub_name}[{split}]", list(enumerate(hub))
+        def first_rows(data) -> list[Row]:
+            if limit is not None:
+                data = data.select(range(min(limit, len(data))))
+            return list(enumerate(data))
 
-    def _encode(self, source: str, split: str, rows: list[Row]) -> EncodedDataset:
+        return read_split(
+            self.data_dir,
+            (task.local_folder, task.local_files[split]),
+            lambda path: list(islice(reader(path), limit)),
+            hub,
+            first_rows,
+        )
+
+    def _encode(self, source: str, split: str, rows: list[Row]) -> FeatureDataset:
         task = self._task
         if not rows:
             raise DataFormatError(f"{source}: the {split} split of {task.name} has no examples")
@@ -176,6 +113,8 @@ class ClassificationDataModule(L.LightningDataModule):
             except ValueError as e:
                 raise DataFormatError(f"{source}:{line}: {e}") from None
         # One batched call to the fast (Rust) tokenizer: SST-2's 67k rows take seconds this way.
-        encoded = self.tokenizer(*texts, truncation=True, max_length=self.hparams.max_seq_length)
-        encodings = {key: encoded[key] for key in _SEQUENCE_KEYS if key in encoded}
-        return EncodedDataset(encodings, labels)
+        encoded = self.tokenizer(*texts, truncation=True, max_length=self.max_seq_length)
+        keys = [key for key in SEQUENCE_KEYS if key in encoded]
+        return FeatureDataset(
+            [{**{key: encoded[key][i] for key in keys}, "labels": label} for i, label in enumerate(labels)]
+        )

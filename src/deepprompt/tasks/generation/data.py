@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, RandomSampler
 
-from deepprompt.data.base import IGNORE_INDEX, FeatureCollator, FeatureDataset
+from deepprompt.data.base import IGNORE_INDEX, FeatureDataset, SplitView, TaskDataModule
 from deepprompt.data.readers import resolve_split_file
+from deepprompt.data.sources import read_split
 from deepprompt.errors import ConfigError, DataFormatError
 
 _SLOT = re.compile(r"\s*([^\[\],]+?)\s*\[([^\]]*)\]\s*(?:,|$)")
@@ -165,7 +164,22 @@ def read_webnlg(paths: list[Path], good_only: bool) -> list[Source]:
 
 
 # -- data modules --------------------------------------------------------------------------------------------
-class GenerationDataModule(L.LightningDataModule):
+class GenerationEval(SplitView[list[Source]]):
+    """The evaluation split as `GenerationModule` scores it: its sources (with every reference), and the
+    tokenizer's decoding of generated ids."""
+
+    def __init__(self, split: str, tokenizer) -> None:
+        super().__init__(split)
+        self.tokenizer = tokenizer
+
+    def references(self) -> list[list[str]]:
+        return [s.references for s in self.data]
+
+    def decode(self, ids: torch.Tensor) -> list[str]:
+        return [" ".join(t.split()) for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+
+class GenerationDataModule(TaskDataModule):
     """Prompt/target features for training; distinct inputs with all references for evaluation."""
 
     def __init__(
@@ -186,9 +200,6 @@ class GenerationDataModule(L.LightningDataModule):
         seed: int = 42,
         generation: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        from deepprompt.tasks.generation.loading import load_tokenizer
-
         if data_dir is None:
             raise ConfigError(
                 f"data.data_dir is not set: point DEEPPROMPT_DATA_DIR at the folder holding {folder}/"
@@ -204,26 +215,38 @@ class GenerationDataModule(L.LightningDataModule):
                 raise ConfigError(f"data.{name} must be >= 1, got {value}")
         if "{source}" not in prompt_template:
             raise ConfigError(f"data.prompt_template must contain {{source}}, got {prompt_template!r}")
+        super().__init__(
+            tokenizer,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            # a training example: prompt, target and eos
+            max_seq_length=max_source_length + max_target_length + 1,
+            num_workers=num_workers,
+            limit_train_examples=limit_train_examples,
+            limit_eval_examples=limit_eval_examples,
+            seed=seed,
+        )
+        if self.tokenizer.eos_token_id is None:
+            raise ConfigError(f"tokenizer {tokenizer} has no eos token to end targets with")
         self.task = task
         self.data_dir = Path(data_dir)
         self.folder = folder
         self.eval_split = eval_split
+        self.eval_splits = (eval_split,)
         self.prompt_template = prompt_template
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
         self.max_source_length = max_source_length
         self.max_target_length = max_target_length
-        self.limit_train_examples = limit_train_examples
-        self.limit_eval_examples = limit_eval_examples
-        self.num_workers = num_workers
-        self.seed = seed
         self.generation = dict(generation or {})
-        self.tokenizer = load_tokenizer(tokenizer)
-        if self.tokenizer.eos_token_id is None:
-            raise ConfigError(f"tokenizer {tokenizer} has no eos token to end targets with")
-        self.collator = FeatureCollator(self.tokenizer.pad_token_id, None, "left")
-        self._datasets: dict[str, FeatureDataset] = {}
+        self.evaluation = GenerationEval(eval_split, self.tokenizer)
         self.sources: dict[str, list[Source]] = {}
+
+    @staticmethod
+    def load_tokenizer(name: str, max_seq_length: int):
+        """A causal LM's tokenizer (Hub name, folder or GGUF), left padding: generation continues the prompt."""
+        from deepprompt.tasks.generation.loading import load_tokenizer
+
+        tokenizer = load_tokenizer(name)
+        return tokenizer, tokenizer.pad_token_id
 
     # what the module needs from the data
     def module_kwargs(self) -> dict[str, Any]:
@@ -232,13 +255,14 @@ class GenerationDataModule(L.LightningDataModule):
             "vocab_size": len(self.tokenizer),
             "pad_token_id": self.tokenizer.pad_token_id,
             "eos_token_id": self.tokenizer.eos_token_id,
+            "evaluation": self.evaluation,
         }
 
     def references(self, split: str | None = None) -> list[list[str]]:
         return [s.references for s in self.sources[split or self.eval_split]]
 
     def decode(self, ids: torch.Tensor) -> list[str]:
-        return [" ".join(t.split()) for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        return self.evaluation.decode(ids)
 
     # subclasses: training pairs and evaluation sources
     def train_pairs(self) -> list[tuple[str, str]]:
@@ -251,11 +275,10 @@ class GenerationDataModule(L.LightningDataModule):
         ids = self.tokenizer(self.prompt_template.format(source=source), add_special_tokens=False).input_ids
         return ids[: self.max_source_length]
 
-    def setup(self, stage: str | None = None) -> None:
-        if stage in (None, "fit") and "train" not in self._datasets:
-            pairs = self.train_pairs()[: self.limit_train_examples]
+    def build_split(self, split: str) -> FeatureDataset:
+        if split == "train":
             features = []
-            for source, target in pairs:
+            for source, target in self.train_pairs()[: self.limit(split)]:
                 prompt = self._prompt(source)
                 tgt = self.tokenizer(" " + target, add_special_tokens=False).input_ids[
                     : self.max_target_length
@@ -268,38 +291,16 @@ class GenerationDataModule(L.LightningDataModule):
                         "labels": [IGNORE_INDEX] * len(prompt) + tgt,
                     }
                 )
-            self._datasets["train"] = FeatureDataset(features)
-        split = self.eval_split
-        if split not in self._datasets:
-            sources = self.eval_sources(split)[: self.limit_eval_examples]
-            self.sources[split] = sources
-            features = []
-            for i, s in enumerate(sources):
-                prompt = self._prompt(s.text)
-                features.append({"input_ids": prompt, "attention_mask": [1] * len(prompt), "index": i})
-            self._datasets[split] = FeatureDataset(features)
-
-    def train_dataloader(self) -> DataLoader:
-        data = self._datasets["train"]
-        sampler = RandomSampler(data, generator=torch.Generator().manual_seed(self.seed))
-        return DataLoader(
-            data,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            collate_fn=self.collator,
-            num_workers=self.num_workers,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self._datasets[self.eval_split],
-            batch_size=self.eval_batch_size,
-            collate_fn=self.collator,
-            num_workers=self.num_workers,
-        )
-
-    def test_dataloader(self) -> DataLoader:
-        return self.val_dataloader()
+            return FeatureDataset(features)
+        sources = self.eval_sources(split)[: self.limit(split)]
+        self.sources[split] = sources
+        if split == self.evaluation.split:
+            self.evaluation.set(sources)
+        features = []
+        for i, s in enumerate(sources):
+            prompt = self._prompt(s.text)
+            features.append({"input_ids": prompt, "attention_mask": [1] * len(prompt), "index": i})
+        return FeatureDataset(features)
 
 
 class E2EDataModule(GenerationDataModule):
@@ -312,7 +313,7 @@ class E2EDataModule(GenerationDataModule):
         super().__init__(task=task, folder=folder, **kwargs)
 
     def _rows(self, split: str):
-        return read_e2e(resolve_split_file(self.data_dir, self.folder, self.FILES[split]))
+        return read_split(self.data_dir, (self.folder, self.FILES[split]), read_e2e)[1]
 
     def train_pairs(self) -> list[tuple[str, str]]:
         return [(mr, ref) for _, mr, ref in self._rows("train")]

@@ -17,20 +17,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MaxMetric
 
-from deepprompt.backbones import BackboneConfig
-from deepprompt.config import HeadConfig, OptimConfig, structured
 from deepprompt.errors import ConfigError
-from deepprompt.methods import build_method, method_schema
+from deepprompt.methods import build_method
 from deepprompt.prompts import DeepPromptModel, save_prompts
+from deepprompt.tasks.generation.data import GenerationEval
 from deepprompt.tasks.generation.loading import load_causal_lm
 from deepprompt.tasks.generation.metrics import generation_scores
 from deepprompt.tasks.generation.prefix import CausalPrefixLM
-from deepprompt.tasks.module import TaskModule, running_mean
+from deepprompt.tasks.module import TaskModule
 
 GENERATION_METHODS = ("ptuning_v2", "lora", "finetune", "prefix", "prefix_mlp")
 PREFIX_METHODS = ("prefix", "prefix_mlp")
@@ -51,38 +48,46 @@ class GenerationModule(TaskModule):
         vocab_size: int | None = None,
         pad_token_id: int | None = None,
         eos_token_id: int | None = None,
+        evaluation: GenerationEval | None = None,
     ) -> None:
-        L.LightningModule.__init__(self)
-        self.save_hyperparameters()
-        self.backbone_cfg = structured(BackboneConfig, backbone, "backbone")
-        self.method_cfg = structured(method_schema(method["name"]), method, "method")
-        self.head_cfg = structured(HeadConfig, head, "head")
-        self.optim_cfg = structured(OptimConfig, optim, "optim")
-        if self.method_cfg.name not in GENERATION_METHODS:
-            raise ConfigError(
-                f"method {self.method_cfg.name!r} cannot generate here; generation supports {GENERATION_METHODS}"
-            )
-        lm = load_causal_lm(self.backbone_cfg, vocab_size=vocab_size)
-        if vocab_size is not None and lm.config.vocab_size < vocab_size:
-            raise ConfigError(f"tokenizer has {vocab_size} tokens but the LM only {lm.config.vocab_size}")
-        gen = lm.generation_config
-        gen.pad_token_id, gen.eos_token_id = pad_token_id, eos_token_id
-        gen.bos_token_id = None
+        # read by load_model, which TaskModule.__init__ calls
+        self._lm_ids = {"vocab_size": vocab_size, "pad_token_id": pad_token_id, "eos_token_id": eos_token_id}
+        super().__init__(backbone, method, head, optim, gradient_checkpointing)
+        self.save_hyperparameters(ignore=["evaluation"])
         self.generation = {**DEFAULT_GENERATION, **(generation or {})}
-        if self.method_cfg.name in PREFIX_METHODS:
-            self.encoder = CausalPrefixLM(lm, self.method_cfg)
-        else:
-            self.encoder = build_method(lm, self.method_cfg)
-        if gradient_checkpointing:
-            self.encoder.gradient_checkpointing_enable()
-        self.hidden_size = self._backbone().config.hidden_size
-        self.train_loss = running_mean()
-        self.val_best = nn.ModuleDict({name: MaxMetric() for name in self.best_metrics})
-        self.history: list[dict[str, float]] = []
+        self.evaluation = evaluation
         self._hyps: dict[int, str] = {}
         self.train()
 
     # -- model -------------------------------------------------------------------------------------------
+    def load_model(self) -> nn.Module:
+        """The causal LM with its head, set to stop at the tokenizer's eos and pad with its pad id."""
+        if self.method_cfg.name not in GENERATION_METHODS:
+            raise ConfigError(
+                f"method {self.method_cfg.name!r} cannot generate here; generation supports {GENERATION_METHODS}"
+            )
+        vocab_size = self._lm_ids["vocab_size"]
+        lm = load_causal_lm(self.backbone_cfg, vocab_size=vocab_size)
+        if vocab_size is not None and lm.config.vocab_size < vocab_size:
+            raise ConfigError(f"tokenizer has {vocab_size} tokens but the LM only {lm.config.vocab_size}")
+        gen = lm.generation_config
+        gen.pad_token_id, gen.eos_token_id = self._lm_ids["pad_token_id"], self._lm_ids["eos_token_id"]
+        gen.bos_token_id = None
+        return lm
+
+    def build_encoder(self, lm) -> nn.Module:
+        if self.method_cfg.name in PREFIX_METHODS:
+            return CausalPrefixLM(lm, self.method_cfg)
+        return build_method(lm, self.method_cfg)
+
+    def _evaluation(self) -> GenerationEval:
+        if self.evaluation is None:
+            raise RuntimeError(
+                "GenerationModule has no evaluation split to score: build it with the data module's "
+                "module_kwargs() (deepprompt.runs.build does)"
+            )
+        return self.evaluation
+
     @staticmethod
     def positions(mask: torch.Tensor) -> torch.Tensor:
         return (mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -114,12 +119,11 @@ class GenerationModule(TaskModule):
     # -- evaluation ----------------------------------------------------------------------------------------
     def validation_step(self, batch, batch_idx):
         new = self.generate(batch["input_ids"], batch["attention_mask"])
-        for index, text in zip(batch["index"].tolist(), self.trainer.datamodule.decode(new), strict=True):
+        for index, text in zip(batch["index"].tolist(), self._evaluation().decode(new), strict=True):
             self._hyps[index] = text
 
     def _scores(self, save_as: str | None = None) -> dict[str, float]:
-        dm = self.trainer.datamodule
-        refs = dm.references()
+        refs = self._evaluation().references()
         order = sorted(self._hyps)
         self._hyps, hyps = {}, [self._hyps[i] for i in order]
         if save_as is not None:
@@ -130,8 +134,7 @@ class GenerationModule(TaskModule):
         """``<run dir>/predictions/<name>.jsonl``: source, hypothesis and references of each evaluated input."""
         if self.trainer.sanity_checking or not self.trainer.is_global_zero:
             return
-        dm = self.trainer.datamodule
-        sources = dm.sources[dm.eval_split]
+        sources = self._evaluation().data
         folder = Path(self.trainer.default_root_dir) / "predictions"
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / f"{name}.jsonl", "w", encoding="utf-8") as f:
@@ -145,7 +148,7 @@ class GenerationModule(TaskModule):
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     def on_validation_epoch_end(self) -> None:
-        scores = self._scores(save_as=f"{self.trainer.datamodule.eval_split}_epoch{self.current_epoch}")
+        scores = self._scores(save_as=f"{self._evaluation().split}_epoch{self.current_epoch}")
         self.record({f"val/{k}": v for k, v in scores.items()})
 
     def test_step(self, batch, batch_idx):

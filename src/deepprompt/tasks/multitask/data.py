@@ -40,11 +40,11 @@ from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import lightning as L
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from deepprompt.data.base import TaskDataModule
 from deepprompt.errors import ConfigError
 from deepprompt.tasks.classification.data import ClassificationDataModule
 from deepprompt.tasks.classification.tasks import get_task
@@ -179,7 +179,7 @@ class MultiTaskSampler(DistributedSampler):
         return iter([i for batch in mine for i in batch])
 
 
-class MultiTaskDataModule(L.LightningDataModule):
+class MultiTaskDataModule(TaskDataModule):
     """Several classification tasks for one `MultiTaskModule`: a sampled train loader, one val loader per task."""
 
     def __init__(
@@ -201,7 +201,6 @@ class MultiTaskDataModule(L.LightningDataModule):
         limit_eval_examples: int | None = None,
         seed: int = 42,
     ) -> None:
-        super().__init__()
         tasks = [str(t) for t in tasks]
         if len(tasks) < 1 or len(set(tasks)) != len(tasks):
             raise ConfigError(f"data.tasks must name one or more distinct tasks, got {tasks}")
@@ -215,10 +214,20 @@ class MultiTaskDataModule(L.LightningDataModule):
             raise ConfigError(f"data.batch_mode must be one of {BATCH_MODES}, got {batch_mode!r}")
         if steps_per_epoch is not None and steps_per_epoch < 1:
             raise ConfigError(f"data.steps_per_epoch must be >= 1 or null, got {steps_per_epoch}")
+        super().__init__(
+            tokenizer,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            max_seq_length=max_seq_length,
+            num_workers=num_workers,
+            pad_to_multiple_of=pad_to_multiple_of,
+            limit_train_examples=limit_train_examples,
+            limit_eval_examples=limit_eval_examples,
+            seed=seed,
+        )
         self.tasks = tasks
         self.sampling, self.temperature, self.batch_mode = sampling, temperature, batch_mode
         self.steps_per_epoch = steps_per_epoch
-        self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         shared = {
             "tokenizer": tokenizer,
             "data_dir": data_dir,
@@ -238,8 +247,6 @@ class MultiTaskDataModule(L.LightningDataModule):
             if bad := sorted(set(extra) - set(shared) - {"group_by_length"}):
                 raise ConfigError(f"data.per_task.{task}: unknown keys {bad}; valid: {sorted(shared)}")
             self.task_modules[task] = ClassificationDataModule(task=task, **{**shared, **extra})
-        first = self.task_modules[tasks[0]]
-        self.tokenizer = first.tokenizer
         self.collators = {t: MultiTaskCollator(m.collator) for t, m in self.task_modules.items()}
         self.collator = self.collators[tasks[0]]
         self.train_data: MultiTaskDataset | None = None
@@ -311,7 +318,7 @@ class MultiTaskDataModule(L.LightningDataModule):
         loaders = []
         for t, (task, module) in enumerate(self.task_modules.items()):
             data = _Tagged(module.dataset("validation"), t)
-            size = module.hparams.eval_batch_size or module.hparams.batch_size
+            size = module.eval_batch_size
             loaders.append(
                 DataLoader(
                     data,

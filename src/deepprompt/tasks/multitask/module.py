@@ -27,9 +27,9 @@ from torchmetrics import MaxMetric
 
 from deepprompt.errors import ConfigError
 from deepprompt.prompts.multitask import MultiTaskDeepPromptModel, save_task_prompts
-from deepprompt.runs.summary import best_and_last
 from deepprompt.tasks.classification.metrics import classification_metrics
 from deepprompt.tasks.module import MODEL_INPUTS, TaskModule, running_mean
+from deepprompt.utils.history import best_and_last
 
 
 class MultiTaskModule(TaskModule):

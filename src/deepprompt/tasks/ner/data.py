@@ -18,7 +18,9 @@ from typing import Any
 from transformers import AutoTokenizer
 
 from deepprompt.data.base import IGNORE_INDEX, FeatureDataset, TaskDataModule
-from deepprompt.data.readers import _open_text, resolve_split_file
+from deepprompt.data.readers import _open_text
+from deepprompt.data.sources import hub_source
+from deepprompt.data.sources import read_split as read_source
 from deepprompt.errors import ConfigError, DataFormatError
 
 SCHEMES = ("iob1", "iob2", "bioes", "iobes")
@@ -174,22 +176,22 @@ class NERDataModule(TaskDataModule):
     # -- reading -----------------------------------------------------------------------------------------
     def read_split(self, split: str, limit: int | None) -> tuple[str, list[Sentence]]:
         """``(source, sentences)`` with IOB2 tags; a malformed line or tag fails with ``file:line``."""
-        if self.data_dir is not None:
-            path = resolve_split_file(self.data_dir, self.folder, str(self.files[split]))
-            source = str(path)
-            raw = islice(read_conll(path, self.tag_column, self.token_column), limit)
-            scheme = self.scheme
-        else:
-            import datasets
 
-            hub = datasets.load_dataset(self.hub_path, self.hub_name, split=self.hub_splits[split])
+        def hub_sentences(hub):
             names = hub.features[self.hub_tags_field].feature.names
-            source = f"{self.hub_path}/{self.hub_name}[{split}]"
-            raw = (
+            return (
                 (i, list(row[self.hub_tokens_field]), [names[t] for t in row[self.hub_tags_field]])
                 for i, row in islice(enumerate(hub), limit)
             )
-            scheme = self.hub_scheme
+
+        source, raw = read_source(
+            self.data_dir,
+            (self.folder, str(self.files.get(split))),
+            lambda path: islice(read_conll(path, self.tag_column, self.token_column), limit),
+            hub_source(self.hub_path, self.hub_name, self.hub_splits.get(split)),
+            hub_sentences,
+        )
+        scheme = self.scheme if self.data_dir is not None else self.hub_scheme
         sentences: list[Sentence] = []
         for line, tokens, tags in raw:
             try:

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from deepprompt.data.base import SEQUENCE_KEYS, FeatureDataset, TaskDataModule
-from deepprompt.data.readers import _open_text, resolve_split_file
+from deepprompt.data.base import SEQUENCE_KEYS, FeatureDataset, SplitView, TaskDataModule
+from deepprompt.data.readers import _open_text
+from deepprompt.data.sources import hub_source, read_split
 from deepprompt.errors import ConfigError, DataFormatError
 
 Example = dict[str, Any]  # id, title, context, question, answers {text, answer_start}, is_impossible
@@ -233,6 +234,21 @@ def postprocess_predictions(
     return predictions
 
 
+def hub_example(row: Mapping[str, Any]) -> Example:
+    """A Hub SQuAD row (answers as parallel lists) as an `Example`."""
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "context": row["context"],
+        "question": row["question"],
+        "answers": {
+            "text": list(row["answers"]["text"]),
+            "answer_start": list(row["answers"]["answer_start"]),
+        },
+        "is_impossible": not row["answers"]["text"],
+    }
+
+
 class SquadDataModule(TaskDataModule):
     """SQuAD 1.1 / 2.0 from local JSON (``<data_dir>/<folder>/<file>``) or the hub, with an optional article split."""
 
@@ -270,6 +286,7 @@ class SquadDataModule(TaskDataModule):
         self.null_score_diff_threshold = null_score_diff_threshold
         self.hub_path, self.hub_name = hub_path, hub_name
         self._split_cache: dict[str, list[Example]] | None = None
+        self.validation: SplitView[QADataset] = SplitView("validation")
 
     num_labels = 2  # start and end logits per token
 
@@ -280,28 +297,18 @@ class SquadDataModule(TaskDataModule):
             "version_2_with_negative": self.version_2_with_negative,
             "null_score_diff_threshold": self.null_score_diff_threshold,
             "split_note": self.split_note,
+            "validation": self.validation,
         }
 
     def _read(self, which: str) -> list[Example]:
-        if self.data_dir is not None:
-            return read_squad(resolve_split_file(self.data_dir, self.folder, self.files[which]))
-        import datasets
-
-        hub = datasets.load_dataset(self.hub_path, self.hub_name, split=which)
-        return [
-            {
-                "id": row["id"],
-                "title": row["title"],
-                "context": row["context"],
-                "question": row["question"],
-                "answers": {
-                    "text": list(row["answers"]["text"]),
-                    "answer_start": list(row["answers"]["answer_start"]),
-                },
-                "is_impossible": not row["answers"]["text"],
-            }
-            for row in hub
-        ]
+        _, examples = read_split(
+            self.data_dir,
+            (self.folder, self.files[which]),
+            read_squad,
+            hub_source(self.hub_path, self.hub_name, which),
+            lambda hub: [hub_example(row) for row in hub],
+        )
+        return examples
 
     def examples(self, split: str) -> list[Example]:
         """The examples of ``train`` / ``validation``, after the article split when configured."""
@@ -317,6 +324,9 @@ class SquadDataModule(TaskDataModule):
         examples = self.examples(split)[: self.limit(split)]
         if not examples:
             raise DataFormatError(f"{self.task}: the {split} split has no questions")
-        return encode_windows(
+        data = encode_windows(
             self.tokenizer, examples, self.max_seq_length, self.doc_stride, split == "train"
         )
+        if split == "validation":
+            self.validation.set(data)
+        return data

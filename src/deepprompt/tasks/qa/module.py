@@ -5,16 +5,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepprompt.data.base import SplitView
 from deepprompt.tasks.module import TaskModule
-from deepprompt.tasks.qa.data import postprocess_predictions
+from deepprompt.tasks.qa.data import QADataset, postprocess_predictions
 from deepprompt.tasks.qa.metrics import squad_scores
 
 
 class QuestionAnsweringModule(TaskModule):
     """Logs ``val/exact_match`` and ``val/f1`` (percent, official normalisation) and their ``_best``.
 
-    Window logits are collected during validation and post-processed at the epoch end against the data
-    module's examples and offsets (single process: under DDP each rank scores the windows it saw).
+    Window logits are collected during validation and post-processed at the epoch end against the examples and
+    offsets of ``validation``, the split the data module reads (single process: under DDP each rank scores the
+    windows it saw).
     """
 
     best_metrics = ("f1", "exact_match")
@@ -31,9 +33,11 @@ class QuestionAnsweringModule(TaskModule):
         version_2_with_negative: bool = False,
         null_score_diff_threshold: float = 0.0,
         split_note: str | None = None,
+        validation: SplitView[QADataset] | None = None,
     ) -> None:
         super().__init__(backbone, method, head, optim, gradient_checkpointing)
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["validation"])
+        self.validation = validation
         self.classifier = self.linear(self.hidden_size, 2)  # start and end logits
         self.loss_fn = nn.CrossEntropyLoss()
         self._logits: dict[int, tuple] = {}
@@ -61,7 +65,12 @@ class QuestionAnsweringModule(TaskModule):
 
     def on_validation_epoch_end(self) -> None:
         logits, self._logits = self._logits, {}
-        data = self.trainer.datamodule.dataset("validation")
+        if self.validation is None:
+            raise RuntimeError(
+                "QuestionAnsweringModule has no validation split to score: build it with the data module's "
+                "module_kwargs() (deepprompt.runs.build does)"
+            )
+        data = self.validation.data
         hp = self.hparams
         predictions = postprocess_predictions(
             data,

@@ -12,7 +12,8 @@ from itertools import islice
 from typing import Any
 
 from deepprompt.data.base import SEQUENCE_KEYS, FeatureDataset, TaskDataModule
-from deepprompt.data.readers import read_jsonl, resolve_split_file
+from deepprompt.data.readers import read_jsonl
+from deepprompt.data.sources import hub_source, read_split
 from deepprompt.errors import DataFormatError
 
 CONNECTORS = {"cause": "because", "effect": "so"}
@@ -59,16 +60,13 @@ class MultipleChoiceDataModule(TaskDataModule):
 
     def build_split(self, split: str) -> FeatureDataset:
         limit = self.limit(split)
-        if self.data_dir is not None:
-            path = resolve_split_file(
-                self.data_dir, "copa", "train.jsonl" if split == "train" else "val.jsonl"
-            )
-            source, rows = str(path), list(islice(read_jsonl(path), limit))
-        else:
-            import datasets
-
-            hub = datasets.load_dataset(self.hub_path, "copa", split=split)
-            source, rows = f"{self.hub_path}/copa[{split}]", list(islice(enumerate(hub), limit))
+        source, rows = read_split(
+            self.data_dir,
+            ("copa", "train.jsonl" if split == "train" else "val.jsonl"),
+            lambda path: list(islice(read_jsonl(path), limit)),
+            hub_source(self.hub_path, "copa", split),
+            lambda hub: list(islice(enumerate(hub), limit)),
+        )
         framed = [frame_copa(source, line, row) for line, row in rows]
         if not framed:
             raise DataFormatError(f"{source}: the {split} split of copa has no examples")

@@ -23,7 +23,8 @@ from itertools import islice
 from typing import Any
 
 from deepprompt.data.base import SEQUENCE_KEYS, FeatureDataset, TaskDataModule
-from deepprompt.data.readers import read_jsonl, resolve_split_file
+from deepprompt.data.readers import read_jsonl
+from deepprompt.data.sources import hub_source, read_split
 from deepprompt.errors import ConfigError, DataFormatError
 
 TEMPLATES = {
@@ -169,13 +170,13 @@ class SuperGLUEDataModule(TaskDataModule):
         return {"num_labels": 2, "metrics": ["acc"]}
 
     def read_rows(self, split: str) -> tuple[str, Iterator[tuple[int, dict[str, Any]]]]:
-        if self.data_dir is not None:
-            path = resolve_split_file(self.data_dir, self.task, LOCAL_FILES[split])
-            return str(path), read_jsonl(path)
-        import datasets  # slow import, only the hub path needs it
-
-        hub = datasets.load_dataset(self.hub_path, HUB_NAMES[self.task], split=split)
-        return f"{self.hub_path}/{HUB_NAMES[self.task]}[{split}]", iter(enumerate(hub))
+        return read_split(
+            self.data_dir,
+            (self.task, LOCAL_FILES[split]),
+            read_jsonl,
+            hub_source(self.hub_path, HUB_NAMES[self.task], split),
+            lambda hub: iter(enumerate(hub)),
+        )
 
     def frame(self, split: str) -> tuple[str, list[Framed]]:
         source, rows = self.read_rows(split)
