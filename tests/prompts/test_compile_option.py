@@ -1,4 +1,4 @@
-"""`method.compile` (issue 5): the compiled backbone trains like the eager one, and the option is checked.
+"""`method.compile`: the compiled backbone trains like the eager one, and the option is checked.
 
 CPU, ``aot_eager`` backend (dynamo + AOT autograd, no code generation): what is tested is tracing through our
 attention function with the prompts as an argument, the automatic-dynamic recompile on a new batch length, and

@@ -1,4 +1,4 @@
-"""``method.cuda_graphs`` (issue 5's first-epoch lever, prompts/graphing.py): captured training steps give the eager
+"""``method.cuda_graphs`` (the first-epoch speed switch, prompts/graphing.py): captured training steps give the eager
 loss and gradients.
 
 CPU half: a CUDA graph cannot be captured without a GPU, so `Emulated` stands in for

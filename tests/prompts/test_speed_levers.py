@@ -1,4 +1,4 @@
-"""The engine's speed switches (issue 5) give the same results as the plain path.
+"""The engine's speed switches give the same results as the plain path.
 
 - compact masks (no mask without padding, (B, 1, 1, m + n) with padding) vs the naive materialised
   (B, 1, n, m + n) mask: same outputs and prompt gradients, encoders and decoders, sdpa and eager;
