@@ -6,15 +6,26 @@ The engine needs neither Lightning nor Hydra::
     model = add_deep_prompts(AutoModelForSequenceClassification.from_pretrained(name), DeepPromptConfig(length=16))
 
 The engine's names are imported on first use, so tools that need no torch (``deepprompt-report``) start fast.
+The task families' data modules and Lightning modules live in ``deepprompt.tasks.<family>``; the most used
+ones are importable from here as well.
 """
 
 from importlib import import_module
 
-__all__ = ["DeepPromptConfig", "DeepPromptModel", "add_deep_prompts", "load_prompts", "save_prompts"]
+_ENGINE = ["DeepPromptConfig", "DeepPromptModel", "add_deep_prompts", "load_prompts", "save_prompts"]
+_TASKS = {
+    "ClassificationDataModule": "deepprompt.tasks.classification",
+    "ClassificationModule": "deepprompt.tasks.classification",
+    "MultiTaskDataModule": "deepprompt.tasks.multitask",
+    "MultiTaskModule": "deepprompt.tasks.multitask",
+}
+__all__ = [*_ENGINE, *_TASKS]
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    if name in __all__:
+    if name in _ENGINE:
         return getattr(import_module("deepprompt.prompts"), name)
+    if name in _TASKS:
+        return getattr(import_module(_TASKS[name]), name)
     raise AttributeError(f"module 'deepprompt' has no attribute {name!r}")

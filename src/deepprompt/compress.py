@@ -14,14 +14,13 @@ import sys
 from pathlib import Path
 
 import lightning as L
-import torch
 from omegaconf import OmegaConf
 
 from deepprompt.errors import ConfigError
-from deepprompt.eval import load_run_config, resolve_checkpoint
-from deepprompt.prompts import DeepPromptModel, load_prompts
+from deepprompt.prompts import DeepPromptModel
 from deepprompt.prompts.compression import compress_layer_tensors
 from deepprompt.runs.build import build_data_and_module
+from deepprompt.runs.restore import load_run_config, load_trained, resolve_checkpoint
 from deepprompt.utils.atomic import atomic_write, atomic_write_json
 
 log = logging.getLogger("deepprompt.compress")
@@ -35,12 +34,7 @@ def _load_trained(run_dir: Path, checkpoint: str, override=None):
     if not isinstance(getattr(module, "encoder", None), DeepPromptModel):
         raise ConfigError(f"{run_dir} is not a P-Tuning v2 run: only deep prompts can be compressed")
     source = resolve_checkpoint(run_dir, checkpoint)
-    if source.is_dir():
-        _, extra = load_prompts(module.encoder, source)
-        module.classifier.load_state_dict({k.removeprefix("classifier."): v for k, v in extra.items()})
-    else:
-        state = torch.load(source, map_location="cpu", weights_only=False)
-        module.load_state_dict(state["state_dict"], strict=False)
+    load_trained(module, source)
     module.encoder.fold()
     return cfg, datamodule, module, source
 

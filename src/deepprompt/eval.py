@@ -8,40 +8,17 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from deepprompt.config.resolvers import register_resolvers
-from deepprompt.errors import ConfigError, DeepPromptError
-from deepprompt.prompts import load_prompts
+from deepprompt.errors import DeepPromptError
 from deepprompt.runs.build import build_data_and_module
 from deepprompt.runs.guard import debug_enabled
+from deepprompt.runs.restore import load_run_config, load_trained, resolve_checkpoint
 from deepprompt.utils.atomic import atomic_write_json
 
 log = logging.getLogger("deepprompt.eval")
 register_resolvers()
-
-
-def load_run_config(run_dir: Path, override: DictConfig | dict | None = None) -> DictConfig:
-    path = run_dir / ".hydra" / "config.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a deepprompt run folder: {path} is missing")
-    cfg = OmegaConf.load(path)
-    # paths.output_dir pointed at Hydra's runtime folder of the training job: pin it to the run folder.
-    cfg.paths.output_dir = str(run_dir)
-    return OmegaConf.merge(cfg, override or {})
-
-
-def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
-    if checkpoint in ("best", "last"):
-        for candidate in (run_dir / "checkpoints" / f"{checkpoint}.ckpt", run_dir / "prompts" / checkpoint):
-            if candidate.exists():
-                return candidate
-        raise ConfigError(f"no '{checkpoint}' checkpoint in {run_dir} (looked in checkpoints/ and prompts/)")
-    path = Path(checkpoint)
-    if not path.exists():
-        raise ConfigError(f"checkpoint {path} does not exist")
-    return path
 
 
 def evaluate(run_dir: Path, checkpoint: str = "best", override=None) -> dict[str, float]:
@@ -51,17 +28,7 @@ def evaluate(run_dir: Path, checkpoint: str = "best", override=None) -> dict[str
     L.seed_everything(cfg.seed, workers=True)
     datamodule, module = build_data_and_module(cfg)
     source = resolve_checkpoint(run_dir, checkpoint)
-    if source.is_dir():  # a prompt-only export: prompts + classifier head
-        _, extra = load_prompts(module.encoder, source)
-        module.classifier.load_state_dict({k.removeprefix("classifier."): v for k, v in extra.items()})
-    else:
-        state = torch.load(source, map_location="cpu", weights_only=False)
-        missing = module.load_state_dict(state["state_dict"], strict=False)
-        trainable = {n for n, p in module.named_parameters() if p.requires_grad}
-        if trainable & set(missing.missing_keys):
-            raise ConfigError(
-                f"{source} lacks trained parameters: {sorted(trainable & set(missing.missing_keys))[:5]}"
-            )
+    load_trained(module, source)
     trainer = L.Trainer(
         accelerator=cfg.trainer.get("accelerator", "auto"),
         devices=1,

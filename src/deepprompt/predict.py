@@ -22,13 +22,13 @@ from omegaconf import DictConfig
 
 from deepprompt.config.resolvers import register_resolvers
 from deepprompt.errors import ConfigError, DeepPromptError
-from deepprompt.eval import load_run_config, resolve_checkpoint
 from deepprompt.inference.engine import count_rows, generate, predict
 from deepprompt.inference.families import TaskRunner
 from deepprompt.inference.inputs import read_examples
 from deepprompt.prompts import load_prompts
 from deepprompt.runs.build import build_data_and_module
 from deepprompt.runs.guard import debug_enabled
+from deepprompt.runs.restore import load_run_config, resolve_checkpoint
 from deepprompt.utils.atomic import atomic_write
 
 log = logging.getLogger("deepprompt.predict")

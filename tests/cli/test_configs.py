@@ -10,6 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
 from deepprompt.config.resolvers import register_resolvers
+from deepprompt.tasks.registry import module_class
 from deepprompt.train import validate
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -56,7 +57,9 @@ def test_every_group_option_composes_and_validates(compose_train, group, option)
 
 # Generation data needs a causal-LM tokenizer (tests/generation builds those with its own tiny tokenizer).
 ENCODER_DATA = [
-    o for o in options("data") if "deepprompt.generation" not in (CONF / "data" / f"{o}.yaml").read_text()
+    o
+    for o in options("data")
+    if "deepprompt.tasks.generation" not in (CONF / "data" / f"{o}.yaml").read_text()
 ]
 
 
@@ -64,8 +67,8 @@ ENCODER_DATA = [
 def test_data_configs_instantiate(compose_train, benchmark_dir, task):
     cfg = compose_train(f"data={task}", "backbone=tiny", f"paths.data_dir={benchmark_dir}")
     datamodule = instantiate(cfg.data)
-    # every data module names the Lightning module that trains on it (see deepprompt.runs.build)
-    assert datamodule.module_target.startswith("deepprompt.modules.")
+    # every data module belongs to a task family that names the Lightning module that trains on it
+    assert module_class(datamodule).__module__.startswith("deepprompt.tasks.")
 
 
 def test_cpu_trainer_instantiates(compose_train, tmp_path):

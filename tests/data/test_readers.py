@@ -7,8 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from deepprompt.data import TASKS, UnknownTaskError, get_task, read_jsonl, read_tsv, resolve_split_file
+from deepprompt.data import read_jsonl, read_tsv, resolve_split_file
 from deepprompt.errors import DataFormatError
+from deepprompt.tasks.classification import TASKS, UnknownTaskError, get_task
 
 
 @pytest.mark.parametrize("name", ["rows.jsonl", "rows.jsonl.gz"])

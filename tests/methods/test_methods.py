@@ -20,7 +20,7 @@ from transformers import RobertaConfig, RobertaModel
 
 from deepprompt.backbones import local_model_path
 from deepprompt.methods import build_method, method_names, method_schema
-from deepprompt.modules.classification import ClassificationModule
+from deepprompt.tasks.classification.module import ClassificationModule
 
 H, LAYERS, M = 32, 2, 4
 BACKBONE = 1_011_360

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from tests.conftest import run_dirs, write_benchmarks
-from tests.generation.test_data_metrics import save_tokenizer, write_e2e
 from tests.tasks.conftest import write_task_benchmarks
+from tests.tasks.generation.test_data_metrics import save_tokenizer, write_e2e
 
 TINY = ("debug=limit", "extras.print_config=false", "method.prompt.length=4", "trainer.max_epochs=1")
 

@@ -12,10 +12,10 @@ import json
 import pytest
 import torch
 
-from deepprompt.data.squad import postprocess_predictions
 from deepprompt.inference.families import iob2_spans
 from deepprompt.inference.inputs import read_examples
 from deepprompt.predict import load_run, run_predictions
+from deepprompt.tasks.qa.data import postprocess_predictions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,4 +1,4 @@
-"""`method.compile` (issue 5): the compiled backbone trains like the eager one, and the option is checked.
+"""`method.compile`: the compiled backbone trains like the eager one, and the option is checked.
 
 CPU, ``aot_eager`` backend (dynamo + AOT autograd, no code generation): what is tested is tracing through our
 attention function with the prompts as an argument, the automatic-dynamic recompile on a new batch length, and
@@ -11,12 +11,12 @@ import json
 
 import pytest
 import torch
-from tests.conftest import run_dirs
-from tests.methods.test_methods import TINY, padded_batch
 
 from deepprompt.errors import ConfigError
 from deepprompt.methods.ptuning_v2 import PTuningV2Config
-from deepprompt.modules.classification import ClassificationModule
+from deepprompt.tasks.classification.module import ClassificationModule
+from tests.conftest import run_dirs
+from tests.methods.test_methods import TINY, padded_batch
 
 EAGER = {"name": "ptuning_v2", "prompt": {"length": 4, "dropout": 0.0}}
 COMPILED = {**EAGER, "compile": "default", "compile_backend": "aot_eager"}

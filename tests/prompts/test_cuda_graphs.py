@@ -1,4 +1,4 @@
-"""``method.cuda_graphs`` (issue 5's first-epoch lever, prompts/graphing.py): captured training steps give the eager
+"""``method.cuda_graphs`` (the first-epoch speed switch, prompts/graphing.py): captured training steps give the eager
 loss and gradients.
 
 CPU half: a CUDA graph cannot be captured without a GPU, so `Emulated` stands in for
@@ -323,9 +323,9 @@ def test_gpu_gradients_accumulate_and_dropout_replays_draw_new_masks(tiny):
 @gpu
 def test_gpu_lightning_fit_replays_its_training_steps():
     import lightning as L
-    from tests.methods.test_methods import TINY, padded_batch
 
-    from deepprompt.modules.classification import ClassificationModule
+    from deepprompt.tasks.classification.module import ClassificationModule
+    from tests.methods.test_methods import TINY, padded_batch
 
     method = {"name": "ptuning_v2", "prompt": {"length": 4}, "cuda_graphs": True, "frozen_dtype": "bf16"}
     module = ClassificationModule(backbone=TINY, method=method, num_labels=2, head={"pooling": "cls"})

@@ -6,9 +6,9 @@ import copy
 
 import pytest
 import torch
-from tests.prompts.test_hooked_deberta import batch, tiny_deberta
 
 from deepprompt.prompts import DeepPromptConfig, add_deep_prompts
+from tests.prompts.test_hooked_deberta import batch, tiny_deberta
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

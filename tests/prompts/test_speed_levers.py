@@ -1,4 +1,4 @@
-"""The engine's speed switches (issue 5) give the same results as the plain path.
+"""The engine's speed switches give the same results as the plain path.
 
 - compact masks (no mask without padding, (B, 1, 1, m + n) with padding) vs the naive materialised
   (B, 1, n, m + n) mask: same outputs and prompt gradients, encoders and decoders, sdpa and eager;
@@ -15,9 +15,9 @@ import copy
 import pytest
 import torch
 
-from deepprompt.modules.optim import build_optimizer
 from deepprompt.prompts import DeepPromptConfig, add_deep_prompts
 from deepprompt.prompts import attention as attention_module
+from deepprompt.tasks.optim import build_optimizer
 
 ATTN = ("sdpa", "eager")
 

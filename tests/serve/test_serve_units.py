@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from deepprompt.eval import load_run_config
 from deepprompt.inference.engine import predict
 from deepprompt.inference.inputs import example_from_fields
+from deepprompt.runs.restore import load_run_config
 from deepprompt.serve.batcher import Batcher
 from deepprompt.serve.registry import TaskRegistry
 

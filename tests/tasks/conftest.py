@@ -1,4 +1,4 @@
-"""Fixture folders for the issue-4 task families, in their published formats (gzip, as the real copies)."""
+"""Fixture folders for the task families beyond classification, in their published formats (gzip, as the real copies)."""
 
 from __future__ import annotations
 

@@ -147,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _datamodule(args, variant: str):
-    from deepprompt.data import ClassificationDataModule
-    from deepprompt.data.collate import PaddingCollator
+    from deepprompt.data import FeatureCollator
+    from deepprompt.tasks.classification import ClassificationDataModule
 
     static = VARIANTS[variant].get("static", False)
     dm = ClassificationDataModule(
@@ -165,14 +165,14 @@ def _datamodule(args, variant: str):
         seed=args.seed,
     )
     if static:  # every batch exactly max_seq_length wide (all examples are truncated to it)
-        dm.collator = PaddingCollator(
+        dm.collator = FeatureCollator(
             dm.collator.pad_token_id, args.max_seq_length, dm.tokenizer.padding_side
         )
     return dm
 
 
 def _module(args, dm, variant: str):
-    from deepprompt.modules import ClassificationModule
+    from deepprompt.tasks.classification import ClassificationModule
 
     backbone = {"name": "bench", "name_or_path": args.model_path, "pretrained": args.shape is None}
     if args.shape:

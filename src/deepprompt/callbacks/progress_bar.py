@@ -12,7 +12,7 @@ class ProgressBar(RichProgressBar):
     training batches and at every epoch end.
 
     Reading the metrics turns the logged GPU tensors into Python floats: a host-device sync that, done after
-    every step, keeps the host from queueing the next step while the GPU works (issue 5: small backbones are
+    every step, keeps the host from queueing the next step while the GPU works (small backbones are
     host-bound, so that overlap is most of the speed). The bar itself still advances every batch.
     """
 

@@ -1,9 +1,10 @@
-"""Shared plumbing of the non-classification data modules: tokenizer checks, datasets of feature dicts, loaders."""
+"""What every task family's data module shares: a dataset of feature dicts, one collator, the loaders, and the
+view of an evaluation split that a Lightning module scores (`SplitView`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import lightning as L
 import torch
@@ -14,6 +15,7 @@ from deepprompt.data.tokenizing import check_sizes, load_tokenizer
 
 SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 IGNORE_INDEX = -100
+T = TypeVar("T")
 
 
 class FeatureDataset(Dataset):
@@ -35,14 +37,20 @@ class FeatureDataset(Dataset):
 
         return [size(f["input_ids"]) for f in self.features]
 
+    @property
+    def labels(self) -> list[Any]:
+        return [f["labels"] for f in self.features]
+
 
 class FeatureCollator:
-    """Pads token-level keys of a batch to its longest sequence and stacks the scalar ones.
+    """Pads token-level keys of a batch to its longest sequence and stacks the scalar ones (dynamic padding).
 
     ``input_ids`` pad with the pad id, ``attention_mask``/``token_type_ids`` with 0, other lists (token
     labels) with -100; those keys, ``labels`` and ``word_index`` share the batch width, other lists get their own. A list
     of lists (multiple choice: one sequence per choice) becomes ``(batch, choices, length)``. Numbers become
-    tensors (int -> long, float -> float); other values (strings, None) stay out of the batch.
+    tensors (int -> long, float -> float); other values (strings, None) stay out of the batch. With
+    ``pad_to_multiple_of`` the width is rounded up, which lets tensor cores and kernels tile evenly. A plain
+    class, not a closure, so DataLoader workers can pickle it.
     """
 
     def __init__(
@@ -53,6 +61,8 @@ class FeatureCollator:
     ) -> None:
         if pad_to_multiple_of is not None and pad_to_multiple_of < 1:
             raise ValueError(f"pad_to_multiple_of must be >= 1, got {pad_to_multiple_of}")
+        if padding_side not in ("right", "left"):
+            raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
         self.pad_token_id = pad_token_id
         self.pad_to_multiple_of = pad_to_multiple_of
         self.padding_side = padding_side
@@ -106,10 +116,33 @@ class FeatureCollator:
         return batch
 
 
-class TaskDataModule(L.LightningDataModule):
-    """Tokenizer, sizes, loaders; subclasses fill ``self._datasets`` in ``setup`` and name their module."""
+class SplitView(Generic[T]):
+    """One evaluation split as the Lightning module that scores it sees it.
 
-    module_target = ""
+    The data module hands the view to the module at construction (``module_kwargs()``) and fills it when
+    ``setup`` reads the split, so the module reads what it scores (examples, references) from here, never
+    through ``trainer.datamodule``.
+    """
+
+    def __init__(self, split: str) -> None:
+        self.split = split
+        self._data: T | None = None
+
+    def set(self, data: T) -> None:
+        self._data = data
+
+    @property
+    def data(self) -> T:
+        if self._data is None:
+            raise RuntimeError(
+                f"the {self.split!r} split is not loaded; call the data module's setup() first"
+            )
+        return self._data
+
+
+class TaskDataModule(L.LightningDataModule):
+    """Tokenizer, sizes, loaders; subclasses build each split in ``build_split``."""
+
     eval_splits: tuple[str, ...] = ("validation",)
 
     def __init__(
@@ -141,11 +174,17 @@ class TaskDataModule(L.LightningDataModule):
         self.limit_train_examples = limit_train_examples
         self.limit_eval_examples = limit_eval_examples
         self.seed = seed
-        self.tokenizer, pad_id = load_tokenizer(tokenizer, max_seq_length)
+        self.tokenizer, pad_id = self.load_tokenizer(tokenizer, max_seq_length)
         self.collator = FeatureCollator(pad_id, pad_to_multiple_of, self.tokenizer.padding_side)
         self._datasets: dict[str, FeatureDataset] = {}
 
+    @staticmethod
+    def load_tokenizer(name: str, max_seq_length: int):
+        """The tokenizer and the id to pad with (a family may load its tokenizer otherwise)."""
+        return load_tokenizer(name, max_seq_length)
+
     def module_kwargs(self) -> dict[str, Any]:
+        """What the Lightning module that trains on this data needs to know (label count, metrics ...)."""
         return {}
 
     def limit(self, split: str) -> int | None:

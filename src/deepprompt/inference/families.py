@@ -166,7 +166,7 @@ class TaskRunner:
             row["word_index"] = words
             return [row]
         if family == "qa":
-            from deepprompt.data.squad import encode_windows
+            from deepprompt.tasks.qa.data import encode_windows
 
             dm = self.datamodule
             data = encode_windows(tok, [example], dm.max_seq_length, dm.doc_stride, training=False)

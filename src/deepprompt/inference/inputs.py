@@ -75,7 +75,7 @@ def example_from_fields(runner: TaskRunner, row: dict[str, Any], where: str) -> 
     if family == "classification":
         task = getattr(dm, "task", None)
         if (task == "wic" and "word" in row) or (task == "wsc" and ("target" in row or "span2_index" in row)):
-            from deepprompt.data.superglue import frame_wic, frame_wsc  # the training template
+            from deepprompt.tasks.superglue.data import frame_wic, frame_wsc  # the training template
 
             frame = frame_wic if task == "wic" else frame_wsc
             first, second, _, _ = frame(source, int(line), {"label": False, **row}, dm.template)[0]
@@ -84,13 +84,13 @@ def example_from_fields(runner: TaskRunner, row: dict[str, Any], where: str) -> 
         texts = [_str(where, row, f) for f in fields]
         return {"texts": (texts[0], texts[1] if len(texts) > 1 else None)}
     if family == "multiple_choice":
-        from deepprompt.data.multiple_choice import frame_copa
+        from deepprompt.tasks.superglue.copa import frame_copa
 
         context, choices, _ = frame_copa(source, int(line), {"label": 0, **row})
         return {"context": context, "choices": choices}
     if family == "multirc":
         if "passage" in row:  # the SuperGLUE nesting: passage -> questions -> answers
-            from deepprompt.data.superglue import _Groups, frame_multirc
+            from deepprompt.tasks.superglue.data import _Groups, frame_multirc
 
             row = copy.deepcopy(row)
             for q in row["passage"].get("questions", []) if isinstance(row["passage"], dict) else []:
@@ -127,7 +127,7 @@ def example_from_fields(runner: TaskRunner, row: dict[str, Any], where: str) -> 
         }
     if family == "generation":
         if "mr" in row:
-            from deepprompt.generation.data import linearize_e2e
+            from deepprompt.tasks.generation.data import linearize_e2e
 
             try:
                 return {"source": linearize_e2e(_str(where, row, "mr"))}
@@ -180,18 +180,18 @@ def read_examples(path: str | None, runner: TaskRunner, fmt: str = "auto") -> li
         with _open_text(Path(path)) as f:
             rows = list(_text_rows(f, source, runner))
     elif fmt == "conll":
-        from deepprompt.data.ner import read_conll
+        from deepprompt.tasks.ner.data import read_conll
 
         rows = ((line, {"tokens": tokens}) for line, tokens, _ in read_conll(path, tag_column=0))
     elif fmt == "squad":
-        from deepprompt.data.squad import read_squad
+        from deepprompt.tasks.qa.data import read_squad
 
         rows = (
             (e["id"], {"id": e["id"], "question": e["question"], "context": e["context"]})
             for e in read_squad(path)
         )
     elif fmt == "csv":
-        from deepprompt.generation.data import read_e2e
+        from deepprompt.tasks.generation.data import read_e2e
 
         rows = ((line, {"source": mr}) for line, mr, _ in read_e2e(path))
     else:

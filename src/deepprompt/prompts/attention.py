@@ -14,7 +14,7 @@ The same names are registered with `AttentionMaskInterface`, otherwise transform
 for unknown implementations and padding would be silently ignored. The mask covers the real tokens only;
 the prefix columns are prepended here, always visible (or per row, with an optional prefix mask).
 
-Speed (docs/performance.md, issue 5): SDPA can only take its fused kernels when the mask is small or absent.
+Speed (docs/performance.md): SDPA can only take its fused kernels when the mask is small or absent.
 
 - Without padding (and without a per-row prefix mask) a non-causal layer gets ``attn_mask=None``: the prefix
   needs no mask, so flash attention stays available.

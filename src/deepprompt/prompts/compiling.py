@@ -1,4 +1,4 @@
-"""``torch.compile`` for the frozen backbone of a P-Tuning v2 model (issue 5's fastest lever, measured in
+"""``torch.compile`` for the frozen backbone of a P-Tuning v2 model (the fastest speed switch, measured in
 docs/performance.md: the eager step is host-bound, compiling fuses the elementwise chains and CUDA graphs remove
 the per-kernel launches).
 

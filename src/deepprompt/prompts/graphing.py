@@ -1,5 +1,5 @@
 """CUDA graphs of the prompted backbone's training forward and backward, captured per batch shape without a
-compiler (``method.cuda_graphs``; issue 5's lever for a run's first epoch, docs/performance.md).
+compiler (``method.cuda_graphs``; the speed switch for a run's first epoch, docs/performance.md).
 
 torch.compile's CUDA graphs (``method.compile=reduce-overhead``) make a host-bound step 2-4x faster, but every new
 process pays dynamo's tracing, inductor's code generation and one recording per shape first: 60-130 s measured,

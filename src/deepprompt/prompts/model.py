@@ -76,7 +76,7 @@ class DeepPromptModel(nn.Module):
 
     ``forward`` takes the backbone's own arguments and returns its own outputs.
 
-    Speed switches (issue 5, docs/performance.md); the defaults are the fast path, every switch keeps results
+    Speed switches (docs/performance.md); the defaults are the fast path, every switch keeps results
     equal to the plain path except ``frozen_dtype``, which rounds the frozen weights:
 
     - ``frozen_dtype`` (None = keep fp32): store the frozen backbone weights in bf16/fp16. The prompts and the

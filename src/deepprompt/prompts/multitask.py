@@ -6,7 +6,7 @@ some task prompts, the keys/values of the tasks in the batch are zero-padded to 
 ``(B, kv_heads, m_max, head_dim)``, and gathered by row, with a prefix mask ``(B, m_max)`` (True = a real
 prompt position) that the attention merges into the ``(B, 1, q, m_max + n)`` mask. Padded positions are
 masked, so each row sees exactly its own task's prompt: row by row the output equals that task's single-task
-`DeepPromptModel` (tests/knobs/test_multitask.py). A batch of one task only goes through the single-task path
+`DeepPromptModel` (tests/prompts/test_multitask.py). A batch of one task only goes through the single-task path
 (prompts broadcast over the batch, no gather and no prefix mask).
 
 Each task's prompts export alone in the single-task format (`save_task_prompts`, read by `load_prompts`,

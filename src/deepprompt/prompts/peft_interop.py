@@ -9,7 +9,7 @@ is, no transpose needed (GQA included: peft's "heads" are the key/value heads).
 
 Positions: peft passes the prefix as ``past_key_values``, so the model counts the m prefix positions as past
 and the real tokens get position ids ``m .. m+n-1``; deep prompts keep ``0 .. n-1``. The two agree exactly when our
-model is fed explicit ``position_ids = arange(n) + m`` (tests/knobs/test_peft_interop.py, BERT and Llama).
+model is fed explicit ``position_ids = arange(n) + m`` (tests/prompts/test_peft_interop.py, BERT and Llama).
 Passing ``position_ids=arange(n)`` to the peft model does not undo the shift (peft 0.21's prefix path does not
 reach the backbone's position ids unchanged in our test), so prompts moved between the two frameworks see
 positions shifted by m: expect a small accuracy change, and re-tune briefly if it matters.

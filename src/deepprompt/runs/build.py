@@ -1,17 +1,23 @@
-"""Build the data module and the Lightning module of a run from its composed config.
+"""Build a run's pieces from its composed config: the data module, the Lightning module, the trainer.
 
-The data module names the Lightning module that trains on it (``module_target``) and the task facts that
-module needs (``module_kwargs()``: label count, metrics ...), so a new task family plugs in with a data
-module and a Lightning module, without touching the entry points.
+The data module comes from the ``data`` group; the task-family registry (`deepprompt.tasks.registry`) names the
+Lightning module that trains on it, and the data module gives the task facts that module needs
+(``module_kwargs()``: label count, metrics ...). A new task family plugs in with a folder under
+``deepprompt/tasks`` and a registry entry, without touching the entry points.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
-from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from deepprompt.utils.instantiate import build
+from deepprompt.callbacks import AtomicCheckpointIO
+from deepprompt.runs.loggers import build_loggers
+from deepprompt.runs.resume import RestoreTrainLoaderState
+from deepprompt.tasks.registry import module_class
+from deepprompt.utils.instantiate import build, build_all
 
 
 def _plain(node) -> dict:
@@ -20,8 +26,7 @@ def _plain(node) -> dict:
 
 def build_data_and_module(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     datamodule = build(cfg.data, "data")
-    module_cls = get_class(datamodule.module_target)
-    module = module_cls(
+    module = module_class(datamodule)(
         backbone=_plain(cfg.backbone),
         method=_plain(cfg.method),
         head=_plain(cfg.get("head")),
@@ -30,3 +35,17 @@ def build_data_and_module(cfg: DictConfig) -> tuple[L.LightningDataModule, L.Lig
         **datamodule.module_kwargs(),
     )
     return datamodule, module
+
+
+def build_trainer(cfg: DictConfig, params: dict[str, Any]) -> L.Trainer:
+    """The trainer with the ``callbacks`` and ``logger`` groups; every logger records the config and ``params``."""
+    callbacks = [*build_all(cfg.get("callbacks"), "callbacks"), RestoreTrainLoaderState()]
+    loggers = build_loggers(cfg.get("logger"))
+    # checkpoints are written to a temp file and renamed: a kill mid-save keeps the previous last.ckpt
+    plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    trainer: L.Trainer = build(
+        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **plugins
+    )
+    for logger in trainer.loggers:
+        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "params": params})
+    return trainer

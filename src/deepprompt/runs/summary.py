@@ -10,13 +10,18 @@ and the host name is recorded only when asked (``extras.record_host=true``).
 
 from __future__ import annotations
 
+import math
 import os
 import platform
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from deepprompt.utils.atomic import atomic_write_json
+from deepprompt.utils.history import best_and_last
 
 METRICS_FILE = "metrics.json"
 
@@ -27,14 +32,6 @@ def run_task(data_cfg: Any) -> str | None:
     if task is None and data_cfg.get("tasks"):
         return "+".join(str(t) for t in data_cfg.get("tasks"))
     return task
-
-
-def best_and_last(history: list[dict[str, float]], monitor: str, mode: str = "max") -> tuple[dict, dict]:
-    if not history:
-        return {}, {}
-    pick = max if mode == "max" else min
-    best = pick(history, key=lambda entry: entry[monitor])  # first epoch wins ties
-    return dict(best), dict(history[-1])
 
 
 def relative_paths(value: Any, run_dir: Path) -> Any:
@@ -62,3 +59,54 @@ def summary_writer(cfg: Any) -> Callable[[Path, dict[str, Any]], Path]:
     """The ``metrics.json`` writer for a run's config (``extras.record_host`` decides whether the host is kept)."""
     record_host = bool((cfg.get("extras") or {}).get("record_host", False))
     return lambda run_dir, summary: write_summary(run_dir, summary, record_host=record_host)
+
+
+def summarise(
+    cfg: DictConfig,
+    module: Any,
+    datamodule: Any,
+    trainer: Any,
+    params: dict[str, Any],
+    ckpt_path: Path | None,
+    started: float,
+) -> dict[str, Any]:
+    """The ``metrics.json`` of a finished training run: best and last epochs, history, sizes, the key config."""
+    best, last = best_and_last(module.history, cfg.monitor, cfg.monitor_mode)
+    summary = {
+        "status": "finished",
+        "task": run_task(cfg.data),
+        "method": cfg.method.name,
+        "backbone": cfg.backbone.name,
+        "seed": cfg.seed,
+        "monitor": cfg.monitor,
+        "best": best,
+        "last": last,
+        "history": module.history,
+        "params": params,
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "wall_time_s": round(time.time() - started, 2),
+        "resumed_from": str(ckpt_path) if ckpt_path else None,
+        "config": {
+            "method": OmegaConf.to_container(cfg.method, resolve=True),
+            "data": {
+                k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items() if k != "_target_"
+            },
+            "optim": OmegaConf.to_container(cfg.optim, resolve=True),
+            "max_epochs": cfg.trainer.get("max_epochs"),
+        },
+    }
+    if hasattr(
+        module, "task_summaries"
+    ):  # a joint multi-task run: per-task results, rows in deepprompt-report
+        summary["tasks"] = list(module.tasks)
+        summary["per_task"] = module.task_summaries(cfg.monitor, cfg.monitor_mode)
+        summary["multitask"] = datamodule.sampling_summary()
+    return summary
+
+
+def objective(summary: dict[str, Any] | None, monitor: str) -> float:
+    """The number a sweeper optimises: the best monitored value (NaN for a failed run)."""
+    if not summary or summary.get("status") != "finished" or monitor not in summary.get("best", {}):
+        return math.nan
+    return float(summary["best"][monitor])

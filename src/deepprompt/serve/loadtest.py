@@ -56,14 +56,14 @@ def free_port() -> int:
 
 def task_inputs(prompts: dict[str, str], n: int) -> dict[str, list[dict[str, Any]]]:
     """The first ``n`` validation examples of each task, as request items (its JSON-lines fields)."""
-    from deepprompt.eval import load_run_config
+    from deepprompt.runs.restore import load_run_config
     from deepprompt.serve.registry import find_run
 
     out = {}
     for task, path in prompts.items():
         run, _ = find_run(Path(path))
         cfg = load_run_config(run)
-        from deepprompt.data.tasks import get_task
+        from deepprompt.tasks.classification.tasks import get_task
 
         spec = get_task(str(cfg.data.task))
         from deepprompt.data.readers import read_jsonl, read_tsv, resolve_split_file

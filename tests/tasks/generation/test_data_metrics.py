@@ -1,0 +1,171 @@
+"""E2E/WebNLG readers (file:line errors), linearisation, data module features, BLEU/ROUGE-L."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+import torch
+
+from deepprompt.errors import DataFormatError
+from deepprompt.tasks.generation import (
+    E2EDataModule,
+    WebNLGDataModule,
+    bleu,
+    generation_scores,
+    linearize_e2e,
+    read_e2e,
+    read_webnlg,
+)
+from tests.tasks.generation.helpers import word_tokenizer
+
+E2E_WORDS = [
+    "name",
+    ":",
+    "The",
+    "Vaults",
+    "|",
+    "eatType",
+    "pub",
+    "food",
+    "English",
+    "||",
+    "The",
+    "Vaults",
+    "is",
+    "a",
+    "pub",
+    ".",
+    "English",
+    "serves",
+    "food",
+]
+
+
+def write_e2e(root, n_train=12):
+    rows = [
+        '"name[The Vaults], eatType[pub]",The Vaults is a pub .',
+        '"name[The Vaults], food[English]",The Vaults serves English food .',
+    ]
+    train = "mr,ref\n" + "\n".join(rows[i % 2] for i in range(n_train)) + "\n"
+    dev = "mr,ref\n" + rows[0] + "\n" + rows[1] + "\n" + '"name[The Vaults], eatType[pub]",The Vaults pub .\n'
+    (root / "e2e").mkdir(parents=True, exist_ok=True)
+    for name, text in (("trainset.csv.gz", train), ("devset.csv.gz", dev), ("testset_w_refs.csv.gz", dev)):
+        with gzip.open(root / "e2e" / name, "wt", encoding="utf-8") as f:
+            f.write(text)
+    return root
+
+
+def save_tokenizer(path):
+    tok = word_tokenizer(E2E_WORDS)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def test_linearize_and_read_e2e_errors(tmp_path):
+    assert linearize_e2e("name[The Vaults], eatType[pub]") == "name : The Vaults | eatType : pub"
+    path = tmp_path / "bad.csv"
+    path.write_text('mr,ref\n"name[A], food[B]",ok\n"name[A], food B",broken mr\n')
+    with pytest.raises(DataFormatError, match=r"bad.csv:3: malformed meaning representation"):
+        read_e2e(path)
+    path.write_text('mr,ref\n"name[A]",ok\n"name[A]",x,extra\n')
+    with pytest.raises(DataFormatError, match=r"bad.csv:3: expected 2 fields"):
+        read_e2e(path)
+    path.write_text('mr,ref\n"name[A]","multi\nline ref"\n"name[A], food B",broken\n')
+    with pytest.raises(DataFormatError, match=r"bad.csv:4:"):  # multi-line quoted fields keep counting
+        read_e2e(path)
+
+
+WEBNLG = """<benchmark>
+  <entries>
+    <entry category="Airport" eid="Id1" size="1">
+      <modifiedtripleset>
+        <mtriple>Aarhus_Airport | cityServed | Aarhus</mtriple>
+      </modifiedtripleset>
+      <lex comment="good" lid="Id1">Aarhus airport serves Aarhus.</lex>
+      <lex comment="bad" lid="Id2">Aarhus bad.</lex>
+    </entry>
+    <entry category="Airport" eid="Id2" size="1">
+      <modifiedtripleset>
+        <mtriple>Aarhus_Airport cityServed</mtriple>
+      </modifiedtripleset>
+      <lex comment="good" lid="Id1">x</lex>
+    </entry>
+  </entries>
+</benchmark>
+"""
+
+
+def test_read_webnlg_good_only_and_line_errors(tmp_path):
+    ok = tmp_path / "ok.xml"
+    ok.write_text(WEBNLG.split('    <entry category="Airport" eid="Id2"')[0] + "  </entries>\n</benchmark>\n")
+    (train,) = read_webnlg([ok], good_only=True)
+    assert train.text == "Aarhus Airport : cityServed : Aarhus" and train.references == [
+        "Aarhus airport serves Aarhus."
+    ]
+    assert read_webnlg([ok], good_only=False)[0].references == [
+        "Aarhus airport serves Aarhus.",
+        "Aarhus bad.",
+    ]
+    bad = tmp_path / "bad.xml"
+    bad.write_text(WEBNLG)
+    with pytest.raises(DataFormatError, match=r"bad.xml:10: malformed triple"):
+        read_webnlg([bad], good_only=True)
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<benchmark>\n<entries>\n<entry>\n</benchmark>\n")
+    with pytest.raises(DataFormatError, match=r"broken.xml:4: invalid XML"):
+        read_webnlg([broken], good_only=True)
+
+
+def test_e2e_datamodule_features_mask_the_source_and_group_references(tmp_path):
+    dm = E2EDataModule(
+        tokenizer=save_tokenizer(tmp_path / "tok"),
+        data_dir=str(write_e2e(tmp_path)),
+        batch_size=4,
+        limit_train_examples=6,
+        generation={"num_beams": 2},
+    )
+    dm.setup("fit")
+    assert len(dm._datasets["train"]) == 6
+    batch = next(iter(dm.train_dataloader()))
+    ids, labels, mask = batch["input_ids"], batch["labels"], batch["attention_mask"]
+    assert ids.shape == labels.shape == mask.shape
+    assert torch.all(mask[:, -1] == 1)  # left padded
+    row = 0
+    prompt_len = int(((labels[row] == -100) & (mask[row] == 1)).sum())
+    decoded_prompt = dm.tokenizer.decode(ids[row][mask[row] == 1][:prompt_len])
+    assert decoded_prompt.endswith("||") and decoded_prompt.startswith("name : The Vaults")
+    assert labels[row, -1] == dm.tokenizer.eos_token_id
+    assert dm.references() == [
+        ["The Vaults is a pub .", "The Vaults pub ."],
+        ["The Vaults serves English food ."],
+    ]
+    assert dm.module_kwargs()["generation"] == {"num_beams": 2}
+
+
+def test_webnlg_datamodule_on_real_layout(tmp_path):
+    for split in ("train", "dev"):
+        folder = tmp_path / "webnlg" / "webnlg_challenge_2017" / split / "1triples"
+        folder.mkdir(parents=True)
+        with gzip.open(folder / "a.xml.gz", "wt") as f:
+            f.write(
+                WEBNLG.split('    <entry category="Airport" eid="Id2"')[0] + "  </entries>\n</benchmark>\n"
+            )
+    tok = word_tokenizer(
+        ["Aarhus", "Airport", ":", "cityServed", "|", "||", "airport", "serves", "Aarhus.", "bad."]
+    )
+    tok.save_pretrained(tmp_path / "tok")
+    dm = WebNLGDataModule(tokenizer=str(tmp_path / "tok"), data_dir=str(tmp_path))
+    dm.setup("fit")
+    assert len(dm._datasets["train"]) == 1  # the 'bad' lexicalisation is not trained on
+    assert dm.references() == [["Aarhus airport serves Aarhus.", "Aarhus bad."]]
+
+
+def test_bleu_uses_every_reference_and_rouge_l():
+    hyps = ["the cat sat on the mat", "a dog runs in the park today"]
+    refs = [["a cat was on a mat", "the cat sat on the mat"], ["a dog runs in the park today"]]
+    assert bleu(hyps, refs) == pytest.approx(100.0)
+    assert bleu(hyps, [r[:1] for r in refs]) < 100.0
+    scores = generation_scores(hyps, refs)
+    assert scores["rouge_l"] == pytest.approx(100.0)
+    assert generation_scores(["x y"], [["a b"]]) == {"bleu": 0.0, "rouge_l": 0.0}
