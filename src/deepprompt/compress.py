@@ -14,14 +14,14 @@ import sys
 from pathlib import Path
 
 import lightning as L
-import torch
 from omegaconf import OmegaConf
 
-from deepprompt.errors import ConfigError
-from deepprompt.eval import load_run_config, resolve_checkpoint
-from deepprompt.prompts import DeepPromptModel, load_prompts
+from deepprompt.errors import ConfigError, DeepPromptError
+from deepprompt.eval import load_run_config, load_trained, resolve_checkpoint
+from deepprompt.prompts import DeepPromptModel
 from deepprompt.prompts.compression import compress_layer_tensors
 from deepprompt.runs.build import build_data_and_module
+from deepprompt.runs.guard import debug_enabled
 from deepprompt.utils.atomic import atomic_write, atomic_write_json
 
 log = logging.getLogger("deepprompt.compress")
@@ -30,17 +30,12 @@ DEFAULT_RATIOS = (1.0, 0.75, 0.5, 0.25, 0.125)
 
 def _load_trained(run_dir: Path, checkpoint: str, override=None):
     cfg = load_run_config(run_dir, override)
+    source = resolve_checkpoint(run_dir, checkpoint)
     L.seed_everything(cfg.seed, workers=True)  # as deepprompt-eval: rebuilds a random backbone bit for bit
     datamodule, module = build_data_and_module(cfg)
     if not isinstance(getattr(module, "encoder", None), DeepPromptModel):
         raise ConfigError(f"{run_dir} is not a P-Tuning v2 run: only deep prompts can be compressed")
-    source = resolve_checkpoint(run_dir, checkpoint)
-    if source.is_dir():
-        _, extra = load_prompts(module.encoder, source)
-        module.classifier.load_state_dict({k.removeprefix("classifier."): v for k, v in extra.items()})
-    else:
-        state = torch.load(source, map_location="cpu", weights_only=False)
-        module.load_state_dict(state["state_dict"], strict=False)
+    load_trained(module, source)
     module.encoder.fold()
     return cfg, datamodule, module, source
 
@@ -119,9 +114,15 @@ def main(argv: list[str] | None = None) -> None:
         )
     ratios = args.get("ratios", list(DEFAULT_RATIOS))
     ratios = [ratios] if isinstance(ratios, float | int) else list(ratios)
-    rows = compress_run(
-        args.run_dir, ratios, str(args.get("checkpoint", "best")), args.get("out"), args.get("override")
-    )
+    try:
+        rows = compress_run(
+            args.run_dir, ratios, str(args.get("checkpoint", "best")), args.get("out"), args.get("override")
+        )
+    except DeepPromptError as err:  # one clear line, as deepprompt-eval (DEEPPROMPT_DEBUG=1: traceback)
+        if debug_enabled():
+            raise
+        print(f"deepprompt-compress: error: {err}", file=sys.stderr)
+        sys.exit(1)
     print(to_markdown(rows), end="")
 
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 import lightning as L
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from deepprompt.config.resolvers import register_resolvers
-from deepprompt.errors import ConfigError, DeepPromptError
+from deepprompt.errors import CheckpointError, ConfigError, DeepPromptError
 from deepprompt.prompts import load_prompts
 from deepprompt.runs.build import build_data_and_module
 from deepprompt.runs.guard import debug_enabled
 from deepprompt.utils.atomic import atomic_write_json
+from deepprompt.utils.checkpoint import load_checkpoint
 
 log = logging.getLogger("deepprompt.eval")
 register_resolvers()
@@ -44,24 +45,49 @@ def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
     return path
 
 
+def load_trained(module: Any, source: Path) -> None:
+    """Load a prompt export (folder: prompts + head) or a Lightning checkpoint (file) into ``module``.
+
+    The checkpoint is read weights-only (:func:`deepprompt.utils.checkpoint.load_checkpoint`). Every failure is
+    one line naming ``source``: unreadable or unsafe file, a parameter whose shape differs from the model the run's
+    config builds (name and both shapes), or trained parameters missing (a checkpoint of another method).
+    """
+    if source.is_dir():
+        _, extra = load_prompts(module.encoder, source)
+        state = {k.removeprefix("classifier."): v for k, v in extra.items()}
+        check_shapes(module.classifier, state, source, prefix="classifier.")
+        module.classifier.load_state_dict(state)
+        return
+    state = load_checkpoint(source)["state_dict"]
+    check_shapes(module, state, source)
+    missing = set(module.load_state_dict(state, strict=False).missing_keys)
+    trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+    if trainable & missing:
+        raise CheckpointError(
+            f"{source} lacks trained parameters of this run: {sorted(trainable & missing)[:5]} (a checkpoint "
+            "of another method or task?)"
+        )
+
+
+def check_shapes(module: Any, state: dict[str, Any], source: Path, prefix: str = "") -> None:
+    """CheckpointError naming the first parameter of ``state`` whose shape differs from ``module``'s."""
+    own = module.state_dict()
+    for name, saved in state.items():
+        if name in own and hasattr(saved, "shape") and tuple(saved.shape) != tuple(own[name].shape):
+            raise CheckpointError(
+                f"{source}: parameter {prefix}{name} has shape {list(saved.shape)} in the checkpoint but "
+                f"{list(own[name].shape)} in the model built from the run's config"
+            )
+
+
 def evaluate(run_dir: Path, checkpoint: str = "best", override=None) -> dict[str, float]:
     cfg = load_run_config(run_dir, override)
     # Same seed, same construction order as training: a randomly initialised backbone (backbone.pretrained=false)
     # is then rebuilt bit for bit, since checkpoints hold only the trained parameters.
+    source = resolve_checkpoint(run_dir, checkpoint)
     L.seed_everything(cfg.seed, workers=True)
     datamodule, module = build_data_and_module(cfg)
-    source = resolve_checkpoint(run_dir, checkpoint)
-    if source.is_dir():  # a prompt-only export: prompts + classifier head
-        _, extra = load_prompts(module.encoder, source)
-        module.classifier.load_state_dict({k.removeprefix("classifier."): v for k, v in extra.items()})
-    else:
-        state = torch.load(source, map_location="cpu", weights_only=False)
-        missing = module.load_state_dict(state["state_dict"], strict=False)
-        trainable = {n for n, p in module.named_parameters() if p.requires_grad}
-        if trainable & set(missing.missing_keys):
-            raise ConfigError(
-                f"{source} lacks trained parameters: {sorted(trainable & set(missing.missing_keys))[:5]}"
-            )
+    load_trained(module, source)
     trainer = L.Trainer(
         accelerator=cfg.trainer.get("accelerator", "auto"),
         devices=1,
