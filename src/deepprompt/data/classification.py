@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import islice
 from typing import Any
 
@@ -14,9 +15,21 @@ from deepprompt.data.readers import Row, read_jsonl, read_tsv, resolve_split_fil
 from deepprompt.data.samplers import LengthGroupedSampler
 from deepprompt.data.tasks import SPLITS, ClassificationTask, get_task
 from deepprompt.data.tokenizing import check_sizes, load_tokenizer
-from deepprompt.errors import DataFormatError
+from deepprompt.errors import ConfigError, DataFormatError
 
 _SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def check_label_map(task: ClassificationTask, label_map: Mapping[Any, str] | None) -> dict[str, str]:
+    """``data.label_map`` as ``{str(raw label): label name}``; ConfigError for a name the task does not have."""
+    mapped = {str(k).lower() if isinstance(k, bool) else str(k): v for k, v in (label_map or {}).items()}
+    for raw, name in mapped.items():
+        if name not in task.label_names:
+            raise ConfigError(
+                f"data.label_map maps {raw!r} to {name!r}, which is not a {task.name} label "
+                f"({', '.join(task.label_names)})"
+            )
+    return mapped
 
 
 class EncodedDataset(Dataset):
@@ -44,6 +57,8 @@ class ClassificationDataModule(L.LightningDataModule):
 
     ``setup`` reads, validates and tokenizes (truncating to ``max_seq_length``) without padding; the
     collator pads each batch to its longest example. ``limit_*_examples`` keep the first N rows.
+    ``label_map`` (``{raw label: label name}``) says what the labels of the local files mean, e.g. numbered
+    labels of a task whose published files name them (which are otherwise refused: their order is unknown).
     """
 
     def __init__(
@@ -60,10 +75,12 @@ class ClassificationDataModule(L.LightningDataModule):
         limit_train_examples: int | None = None,
         limit_eval_examples: int | None = None,
         seed: int = 42,
+        label_map: Mapping[Any, str] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
         self._task = get_task(task)
+        self.label_map = check_label_map(self._task, label_map)
+        self.save_hyperparameters(ignore=["label_map"])
         check_sizes(
             batch_size=batch_size,
             eval_batch_size=eval_batch_size,
@@ -146,8 +163,11 @@ class ClassificationDataModule(L.LightningDataModule):
         limit = hp.limit_train_examples if split == "train" else hp.limit_eval_examples
         if hp.data_dir is not None:
             path = resolve_split_file(hp.data_dir, task.local_folder, task.local_files[split])
-            reader = read_tsv if task.local_format == "tsv" else read_jsonl
-            return str(path), list(islice(reader(path), limit))
+            if task.local_format == "tsv":
+                rows = read_tsv(path, columns=(*task.text_fields, task.label_field))
+            else:
+                rows = read_jsonl(path)
+            return str(path), list(islice(rows, limit))
         # Imported here: `datasets` is slow to import and only the Hub path needs it.
         import datasets
 
@@ -161,6 +181,7 @@ class ClassificationDataModule(L.LightningDataModule):
         task = self._task
         if not rows:
             raise DataFormatError(f"{source}: the {split} split of {task.name} has no examples")
+        local = self.hparams.data_dir is not None
         texts: list[list[str]] = [[] for _ in task.text_fields]
         labels: list[int] = []
         for line, row in rows:
@@ -173,8 +194,12 @@ class ClassificationDataModule(L.LightningDataModule):
                 column.append(value)
             if task.label_field not in row:
                 raise DataFormatError(f"{source}:{line}: no {task.label_field!r} field")
+            raw = row[task.label_field]
             try:
-                labels.append(task.label_to_id(row[task.label_field]))
+                if local and str(raw) in self.label_map:
+                    labels.append(task.label_names.index(self.label_map[str(raw)]))
+                else:
+                    labels.append(task.label_to_id(raw, allow_ids=not local or task.integer_labels))
             except ValueError as e:
                 raise DataFormatError(f"{source}:{line}: {e}") from None
         # One batched call to the fast (Rust) tokenizer: SST-2's 67k rows take seconds this way.

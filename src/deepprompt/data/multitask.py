@@ -237,7 +237,7 @@ class MultiTaskDataModule(L.LightningDataModule):
         self.task_modules: dict[str, ClassificationDataModule] = {}
         for task in tasks:
             extra = per_task.get(task, {})
-            if bad := sorted(set(extra) - set(shared) - {"group_by_length"}):
+            if bad := sorted(set(extra) - set(shared) - {"group_by_length", "label_map"}):
                 raise ConfigError(f"data.per_task.{task}: unknown keys {bad}; valid: {sorted(shared)}")
             self.task_modules[task] = ClassificationDataModule(task=task, **{**shared, **extra})
         first = self.task_modules[tasks[0]]
