@@ -10,6 +10,7 @@ into the run folder (or ``out=<dir>``). Options are ``key=value`` pairs (OmegaCo
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -106,6 +107,19 @@ def to_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_ratio(ratio) -> float:
+    """A compression ratio in (0, 1] from the command line, or ConfigError."""
+    try:
+        value = float(ratio)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0.0 < value <= 1.0:
+        raise ConfigError(
+            f"ratios: {ratio!r} is not a compression ratio in (0, 1], e.g. ratios=[1.0,0.5,0.25]"
+        )
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     args = OmegaConf.from_dotlist(list(sys.argv[1:] if argv is None else argv))
     if "run_dir" not in args:
@@ -113,8 +127,9 @@ def main(argv: list[str] | None = None) -> None:
             "usage: deepprompt-compress run_dir=<run folder> [ratios=[1.0,0.5]] [checkpoint=best] [out=<dir>]"
         )
     ratios = args.get("ratios", list(DEFAULT_RATIOS))
-    ratios = [ratios] if isinstance(ratios, float | int) else list(ratios)
+    ratios = [ratios] if isinstance(ratios, float | int | str) else list(ratios)
     try:
+        ratios = [check_ratio(r) for r in ratios]
         rows = compress_run(
             args.run_dir, ratios, str(args.get("checkpoint", "best")), args.get("out"), args.get("override")
         )

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from deepprompt.config.resolvers import register_resolvers
 from deepprompt.errors import CheckpointError, ConfigError, DeepPromptError
 from deepprompt.prompts import load_prompts
+from deepprompt.prompts.io import CONFIG as PROMPT_CONFIG
 from deepprompt.runs.build import build_data_and_module
 from deepprompt.runs.guard import debug_enabled
 from deepprompt.utils.atomic import atomic_write_json
@@ -53,6 +54,11 @@ def load_trained(module: Any, source: Path) -> None:
     config builds (name and both shapes), or trained parameters missing (a checkpoint of another method).
     """
     if source.is_dir():
+        if not (source / PROMPT_CONFIG).is_file():
+            raise CheckpointError(
+                f"{source}: a folder but not a prompt export (no {PROMPT_CONFIG}); give a .ckpt file or a "
+                "prompts/<name> folder"
+            )
         _, extra = load_prompts(module.encoder, source)
         state = {k.removeprefix("classifier."): v for k, v in extra.items()}
         check_shapes(module.classifier, state, source, prefix="classifier.")

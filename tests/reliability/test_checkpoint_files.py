@@ -195,3 +195,29 @@ def test_checkpoint_without_the_runs_trained_parameters_is_refused(command, trai
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     [line] = [x for x in proc.stderr.splitlines() if x.startswith(f"deepprompt-{command}: error:")]
     assert f"{other} lacks trained parameters of this run: ['encoder.prompt_encoder" in line
+
+
+def test_a_folder_that_is_not_a_prompt_export_is_named(tmp_path):
+    from deepprompt.eval import load_trained
+
+    with pytest.raises(CheckpointError) as info:
+        load_trained(None, tmp_path)
+    assert str(info.value) == (
+        f"{tmp_path}: a folder but not a prompt export (no prompt_config.json); give a .ckpt file or a "
+        "prompts/<name> folder"
+    )
+
+
+@pytest.mark.parametrize(
+    ("ratios", "bad"), [("ratios=[1.0,abc]", "'abc'"), ("ratios=0", "0"), ("ratios=[1.5]", "1.5")]
+)
+def test_compress_bad_ratio_is_one_line_before_loading(ratios, bad, tmp_path, capsys):
+    from deepprompt.compress import main
+
+    with pytest.raises(SystemExit) as info:
+        main([f"run_dir={tmp_path / 'no-such-run'}", ratios])
+    assert info.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"deepprompt-compress: error: ratios: {bad} is not a compression ratio in (0, 1], e.g. "
+        "ratios=[1.0,0.5,0.25]"
+    ]

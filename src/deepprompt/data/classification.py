@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from deepprompt.data.collate import PaddingCollator
-from deepprompt.data.readers import Row, read_jsonl, read_tsv, resolve_split_file
+from deepprompt.data.readers import Row, excerpt, read_jsonl, read_tsv, resolve_split_file
 from deepprompt.data.samplers import LengthGroupedSampler
 from deepprompt.data.tasks import SPLITS, ClassificationTask, get_task
 from deepprompt.data.tokenizing import check_sizes, load_tokenizer
@@ -189,7 +189,7 @@ class ClassificationDataModule(L.LightningDataModule):
                 value = row.get(field)
                 if not isinstance(value, str):
                     raise DataFormatError(
-                        f"{source}:{line}: field {field!r} is missing or not text: {value!r}"
+                        f"{source}:{line}: field {field!r} is missing or not text: {excerpt(value)}"
                     )
                 column.append(value)
             if task.label_field not in row:
