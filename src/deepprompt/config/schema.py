@@ -108,11 +108,13 @@ class TrainerConfig:
 
 
 def typed_keys(cls: type[T], data: Any, where: str) -> T:
-    """:func:`structured` on the keys of ``data`` that ``cls`` names (the section's other keys are left alone)."""
-    if isinstance(data, DictConfig):
-        data = OmegaConf.to_container(data, resolve=True)
-    names = set(_field_names(cls))
-    subset = {k: v for k, v in (data or {}).items() if k in names}
+    """:func:`structured` on the keys of ``data`` that ``cls`` names (the section's other keys are left alone,
+    unresolved: e.g. ``trainer.default_root_dir`` interpolates Hydra's runtime, set only inside a job)."""
+    names = [name for name in _field_names(cls) if name in (data or {})]
+    subset = {name: data[name] for name in names}  # a DictConfig resolves just these keys
+    subset = {
+        k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in subset.items()
+    }
     if isinstance(subset.get("label_map"), dict):  # numbers as keys (data.label_map={0: entailment})
         subset["label_map"] = {
             str(k).lower() if isinstance(k, bool) else str(k): v for k, v in subset["label_map"].items()
