@@ -214,3 +214,15 @@ def test_numbered_labels_are_refused_where_the_task_names_them(task: str, raw: o
     )
     # only GLUE's TSVs (SST-2) publish numbered labels
     assert [name for name, t in TASKS.items() if t.integer_labels] == ["sst2"]
+
+
+def test_label_map_must_be_a_mapping() -> None:
+    from deepprompt.config import DataConfig, typed_keys
+
+    with pytest.raises(ConfigError) as info:
+        typed_keys(DataConfig, {"label_map": ["entailment", "neutral"]}, "data")
+    assert str(info.value) == (
+        "data.label_map must map raw labels to label names, e.g. {0: entailment, 1: neutral}, "
+        "got ['entailment', 'neutral']"
+    )
+    assert typed_keys(DataConfig, {"label_map": {0: "entailment"}}, "data").label_map == {"0": "entailment"}

@@ -221,3 +221,21 @@ def test_compress_bad_ratio_is_one_line_before_loading(ratios, bad, tmp_path, ca
         f"deepprompt-compress: error: ratios: {bad} is not a compression ratio in (0, 1], e.g. "
         "ratios=[1.0,0.5,0.25]"
     ]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "EOFError)"),
+        (b"hello, not a checkpoint\n", "KeyError: 101)"),
+    ],
+    ids=["empty", "text"],
+)
+def test_foreign_files_are_unreadable_checkpoints(tmp_path, content, expected):
+    path = tmp_path / "x.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value) == (
+        f"{path}: not a readable checkpoint ({len(content)} bytes; truncated or corrupt: {expected}"
+    )

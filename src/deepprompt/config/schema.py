@@ -115,6 +115,11 @@ def typed_keys(cls: type[T], data: Any, where: str) -> T:
     subset = {
         k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in subset.items()
     }
+    if subset.get("label_map") is not None and not isinstance(subset["label_map"], dict):
+        raise ConfigError(
+            f"{where}.label_map must map raw labels to label names, e.g. {{0: entailment, 1: neutral}}, "
+            f"got {subset['label_map']!r}"
+        )
     if isinstance(subset.get("label_map"), dict):  # numbers as keys (data.label_map={0: entailment})
         subset["label_map"] = {
             str(k).lower() if isinstance(k, bool) else str(k): v for k, v in subset["label_map"].items()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import zipfile
 from typing import Any
 
 import torch
@@ -41,12 +40,12 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
             f"{path}: not a deepprompt checkpoint or unsafe content{what}; only files written by "
             "deepprompt-train are read"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError) as err:
+    except Exception as err:  # truncated or foreign bytes; weights-only unpickling raises many types for them
         size = os.path.getsize(path) if os.path.exists(path) else 0
         first = str(err).splitlines()[0] if str(err) else ""
         raise CheckpointError(
-            f"{path}: not a readable checkpoint ({size} bytes; truncated or corrupt: {type(err).__name__}: "
-            f"{first})"
+            f"{path}: not a readable checkpoint ({size} bytes; truncated or corrupt: {type(err).__name__}"
+            f"{': ' + first if first else ''})"
         ) from None
     if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
         raise CheckpointError(f"{path}: not a deepprompt checkpoint (no 'state_dict' in it)")
