@@ -10,16 +10,18 @@ into the run folder (or ``out=<dir>``). Options are ``key=value`` pairs (OmegaCo
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from pathlib import Path
 
 import lightning as L
 from omegaconf import OmegaConf
 
-from deepprompt.errors import ConfigError
+from deepprompt.errors import ConfigError, DeepPromptError
 from deepprompt.prompts import DeepPromptModel
 from deepprompt.prompts.compression import compress_layer_tensors
 from deepprompt.runs.build import build_data_and_module
+from deepprompt.runs.guard import debug_enabled
 from deepprompt.runs.restore import load_run_config, load_trained, resolve_checkpoint
 from deepprompt.utils.atomic import atomic_write, atomic_write_json
 
@@ -29,11 +31,11 @@ DEFAULT_RATIOS = (1.0, 0.75, 0.5, 0.25, 0.125)
 
 def _load_trained(run_dir: Path, checkpoint: str, override=None):
     cfg = load_run_config(run_dir, override)
+    source = resolve_checkpoint(run_dir, checkpoint)
     L.seed_everything(cfg.seed, workers=True)  # as deepprompt-eval: rebuilds a random backbone bit for bit
     datamodule, module = build_data_and_module(cfg)
     if not isinstance(getattr(module, "encoder", None), DeepPromptModel):
         raise ConfigError(f"{run_dir} is not a P-Tuning v2 run: only deep prompts can be compressed")
-    source = resolve_checkpoint(run_dir, checkpoint)
     load_trained(module, source)
     module.encoder.fold()
     return cfg, datamodule, module, source
@@ -105,6 +107,19 @@ def to_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_ratio(ratio) -> float:
+    """A compression ratio in (0, 1] from the command line, or ConfigError."""
+    try:
+        value = float(ratio)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0.0 < value <= 1.0:
+        raise ConfigError(
+            f"ratios: {ratio!r} is not a compression ratio in (0, 1], e.g. ratios=[1.0,0.5,0.25]"
+        )
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     args = OmegaConf.from_dotlist(list(sys.argv[1:] if argv is None else argv))
     if "run_dir" not in args:
@@ -112,10 +127,17 @@ def main(argv: list[str] | None = None) -> None:
             "usage: deepprompt-compress run_dir=<run folder> [ratios=[1.0,0.5]] [checkpoint=best] [out=<dir>]"
         )
     ratios = args.get("ratios", list(DEFAULT_RATIOS))
-    ratios = [ratios] if isinstance(ratios, float | int) else list(ratios)
-    rows = compress_run(
-        args.run_dir, ratios, str(args.get("checkpoint", "best")), args.get("out"), args.get("override")
-    )
+    ratios = [ratios] if isinstance(ratios, float | int | str) else list(ratios)
+    try:
+        ratios = [check_ratio(r) for r in ratios]
+        rows = compress_run(
+            args.run_dir, ratios, str(args.get("checkpoint", "best")), args.get("out"), args.get("override")
+        )
+    except DeepPromptError as err:  # one clear line, as deepprompt-eval (DEEPPROMPT_DEBUG=1: traceback)
+        if debug_enabled():
+            raise
+        print(f"deepprompt-compress: error: {err}", file=sys.stderr)
+        sys.exit(1)
     print(to_markdown(rows), end="")
 
 

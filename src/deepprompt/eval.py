@@ -25,9 +25,9 @@ def evaluate(run_dir: Path, checkpoint: str = "best", override=None) -> dict[str
     cfg = load_run_config(run_dir, override)
     # Same seed, same construction order as training: a randomly initialised backbone (backbone.pretrained=false)
     # is then rebuilt bit for bit, since checkpoints hold only the trained parameters.
+    source = resolve_checkpoint(run_dir, checkpoint)
     L.seed_everything(cfg.seed, workers=True)
     datamodule, module = build_data_and_module(cfg)
-    source = resolve_checkpoint(run_dir, checkpoint)
     load_trained(module, source)
     trainer = L.Trainer(
         accelerator=cfg.trainer.get("accelerator", "auto"),

@@ -21,14 +21,13 @@ import torch
 from omegaconf import DictConfig
 
 from deepprompt.config.resolvers import register_resolvers
-from deepprompt.errors import ConfigError, DeepPromptError
+from deepprompt.errors import DeepPromptError
 from deepprompt.inference.engine import count_rows, generate, predict
 from deepprompt.inference.families import TaskRunner
 from deepprompt.inference.inputs import read_examples
-from deepprompt.prompts import load_prompts
 from deepprompt.runs.build import build_data_and_module
 from deepprompt.runs.guard import debug_enabled
-from deepprompt.runs.restore import load_run_config, resolve_checkpoint
+from deepprompt.runs.restore import load_run_config, load_trained, resolve_checkpoint
 from deepprompt.utils.atomic import atomic_write
 
 log = logging.getLogger("deepprompt.predict")
@@ -41,29 +40,12 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-def load_weights(module, source: Path) -> None:
-    """Fill ``module``'s trained parameters from a prompt export folder or a Lightning checkpoint."""
-    if source.is_dir():  # a prompt-only export: prompts (+ the classifier head)
-        _, extra = load_prompts(module.encoder, source)
-        head = {k.removeprefix("classifier."): v for k, v in extra.items() if k.startswith("classifier.")}
-        if head:
-            module.classifier.load_state_dict(head)
-        return
-    state = torch.load(source, map_location="cpu", weights_only=False)
-    missing = module.load_state_dict(state["state_dict"], strict=False)
-    trainable = {n for n, p in module.named_parameters() if p.requires_grad}
-    if trainable & set(missing.missing_keys):
-        raise ConfigError(
-            f"{source} lacks trained parameters: {sorted(trainable & set(missing.missing_keys))[:5]}"
-        )
-
-
 def load_run(run_dir: Path, checkpoint: str = "best", override=None, device: str = "auto"):
     """``(runner, module)`` of a trained run, in eval mode on ``device``."""
     cfg = load_run_config(run_dir, override)
     L.seed_everything(cfg.seed, workers=False, verbose=False)  # a random backbone is rebuilt bit for bit
     datamodule, module = build_data_and_module(cfg)
-    load_weights(module, resolve_checkpoint(run_dir, checkpoint))
+    load_trained(module, resolve_checkpoint(run_dir, checkpoint))
     module.eval().to(pick_device(device))
     head = getattr(module, "classifier", None)
     runner = TaskRunner.from_datamodule(
@@ -127,7 +109,7 @@ def main(cfg: DictConfig) -> None:
     log.info("%d predictions", n)
 
 
-__all__ = ["load_run", "load_weights", "main", "pick_device", "run_predictions"]
+__all__ = ["load_run", "main", "pick_device", "run_predictions"]
 
 if __name__ == "__main__":
     main()

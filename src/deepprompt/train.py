@@ -17,6 +17,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig
 
+from deepprompt.config import DataConfig, RunConfig, TrainerConfig, structured, typed_keys
 from deepprompt.config.resolvers import register_resolvers
 from deepprompt.runs.build import build_data_and_module, build_trainer
 from deepprompt.runs.checks import check_output_root, check_positions
@@ -33,6 +34,9 @@ register_resolvers()
 
 def validate(cfg: DictConfig) -> None:
     """Check every typed section before anything heavy happens (data loading, model download)."""
+    structured(RunConfig, {"seed": cfg.get("seed")}, "")
+    typed_keys(DataConfig, cfg.data, "data")
+    typed_keys(TrainerConfig, cfg.trainer, "trainer")
     typed_configs(cfg.backbone, cfg.method, cfg.head, cfg.optim)
 
 

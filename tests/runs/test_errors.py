@@ -137,3 +137,93 @@ def test_backbone_whose_attention_cannot_take_prompts(run_cli, tmp_path):
         check=False,
     )
     _one_clear_line(proc, "DebertaV2")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("seed=abc", "bad value for 'seed': Value 'abc' of type 'str' could not be converted to Integer"),
+        ("seed=1.5", "bad value for 'seed': Value '1.5' of type 'float' could not be converted to Integer"),
+        ("method.lr=nan", "method: method.lr must be positive, got nan"),
+        (
+            "optim.betas=[0.9]",
+            "optim: optim.betas must be two numbers in [0, 1), e.g. [0.9, 0.999], got [0.9]",
+        ),
+        (
+            "data.group_by_length=maybe",
+            "bad value for 'data.group_by_length': Value 'maybe' is not a valid bool (type str)",
+        ),
+        (
+            "trainer.max_epochs=0",
+            "trainer: trainer.max_epochs must be >= 1 (or -1: no limit), got 0: nothing would train",
+        ),
+    ],
+)
+def test_bad_values_fail_in_one_line_before_data_loading(run_cli, tmp_path, override, message):
+    # no data folder at all: an error found after loading the data would be about the data instead
+    proc = run_cli(
+        "deepprompt.train",
+        *TINY,
+        "data=rte",
+        override,
+        env={"DEEPPROMPT_DATA_DIR": str(tmp_path / "nowhere")},
+        check=False,
+    )
+    _one_clear_line(proc)
+    assert f"deepprompt: error: {message}" in proc.stderr.splitlines(), proc.stderr[-3000:]
+
+
+def test_unwritable_run_dir_fails_in_one_line(run_cli, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    proc = run_cli("deepprompt.train", *TINY, "data=rte", f"hydra.run.dir={blocker}/run", check=False)
+    _one_clear_line(proc)
+    assert proc.stderr.splitlines()[0] == (
+        f"deepprompt: error: cannot write the run folder {blocker}/run (hydra.run.dir): {blocker} is a file, not "
+        "a folder; choose a writable folder"
+    )
+
+
+def _ner_args(run: Path, train_file: str) -> tuple[str, ...]:
+    return (*TINY, "data=conll2003", f"data.files.train={train_file}", f"hydra.run.dir={run}")
+
+
+def test_data_files_may_not_leave_the_data_folder_nor_echo_a_file(run_cli, benchmark_dir, tmp_path):
+    run = tmp_path / "run"
+    proc = run_cli("deepprompt.train", *_ner_args(run, "../../../../etc/passwd"), check=False)
+    _one_clear_line(
+        proc,
+        "data file conll2003/../../../../etc/passwd leaves the data folder",
+        "a relative data path must stay inside it; give an absolute path to read a file elsewhere",
+    )
+    # an absolute path is read where it points, as asked; its content is never quoted
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\nhunter2\n")
+    run = tmp_path / "run2"
+    proc = run_cli("deepprompt.train", *_ner_args(run, str(secret)), check=False)
+    _one_clear_line(proc, f"{secret}:1: expected a token (column 0) and a tag (column -1)", "got 1 column(s)")
+    assert "root:" not in proc.stderr and "root:" not in (run / "metrics.json").read_text()
+
+
+@pytest.mark.slow
+def test_cb_file_numbered_as_mnli_fails_then_trains_with_a_label_map(run_cli, tmp_path):
+    root = write_benchmarks(tmp_path / "data", n_train=8, n_val=4)
+    mnli = {"entailment": 0, "neutral": 1, "contradiction": 2}
+    for name in ("train.jsonl.gz", "val.jsonl.gz"):
+        with gzip.open(root / "cb" / name, "rt") as f:
+            rows = [json.loads(line) for line in f]
+        with gzip.open(root / "cb" / name, "wt") as f:
+            f.writelines(json.dumps({**r, "label": mnli[r["label"]]}) + "\n" for r in rows)
+    env = {"DEEPPROMPT_DATA_DIR": str(root)}
+    run = tmp_path / "run"
+    proc = run_cli("deepprompt.train", *TINY, "data=cb", f"hydra.run.dir={run}", env=env, check=False)
+    _one_clear_line(
+        proc,
+        f"{root / 'cb' / 'train.jsonl.gz'}:1: label 2 is a number, but cb files name their labels (entailment, "
+        "contradiction, neutral); write the names, or say what each number means with "
+        "data.label_map={<number>: <name>, ...}",
+    )
+    mapped = tmp_path / "mapped"
+    label_map = "data.label_map={0: entailment, 1: neutral, 2: contradiction}"
+    run_cli("deepprompt.train", *TINY, "data=cb", label_map, f"hydra.run.dir={mapped}", env=env)
+    assert metrics(mapped)["status"] == "finished"

@@ -1,10 +1,8 @@
-"""Checkpoint files written atomically (temp file, then rename) and read with a clear error when corrupt."""
+"""Checkpoint files written atomically (temp file, then rename) and read safely, with a clear error when corrupt."""
 
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +11,16 @@ from typing_extensions import override
 
 from deepprompt.errors import CheckpointError
 from deepprompt.utils.atomic import atomic_write
+from deepprompt.utils.checkpoint import load_checkpoint
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``TorchCheckpointIO`` whose saves go to ``.<name>.tmp<pid>`` first and are renamed onto the target.
 
     A kill (SIGKILL, out of memory, pre-emption) in the middle of a save leaves the previous ``last.ckpt``
-    intact instead of half a file. Loading a truncated or foreign file raises :class:`CheckpointError`.
+    intact instead of half a file. Loading goes through :func:`deepprompt.utils.checkpoint.load_checkpoint`
+    (weights only: a crafted file cannot run code); a truncated, foreign or unsafe file raises
+    :class:`CheckpointError`.
     """
 
     @override
@@ -30,21 +31,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     @override
     def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None):
-        try:
-            return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
-        except FileNotFoundError:
-            raise
-        except (
-            RuntimeError,
-            EOFError,
-            pickle.UnpicklingError,
-            zipfile.BadZipFile,
-            OSError,
-            ValueError,
-        ) as err:
-            size = os.path.getsize(path) if os.path.exists(path) else 0
+        if "://" in str(path):  # remote file systems: Lightning's own reader, still weights only
+            return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"Checkpoint file not found: {path}")
+        try:  # never unpickles code, whatever weights_only says
+            return load_checkpoint(path, map_location=map_location)
+        except CheckpointError as err:
             raise CheckpointError(
-                f"{path}: not a readable checkpoint ({size} bytes; truncated or corrupt: {type(err).__name__}: "
-                f"{str(err).splitlines()[0] if str(err) else ''}); delete it or pass another ckpt_path "
-                "(resume=never starts over)"
-            ) from err
+                f"{err}; delete it or pass another ckpt_path (resume=never starts over)"
+            ) from None

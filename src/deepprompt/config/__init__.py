@@ -1,5 +1,21 @@
 """Typed config schemas and OmegaConf resolvers."""
 
-from deepprompt.config.schema import HeadConfig, OptimConfig, structured
+from deepprompt.config.schema import (
+    DataConfig,
+    HeadConfig,
+    OptimConfig,
+    RunConfig,
+    TrainerConfig,
+    structured,
+    typed_keys,
+)
 
-__all__ = ["HeadConfig", "OptimConfig", "structured"]
+__all__ = [
+    "DataConfig",
+    "HeadConfig",
+    "OptimConfig",
+    "RunConfig",
+    "TrainerConfig",
+    "structured",
+    "typed_keys",
+]

@@ -1,12 +1,15 @@
 """Typed config sections: a misspelt key or a bad value fails before training, naming key and valid choices.
 
 Each section of the composed Hydra config is merged onto its dataclass schema with OmegaConf (unknown keys and
-type errors fail there) and then turned into the dataclass (whose ``__post_init__`` checks ranges).
+type errors fail there) and then turned into the dataclass (whose ``__post_init__`` checks ranges). Sections that
+also hold keys of another owner (``data``: the data module's constructor; ``trainer``: Lightning's) are checked on
+the keys their schema names (:func:`typed_keys`); the owner checks the rest.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -43,11 +46,85 @@ class OptimConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.weight_decay < 0:
+        if not self.weight_decay >= 0:  # also refuses NaN
             raise ConfigError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ConfigError(f"optim.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(
+                f"optim.betas must be two numbers in [0, 1), e.g. [0.9, 0.999], got {list(self.betas)}"
+            )
+        if not self.eps > 0 or not math.isfinite(self.eps):
+            raise ConfigError(f"optim.eps must be a positive number, got {self.eps}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ConfigError(f"optim.max_grad_norm must be positive or null, got {self.max_grad_norm}")
         self.betas = tuple(self.betas)
+
+
+@dataclass
+class RunConfig:
+    """Top-level keys of a training run."""
+
+    seed: int = 42
+
+
+@dataclass
+class DataConfig:
+    """The ``data`` keys shared by the data modules (the others are the module's own constructor arguments)."""
+
+    batch_size: int = 32
+    eval_batch_size: int | None = None
+    max_seq_length: int = 128
+    num_workers: int = 0
+    group_by_length: bool = False
+    pad_to_multiple_of: int | None = None
+    limit_train_examples: int | None = None
+    limit_eval_examples: int | None = None
+    seed: int = 42
+    # what the labels of local classification files mean, {raw label: label name}, e.g. {0: entailment, ...}
+    label_map: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 0:
+            raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
+        if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
+            raise ConfigError(f"data.pad_to_multiple_of must be >= 1 or null, got {self.pad_to_multiple_of}")
+
+
+@dataclass
+class TrainerConfig:
+    """The ``trainer`` keys deepprompt relies on (Lightning checks its others)."""
+
+    max_epochs: int | None = None
+    max_steps: int = -1
+
+    def __post_init__(self) -> None:
+        if self.max_epochs is not None and self.max_epochs != -1 and self.max_epochs < 1:
+            raise ConfigError(
+                f"trainer.max_epochs must be >= 1 (or -1: no limit), got {self.max_epochs}: nothing would train"
+            )
+        if self.max_steps != -1 and self.max_steps < 1:
+            raise ConfigError(f"trainer.max_steps must be >= 1 (or -1: no limit), got {self.max_steps}")
+
+
+def typed_keys(cls: type[T], data: Any, where: str) -> T:
+    """:func:`structured` on the keys of ``data`` that ``cls`` names (the section's other keys are left alone,
+    unresolved: e.g. ``trainer.default_root_dir`` interpolates Hydra's runtime, set only inside a job)."""
+    names = [name for name in _field_names(cls) if name in (data or {})]
+    subset = {name: data[name] for name in names}  # a DictConfig resolves just these keys
+    subset = {
+        k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in subset.items()
+    }
+    if subset.get("label_map") is not None and not isinstance(subset["label_map"], dict):
+        raise ConfigError(
+            f"{where}.label_map must map raw labels to label names, e.g. {{0: entailment, 1: neutral}}, "
+            f"got {subset['label_map']!r}"
+        )
+    if isinstance(subset.get("label_map"), dict):  # numbers as keys (data.label_map={0: entailment})
+        subset["label_map"] = {
+            str(k).lower() if isinstance(k, bool) else str(k): v for k, v in subset["label_map"].items()
+        }
+    return structured(cls, subset, where)
 
 
 def _field_names(cls) -> list[str]:
@@ -64,15 +141,20 @@ def structured(cls: type[T], data: Any, where: str) -> T:
     except ConfigKeyError as err:
         key = getattr(err, "full_key", None) or str(err)
         raise ConfigError(
-            f"unknown key '{where}.{key}' (valid keys of {where}{_sub(cls, key)}: {', '.join(_valid_keys(cls, key))})"
+            f"unknown key '{_dotted(where, key)}' (valid keys of {where}{_sub(cls, key)}: "
+            f"{', '.join(_valid_keys(cls, key))})"
         ) from None
     except ValidationError as err:
         key = getattr(err, "full_key", "")
-        raise ConfigError(f"bad value for '{where}.{key}': {str(err).splitlines()[0]}") from None
+        raise ConfigError(f"bad value for '{_dotted(where, key)}': {str(err).splitlines()[0]}") from None
     except OmegaConfBaseException as err:
-        raise ConfigError(f"invalid {where} config: {err}") from None
+        raise ConfigError(f"invalid {where or 'top-level'} config: {err}") from None
     except ConfigError as err:
-        raise ConfigError(f"{where}: {err}") from None
+        raise ConfigError(f"{where}: {err}" if where else str(err)) from None
+
+
+def _dotted(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
 
 
 def _sub(cls, key: str) -> str:

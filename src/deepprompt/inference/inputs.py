@@ -175,10 +175,9 @@ def read_examples(path: str | None, runner: TaskRunner, fmt: str = "auto") -> li
     elif fmt == "tsv":
         rows = read_tsv(path)
     elif fmt == "text":
-        from deepprompt.data.readers import _open_text
+        from deepprompt.data.readers import read_text
 
-        with _open_text(Path(path)) as f:
-            rows = list(_text_rows(f, source, runner))
+        rows = list(_text_rows(io.StringIO(read_text(path)), source, runner))
     elif fmt == "conll":
         from deepprompt.tasks.ner.data import read_conll
 

@@ -7,6 +7,7 @@ exactly what the method tunes. The task head lives in the task module, the same 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ class MethodConfig:
     lr: float = 1e-2  # each method's own sensible default; sweep it per method for a fair comparison
 
     def __post_init__(self) -> None:
-        if self.lr <= 0:
+        if not 0 < self.lr < math.inf:  # also refuses NaN
             raise ConfigError(f"method.lr must be positive, got {self.lr}")
 
 

@@ -33,8 +33,12 @@ def check_positions(cfg: DictConfig, module: Any) -> None:
         )
 
 
-def check_output_root() -> None:
-    """Fail with one line when the output root (``DEEPPROMPT_OUTPUT_DIR``) cannot be written, before Hydra tries."""
+def check_output_root(argv: list[str] | None = None) -> None:
+    """Fail with one line when the run outputs cannot be written, before Hydra tries (it would raise a traceback).
+
+    Checks the output root (``DEEPPROMPT_OUTPUT_DIR``) and a run or sweep folder given on the command line
+    (``hydra.run.dir=...``, ``hydra.sweep.dir=...``; values with interpolations are left to Hydra).
+    """
     root = Path(os.environ.get("DEEPPROMPT_OUTPUT_DIR") or "outputs")
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -47,3 +51,32 @@ def check_output_root() -> None:
             file=sys.stderr,
         )
         sys.exit(1)
+    for arg in sys.argv[1:] if argv is None else argv:
+        key, sep, value = arg.partition("=")
+        if (
+            not sep
+            or key.lstrip("+~") not in ("hydra.run.dir", "hydra.sweep.dir")
+            or not value
+            or "${" in value
+        ):
+            continue
+        if reason := _unwritable(Path(value)):
+            print(
+                f"deepprompt: error: cannot write the run folder {value} ({key.lstrip('+~')}): {reason}; "
+                "choose a writable folder",
+                file=sys.stderr,
+            )
+            sys.exit(1)
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why ``folder`` could not be created or written (creating nothing), or None."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        read_only = getattr(os, "ST_RDONLY", 1) & os.statvfs(existing).f_flag
+        return f"{existing} is on a read-only file system" if read_only else f"{existing} is not writable"
+    return None

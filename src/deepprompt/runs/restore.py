@@ -8,12 +8,14 @@ parameters, from a prompt export (``prompts/<name>``) or a Lightning checkpoint.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from deepprompt.errors import ConfigError
+from deepprompt.errors import CheckpointError, ConfigError
 from deepprompt.prompts import load_prompts
+from deepprompt.prompts.io import CONFIG as PROMPT_CONFIG
+from deepprompt.utils.checkpoint import load_checkpoint
 
 # Data modules of run folders written when the task families lived in deepprompt.data / deepprompt.generation.
 FORMER_DATA_TARGETS = {
@@ -53,17 +55,42 @@ def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
     return path
 
 
-def load_trained(module, source: Path) -> None:
-    """Load the trained parameters from ``source``: a prompt-only export (prompts + classifier head) or a
-    Lightning checkpoint, which must hold every trainable parameter of ``module``."""
+def load_trained(module: Any, source: Path) -> None:
+    """Load a prompt export (folder: prompts + head) or a Lightning checkpoint (file) into ``module``.
+
+    The checkpoint is read weights-only (:func:`deepprompt.utils.checkpoint.load_checkpoint`). Every failure is
+    one line naming ``source``: unreadable or unsafe file, a parameter whose shape differs from the model the run's
+    config builds (name and both shapes), or trained parameters missing (a checkpoint of another method).
+    """
     if source.is_dir():
+        if not (source / PROMPT_CONFIG).is_file():
+            raise CheckpointError(
+                f"{source}: a folder but not a prompt export (no {PROMPT_CONFIG}); give a .ckpt file or a "
+                "prompts/<name> folder"
+            )
         _, extra = load_prompts(module.encoder, source)
-        module.classifier.load_state_dict({k.removeprefix("classifier."): v for k, v in extra.items()})
+        state = {k.removeprefix("classifier."): v for k, v in extra.items() if k.startswith("classifier.")}
+        if state:  # the task head, when the run has one (a generation run has none)
+            check_shapes(module.classifier, state, source, prefix="classifier.")
+            module.classifier.load_state_dict(state)
         return
-    state = torch.load(source, map_location="cpu", weights_only=False)
-    missing = module.load_state_dict(state["state_dict"], strict=False)
+    state = load_checkpoint(source)["state_dict"]
+    check_shapes(module, state, source)
+    missing = set(module.load_state_dict(state, strict=False).missing_keys)
     trainable = {n for n, p in module.named_parameters() if p.requires_grad}
-    if trainable & set(missing.missing_keys):
-        raise ConfigError(
-            f"{source} lacks trained parameters: {sorted(trainable & set(missing.missing_keys))[:5]}"
+    if trainable & missing:
+        raise CheckpointError(
+            f"{source} lacks trained parameters of this run: {sorted(trainable & missing)[:5]} (a checkpoint "
+            "of another method or task?)"
         )
+
+
+def check_shapes(module: Any, state: dict[str, Any], source: Path, prefix: str = "") -> None:
+    """CheckpointError naming the first parameter of ``state`` whose shape differs from ``module``'s."""
+    own = module.state_dict()
+    for name, saved in state.items():
+        if name in own and hasattr(saved, "shape") and tuple(saved.shape) != tuple(own[name].shape):
+            raise CheckpointError(
+                f"{source}: parameter {prefix}{name} has shape {list(saved.shape)} in the checkpoint but "
+                f"{list(own[name].shape)} in the model built from the run's config"
+            )

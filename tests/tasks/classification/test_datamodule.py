@@ -222,3 +222,37 @@ def test_real_data_row_counts(tokenizer_path: str) -> None:
         assert set(train.labels) == set(range(dm.num_labels)), task
         assert max(train.lengths) <= 128
     assert time.perf_counter() - start < 120
+
+
+MNLI_ORDER = {0: "entailment", 1: "neutral", 2: "contradiction"}
+
+
+def _numbered_cb(data_dir: Path, writers: SimpleNamespace) -> None:
+    from tests.data.conftest import CB
+
+    numbered = [{**row, "label": {v: k for k, v in MNLI_ORDER.items()}[row["label"]]} for row in CB]
+    writers.jsonl(data_dir / "cb" / "train.jsonl.gz", numbered)
+
+
+def test_numbered_labels_of_a_named_task_fail_naming_file_line_and_names(
+    make_dm: MakeDM, data_dir: Path, writers: SimpleNamespace
+) -> None:
+    _numbered_cb(data_dir, writers)
+    with pytest.raises(DataFormatError) as info:
+        loaded(make_dm, "cb")
+    assert str(info.value) == (
+        f"{data_dir / 'cb' / 'train.jsonl.gz'}:1: label 2 is a number, but cb files name their labels "
+        "(entailment, contradiction, neutral); write the names, or say what each number means with "
+        "data.label_map={<number>: <name>, ...}"
+    )
+
+
+def test_label_map_says_what_numbered_labels_mean(
+    make_dm: MakeDM, data_dir: Path, writers: SimpleNamespace
+) -> None:
+    _numbered_cb(data_dir, writers)
+    dm = loaded(make_dm, "cb", label_map=MNLI_ORDER)
+    # CB's ids: entailment=0, contradiction=1, neutral=2 (rows: contradiction, entailment, neutral)
+    assert dm.dataset("train").labels == [1, 0, 2]
+    with pytest.raises(ConfigError, match=r"data.label_map maps '1' to 'maybe', which is not a cb label"):
+        make_dm("cb", label_map={0: "entailment", 1: "maybe"})

@@ -175,3 +175,38 @@ def test_real_conll2003_counts(tokenizer_path):
     assert counts == {"train": 14041, "validation": 3250, "test": 3453}
     dm.setup("fit")
     assert len(dm.dataset("test")) == 3453
+
+
+def test_lone_tag_line_is_malformed_not_a_token(tmp_path):
+    path = write_text(tmp_path / "lone.txt", "EU B-ORG\nO\nsays O\n")
+    with pytest.raises(DataFormatError) as info:
+        list(read_conll(path))
+    assert str(info.value) == (
+        f"{path}:2: expected a token (column 0) and a tag (column -1) separated by spaces or tabs, got 1 column(s)"
+    )
+    # a token made of a non-ASCII space is a token, not a column separator
+    assert list(read_conll(write_text(tmp_path / "nbsp.txt", "\u00a0 O\nEU B-ORG\n"))) == [
+        (1, ["\u00a0", "EU"], ["O", "B-ORG"])
+    ]
+
+
+def test_unknown_tag_names_its_own_line(tmp_path, tokenizer_path):
+    write_text(tmp_path / "x" / "train.txt", "EU B-ORG\nsays O\nhi B-FOO\n")
+    write_text(tmp_path / "x" / "dev.txt", "EU B-ORG\n")
+    dm = NERDataModule(
+        "x",
+        tokenizer_path,
+        data_dir=str(tmp_path),
+        files={"train": "train.txt", "validation": "dev.txt"},
+        entity_types=["ORG"],
+    )
+    with pytest.raises(DataFormatError) as info:
+        dm.setup("fit")
+    assert str(info.value) == (
+        f"{tmp_path / 'x' / 'train.txt'}:3: tag 'B-FOO' is not one of the labels ['O', 'B-ORG', 'I-ORG']"
+    )
+
+
+def test_bom_before_docstart_is_not_a_token(tmp_path):
+    path = write_text(tmp_path / "bom.txt", "\ufeff-DOCSTART- -X- O\n\nEU B-ORG\n")
+    assert list(read_conll(path)) == [(3, ["EU"], ["B-ORG"])]

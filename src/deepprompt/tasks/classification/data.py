@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import islice
 from typing import Any
 
 from deepprompt.data.base import SEQUENCE_KEYS, FeatureDataset, TaskDataModule
-from deepprompt.data.readers import Row, read_jsonl, read_tsv
+from deepprompt.data.readers import Row, excerpt, read_jsonl, read_tsv
 from deepprompt.data.sources import hub_source, read_split
-from deepprompt.errors import DataFormatError
+from deepprompt.errors import ConfigError, DataFormatError
 from deepprompt.tasks.classification.tasks import ClassificationTask, get_task
+
+
+def check_label_map(task: ClassificationTask, label_map: Mapping[Any, str] | None) -> dict[str, str]:
+    """``data.label_map`` as ``{str(raw label): label name}``; ConfigError for a name the task does not have."""
+    mapped = {str(k).lower() if isinstance(k, bool) else str(k): v for k, v in (label_map or {}).items()}
+    for raw, name in mapped.items():
+        if name not in task.label_names:
+            raise ConfigError(
+                f"data.label_map maps {raw!r} to {name!r}, which is not a {task.name} label "
+                f"({', '.join(task.label_names)})"
+            )
+    return mapped
 
 
 class ClassificationDataModule(TaskDataModule):
@@ -19,6 +32,8 @@ class ClassificationDataModule(TaskDataModule):
     collator pads each batch to its longest example. ``limit_*_examples`` keep the first N rows. Evaluation
     runs on the validation split (these benchmarks' test labels are not public), in file order, so
     predictions line up with the source rows.
+    ``label_map`` (``{raw label: label name}``) says what the labels of the local files mean, e.g. numbered
+    labels of a task whose published files name them (which are otherwise refused: their order is unknown).
     """
 
     def __init__(
@@ -35,6 +50,7 @@ class ClassificationDataModule(TaskDataModule):
         limit_train_examples: int | None = None,
         limit_eval_examples: int | None = None,
         seed: int = 42,
+        label_map: Mapping[Any, str] | None = None,
     ) -> None:
         task_spec = get_task(task)  # an unknown name fails first, listing the valid ones
         super().__init__(
@@ -49,7 +65,8 @@ class ClassificationDataModule(TaskDataModule):
             limit_eval_examples=limit_eval_examples,
             seed=seed,
         )
-        self.save_hyperparameters()
+        self.label_map = check_label_map(task_spec, label_map)
+        self.save_hyperparameters(ignore=["label_map"])
         self._task = task_spec
         self.data_dir = data_dir
 
@@ -76,7 +93,12 @@ class ClassificationDataModule(TaskDataModule):
     def _read_split(self, split: str) -> tuple[str, list[Row]]:
         """Return a source name for error messages and the ``(line_or_row, dict)`` rows of one split."""
         task, limit = self._task, self.limit(split)
-        reader = read_tsv if task.local_format == "tsv" else read_jsonl
+
+        def reader(path):
+            if task.local_format == "tsv":
+                return read_tsv(path, columns=(*task.text_fields, task.label_field))
+            return read_jsonl(path)
+
         hub = hub_source(task.hub_path, task.hub_name, task.hub_splits[split])
 
         def first_rows(data) -> list[Row]:
@@ -96,6 +118,7 @@ class ClassificationDataModule(TaskDataModule):
         task = self._task
         if not rows:
             raise DataFormatError(f"{source}: the {split} split of {task.name} has no examples")
+        local = self.data_dir is not None
         texts: list[list[str]] = [[] for _ in task.text_fields]
         labels: list[int] = []
         for line, row in rows:
@@ -103,13 +126,17 @@ class ClassificationDataModule(TaskDataModule):
                 value = row.get(field)
                 if not isinstance(value, str):
                     raise DataFormatError(
-                        f"{source}:{line}: field {field!r} is missing or not text: {value!r}"
+                        f"{source}:{line}: field {field!r} is missing or not text: {excerpt(value)}"
                     )
                 column.append(value)
             if task.label_field not in row:
                 raise DataFormatError(f"{source}:{line}: no {task.label_field!r} field")
+            raw = row[task.label_field]
             try:
-                labels.append(task.label_to_id(row[task.label_field]))
+                if local and str(raw) in self.label_map:
+                    labels.append(task.label_names.index(self.label_map[str(raw)]))
+                else:
+                    labels.append(task.label_to_id(raw, allow_ids=not local or task.integer_labels))
             except ValueError as e:
                 raise DataFormatError(f"{source}:{line}: {e}") from None
         # One batched call to the fast (Rust) tokenizer: SST-2's 67k rows take seconds this way.

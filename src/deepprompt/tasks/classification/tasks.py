@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from deepprompt.data.readers import excerpt
 from deepprompt.errors import DeepPromptError
 
 SPLITS = ("train", "validation")
@@ -23,7 +24,9 @@ class ClassificationTask:
     """How to read one classification task, locally (``data_dir``) or from the Hugging Face Hub.
 
     Label ids are positions in ``label_names``; the order matches the hub's integer labels, so hub
-    rows and local rows give the same ids.
+    rows and local rows give the same ids. ``integer_labels``: the task's published files store those ids
+    (GLUE's TSVs) rather than names; in a local file of another task a number is refused (:meth:`label_to_id`
+    with ``allow_ids=False``), since nothing says which order it was numbered in.
     """
 
     name: str
@@ -37,6 +40,7 @@ class ClassificationTask:
     local_folder: str
     local_files: dict[str, str]
     local_format: Literal["tsv", "jsonl"]
+    integer_labels: bool = False
 
     def __post_init__(self) -> None:
         # Tokenizers encode one text or a (first, second) pair; more segments have no encoding.
@@ -47,18 +51,28 @@ class ClassificationTask:
     def num_labels(self) -> int:
         return len(self.label_names)
 
-    def label_to_id(self, raw: Any) -> int:
-        """Map a raw label (name, JSON bool, int id or its decimal string) to its id; ValueError if invalid."""
+    def label_to_id(self, raw: Any, allow_ids: bool = True) -> int:
+        """Map a raw label (name, JSON bool, int id or its decimal string) to its id; ValueError if invalid.
+
+        ``allow_ids=False`` (a local file of a task whose files name their labels): numbers are refused.
+        """
         if isinstance(raw, bool):  # BoolQ's JSON true/false; checked before int since bool is an int
             raw = str(raw).lower()
         if isinstance(raw, str) and raw in self.label_names:
             return self.label_names.index(raw)
+        number = isinstance(raw, int) or (isinstance(raw, str) and raw.isdecimal())
+        if number and not allow_ids:
+            raise ValueError(
+                f"label {excerpt(raw)} is a number, but {self.name} files name their labels "
+                f"({', '.join(self.label_names)}); write the names, or say what each number means with "
+                "data.label_map={<number>: <name>, ...}"
+            )
         if isinstance(raw, str) and raw.isdecimal():  # GLUE TSV stores ids as text
             raw = int(raw)
         if isinstance(raw, int) and 0 <= raw < self.num_labels:
             return raw
         valid = ", ".join(f"{i}={n}" for i, n in enumerate(self.label_names))
-        raise ValueError(f"label {raw!r} is not one of the {self.name} labels ({valid})")
+        raise ValueError(f"label {excerpt(raw)} is not one of the {self.name} labels ({valid})")
 
 
 def _superglue(
@@ -93,6 +107,7 @@ TASKS: dict[str, ClassificationTask] = {
         local_folder="sst2",
         local_files={"train": "train.tsv", "validation": "dev.tsv"},
         local_format="tsv",
+        integer_labels=True,  # GLUE's TSVs: 0 = negative, 1 = positive
     ),
     "rte": _superglue("rte", ("premise", "hypothesis"), ("entailment", "not_entailment"), ("acc",)),
     "boolq": _superglue("boolq", ("question", "passage"), ("false", "true"), ("acc",)),

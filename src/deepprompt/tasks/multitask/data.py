@@ -244,7 +244,7 @@ class MultiTaskDataModule(TaskDataModule):
         self.task_modules: dict[str, ClassificationDataModule] = {}
         for task in tasks:
             extra = per_task.get(task, {})
-            if bad := sorted(set(extra) - set(shared) - {"group_by_length"}):
+            if bad := sorted(set(extra) - set(shared) - {"group_by_length", "label_map"}):
                 raise ConfigError(f"data.per_task.{task}: unknown keys {bad}; valid: {sorted(shared)}")
             self.task_modules[task] = ClassificationDataModule(task=task, **{**shared, **extra})
         self.collators = {t: MultiTaskCollator(m.collator) for t, m in self.task_modules.items()}

@@ -10,6 +10,7 @@ example keeps all its gold word labels (``word_labels``), so the entity F1 is ov
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
@@ -18,12 +19,14 @@ from typing import Any
 from transformers import AutoTokenizer
 
 from deepprompt.data.base import IGNORE_INDEX, FeatureDataset, TaskDataModule
-from deepprompt.data.readers import _open_text
+from deepprompt.data.readers import excerpt, read_lines
 from deepprompt.data.sources import hub_source
 from deepprompt.data.sources import read_split as read_source
 from deepprompt.errors import ConfigError, DataFormatError
 
 SCHEMES = ("iob1", "iob2", "bioes", "iobes")
+_COLUMN_SPACE = " \t\r\n"
+_COLUMNS = re.compile(r"[ \t]+")
 # (line number of the sentence's first token, tokens, raw tags)
 Sentence = tuple[int, list[str], list[str]]
 
@@ -31,31 +34,35 @@ Sentence = tuple[int, list[str], list[str]]
 def read_conll(
     path: str | os.PathLike[str], tag_column: int = -1, token_column: int = 0
 ) -> Iterator[Sentence]:
-    """Yield ``(first_line, tokens, tags)`` per sentence of a CoNLL column file (``.gz`` or plain)."""
+    """Yield ``(first_line, tokens, tags)`` per sentence of a CoNLL column file (``.gz`` or plain).
+
+    Columns are separated by spaces or tabs (other Unicode spaces belong to the token). Every token line needs
+    its token and its tag in two distinct columns: a line with one column (a lone ``O``) is malformed, not a
+    token ``O``, and fails with ``file:line``. Tokens of a sentence are on consecutive lines, so the tag of
+    token ``i`` is on line ``first_line + i``.
+    """
     path = Path(path)
     tokens: list[str] = []
     tags: list[str] = []
     start = 0
-    with _open_text(path) as f:
-        for lineno, raw in enumerate(f, start=1):
-            line = raw.strip()
-            if not line or line.startswith("-DOCSTART-"):
-                if tokens:
-                    yield start, tokens, tags
-                    tokens, tags = [], []
-                continue
-            columns = line.split()
-            try:
-                token, tag = columns[token_column], columns[tag_column]
-            except IndexError:
-                raise DataFormatError(
-                    f"{path}:{lineno}: expected a token (column {token_column}) and a tag (column "
-                    f"{tag_column}), got {len(columns)} column(s): {line!r}"
-                ) from None
-            if not tokens:
-                start = lineno
-            tokens.append(token)
-            tags.append(tag)
+    for lineno, raw in read_lines(path):
+        line = raw.strip(_COLUMN_SPACE)
+        if not line or line.startswith("-DOCSTART-"):
+            if tokens:
+                yield start, tokens, tags
+                tokens, tags = [], []
+            continue
+        columns = _COLUMNS.split(line)
+        n = len(columns)
+        if not (-n <= token_column < n and -n <= tag_column < n) or token_column % n == tag_column % n:
+            raise DataFormatError(
+                f"{path}:{lineno}: expected a token (column {token_column}) and a tag (column {tag_column}) "
+                f"separated by spaces or tabs, got {n} column(s)"
+            )
+        if not tokens:
+            start = lineno
+        tokens.append(columns[token_column])
+        tags.append(columns[tag_column])
     if tokens:
         yield start, tokens, tags
 
@@ -65,7 +72,7 @@ def _parse(tag: str) -> tuple[str, str]:
         return "O", ""
     prefix, sep, kind = tag.partition("-")
     if not sep or not kind or prefix not in ("B", "I", "E", "S"):
-        raise ValueError(f"tag {tag!r} is not 'O' or <B|I|E|S>-<TYPE>")
+        raise ValueError(f"tag {excerpt(tag)} is not 'O' or <B|I|E|S>-<TYPE>")
     return prefix, kind
 
 
@@ -215,12 +222,13 @@ class NERDataModule(TaskDataModule):
         )
         features = []
         for i, (line, _, tags) in enumerate(sentences):
-            try:
-                word_labels = [label_ids[t] for t in tags]
-            except KeyError as e:
+            unknown = [i for i, t in enumerate(tags) if t not in label_ids]
+            if unknown:
+                at = line + unknown[0] if self.data_dir is not None else line  # the tag's own line
                 raise DataFormatError(
-                    f"{source}:{line}: tag {e.args[0]!r} is not one of the labels {self.label_names}"
-                ) from None
+                    f"{source}:{at}: tag {excerpt(tags[unknown[0]])} is not one of the labels {self.label_names}"
+                )
+            word_labels = [label_ids[t] for t in tags]
             labels, words, previous = [], [], None
             for word in encoded.word_ids(i):
                 first = word is not None and word != previous

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from deepprompt.data.base import SEQUENCE_KEYS, FeatureDataset, SplitView, TaskDataModule
-from deepprompt.data.readers import _open_text
+from deepprompt.data.readers import read_text
 from deepprompt.data.sources import hub_source, read_split
 from deepprompt.errors import ConfigError, DataFormatError
 
@@ -43,8 +43,7 @@ def read_squad(path: str | os.PathLike[str]) -> list[Example]:
     Invalid JSON fails with ``file:line``; a structural error names ``file`` and the JSON path of the entry.
     """
     path = Path(path)
-    with _open_text(path) as f:
-        text = f.read()
+    text = read_text(path)
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:

@@ -12,7 +12,7 @@ from itertools import islice
 from typing import Any
 
 from deepprompt.data.base import SEQUENCE_KEYS, FeatureDataset, TaskDataModule
-from deepprompt.data.readers import read_jsonl
+from deepprompt.data.readers import excerpt, read_jsonl
 from deepprompt.data.sources import hub_source, read_split
 from deepprompt.errors import DataFormatError
 
@@ -25,13 +25,15 @@ def frame_copa(source: str, line: int, row: dict[str, Any]) -> tuple[str, list[s
     for field in ("premise", "choice1", "choice2", "question"):
         value = row.get(field)
         if not isinstance(value, str):
-            raise DataFormatError(f"{source}:{line}: field {field!r} is missing or not text: {value!r}")
+            raise DataFormatError(
+                f"{source}:{line}: field {field!r} is missing or not text: {excerpt(value)}"
+            )
         fields[field] = value
     if fields["question"] not in CONNECTORS:
         raise DataFormatError(f"{source}:{line}: question {fields['question']!r} is not 'cause' or 'effect'")
     label = row.get("label")
     if isinstance(label, bool) or label not in (0, 1):
-        raise DataFormatError(f"{source}:{line}: label {label!r} is not 0 or 1")
+        raise DataFormatError(f"{source}:{line}: label {excerpt(label)} is not 0 or 1")
     premise = fields["premise"].rstrip()
     premise = premise[:-1] if premise.endswith(".") else premise
     return f"{premise} {CONNECTORS[fields['question']]}", [fields["choice1"], fields["choice2"]], int(label)

@@ -23,7 +23,7 @@ from itertools import islice
 from typing import Any
 
 from deepprompt.data.base import SEQUENCE_KEYS, FeatureDataset, TaskDataModule
-from deepprompt.data.readers import read_jsonl
+from deepprompt.data.readers import excerpt, read_jsonl
 from deepprompt.data.sources import hub_source, read_split
 from deepprompt.errors import ConfigError, DataFormatError
 
@@ -42,14 +42,16 @@ Framed = tuple[str, str | None, int, int]
 def _text(source: str, line: int, row: dict[str, Any], field: str) -> str:
     value = row.get(field)
     if not isinstance(value, str):
-        raise DataFormatError(f"{source}:{line}: field {field!r} is missing or not text: {value!r}")
+        raise DataFormatError(f"{source}:{line}: field {field!r} is missing or not text: {excerpt(value)}")
     return value
 
 
 def _int(source: str, line: int, row: dict[str, Any], field: str) -> int:
     value = row.get(field)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise DataFormatError(f"{source}:{line}: field {field!r} is missing or not an integer: {value!r}")
+        raise DataFormatError(
+            f"{source}:{line}: field {field!r} is missing or not an integer: {excerpt(value)}"
+        )
     return value
 
 
@@ -64,7 +66,7 @@ def binary_label(source: str, line: int, row: dict[str, Any]) -> int:
         return int(raw.lower() == "true")
     if isinstance(raw, int) and raw in (0, 1):
         return raw
-    raise DataFormatError(f"{source}:{line}: label {raw!r} is not a binary label (true/false or 0/1)")
+    raise DataFormatError(f"{source}:{line}: label {excerpt(raw)} is not a binary label (true/false or 0/1)")
 
 
 def _mark(sentence: str, start: int, end: int, source: str, line: int) -> str:
@@ -87,7 +89,7 @@ def frame_wic(source: str, line: int, row: dict[str, Any], template: str) -> lis
 def frame_wsc(source: str, line: int, row: dict[str, Any], template: str) -> list[Framed]:
     target = row.get("target", row)  # local files nest the spans under "target"; the hub has them flat
     if not isinstance(target, dict):
-        raise DataFormatError(f"{source}:{line}: field 'target' is not an object: {target!r}")
+        raise DataFormatError(f"{source}:{line}: field 'target' is not an object: {excerpt(target)}")
     text = _text(source, line, row, "text")
     span1 = _text(source, line, target, "span1_text")
     span2 = _text(source, line, target, "span2_text")
