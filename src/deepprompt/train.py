@@ -29,7 +29,8 @@ from deepprompt.config import HeadConfig, OptimConfig, structured
 from deepprompt.config.resolvers import register_resolvers
 from deepprompt.errors import ConfigError
 from deepprompt.methods import method_schema
-from deepprompt.runs.build import build_data_and_module
+from deepprompt.runs import fast_path
+from deepprompt.runs.build import build_module
 from deepprompt.runs.guard import run_guarded
 from deepprompt.runs.resume import RestoreTrainLoaderState, install_resumable_train_loader, resolve_ckpt_path
 from deepprompt.runs.summary import best_and_last, run_task, write_summary
@@ -46,18 +47,25 @@ def validate(cfg: DictConfig) -> None:
     structured(method_schema(cfg.method.name), cfg.method, "method")
     structured(HeadConfig, cfg.head, "head")
     structured(OptimConfig, cfg.optim, "optim")
+    if not isinstance(cfg.get("fast_path", True), bool):
+        raise ConfigError(f"fast_path must be true or false, got {cfg.fast_path!r} (train.yaml)")
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train one run; returns the summary written to ``metrics.json``."""
     started = time.time()
     validate(cfg)
-    if cfg.extras.get("print_config"):
-        print_config_tree(cfg, save_to=run_dir / "config_tree.log")
     L.seed_everything(cfg.seed, workers=True)
 
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.get("resume", "auto"), run_dir)
-    datamodule, module = build_data_and_module(cfg)
+    datamodule = build(cfg.data, "data")
+    fast = fast_path.choose(cfg, datamodule.module_target)  # GPU: the speed settings the config leaves open
+    log.info(fast.line)
+    if fast_path.apply(cfg, fast):
+        datamodule = build(cfg.data, "data")  # with the chosen padding
+    if cfg.extras.get("print_config"):
+        print_config_tree(cfg, save_to=run_dir / "config_tree.log")
+    module = build_module(cfg, datamodule)
     check_positions(cfg, module)
     install_resumable_train_loader(datamodule)  # mid-epoch checkpoints resume at the right batch
     params = module.parameter_counts()
@@ -96,6 +104,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "steps": trainer.global_step,
         "wall_time_s": round(time.time() - started, 2),
         "resumed_from": str(ckpt_path) if ckpt_path else None,
+        "fast_path": fast.line,
         "config": {
             "method": OmegaConf.to_container(cfg.method, resolve=True),
             "data": {

@@ -20,8 +20,13 @@ def _plain(node) -> dict:
 
 def build_data_and_module(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     datamodule = build(cfg.data, "data")
+    return datamodule, build_module(cfg, datamodule)
+
+
+def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
+    """The Lightning module that trains on ``datamodule`` (its ``module_target``), from ``cfg``'s sections."""
     module_cls = get_class(datamodule.module_target)
-    module = module_cls(
+    return module_cls(
         backbone=_plain(cfg.backbone),
         method=_plain(cfg.method),
         head=_plain(cfg.get("head")),
@@ -29,4 +34,3 @@ def build_data_and_module(cfg: DictConfig) -> tuple[L.LightningDataModule, L.Lig
         gradient_checkpointing=bool(cfg.get("gradient_checkpointing", False)),
         **datamodule.module_kwargs(),
     )
-    return datamodule, module
