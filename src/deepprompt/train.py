@@ -19,13 +19,17 @@ from omegaconf import DictConfig
 
 from deepprompt.config import DataConfig, RunConfig, TrainerConfig, structured, typed_keys
 from deepprompt.config.resolvers import register_resolvers
-from deepprompt.runs.build import build_data_and_module, build_trainer
+from deepprompt.errors import ConfigError
+from deepprompt.runs import fast_path
+from deepprompt.runs.build import build_module, build_trainer
 from deepprompt.runs.checks import check_output_root, check_positions
 from deepprompt.runs.guard import run_guarded
 from deepprompt.runs.loggers import finish_wandb
 from deepprompt.runs.resume import install_resumable_train_loader, resolve_ckpt_path
 from deepprompt.runs.summary import objective, summarise, summary_writer
 from deepprompt.tasks.module import typed_configs
+from deepprompt.tasks.registry import module_class
+from deepprompt.utils.instantiate import build
 from deepprompt.utils.printing import print_config_tree
 
 log = logging.getLogger("deepprompt.train")
@@ -38,18 +42,27 @@ def validate(cfg: DictConfig) -> None:
     typed_keys(DataConfig, cfg.data, "data")
     typed_keys(TrainerConfig, cfg.trainer, "trainer")
     typed_configs(cfg.backbone, cfg.method, cfg.head, cfg.optim)
+    if not isinstance(cfg.get("fast_path", True), bool):
+        raise ConfigError(f"fast_path must be true or false, got {cfg.fast_path!r} (train.yaml)")
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train one run; returns the summary written to ``metrics.json``."""
     started = time.time()
     validate(cfg)
-    if cfg.extras.get("print_config"):
-        print_config_tree(cfg, save_to=run_dir / "config_tree.log")
     L.seed_everything(cfg.seed, workers=True)
 
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.get("resume", "auto"), run_dir)
-    datamodule, module = build_data_and_module(cfg)
+    datamodule = build(cfg.data, "data")
+    fast = fast_path.choose(
+        cfg, module_class(datamodule).__name__
+    )  # GPU: the speed settings the config leaves open
+    log.info(fast.line)
+    if fast_path.apply(cfg, fast):
+        datamodule = build(cfg.data, "data")  # with the chosen padding
+    if cfg.extras.get("print_config"):
+        print_config_tree(cfg, save_to=run_dir / "config_tree.log")
+    module = build_module(cfg, datamodule)
     check_positions(cfg, module)
     install_resumable_train_loader(datamodule)  # mid-epoch checkpoints resume at the right batch
     params = module.parameter_counts()
@@ -63,7 +76,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
-    return summarise(cfg, module, datamodule, trainer, params, ckpt_path, started)
+    summary = summarise(cfg, module, datamodule, trainer, params, ckpt_path, started)
+    return {**summary, "fast_path": fast.line}
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -30,7 +30,7 @@ from deepprompt.data.base import SEQUENCE_KEYS
 Example = dict[str, Any]
 Row = dict[str, Any]
 
-# Lightning module class (the data module's ``module_target``) -> family
+# Lightning module class (the task-family registry's class for the data module) -> inference family
 FAMILIES = {
     "ClassificationModule": "classification",
     "MultiRCModule": "multirc",
@@ -42,7 +42,9 @@ FAMILIES = {
 
 
 def family_of(datamodule) -> str:
-    name = str(datamodule.module_target).rsplit(".", 1)[-1]
+    from deepprompt.tasks.registry import module_class
+
+    name = module_class(datamodule).__name__
     if name not in FAMILIES:
         raise ValueError(f"no inference for task modules of type {name}")
     return FAMILIES[name]

@@ -26,7 +26,13 @@ def _plain(node) -> dict:
 
 def build_data_and_module(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     datamodule = build(cfg.data, "data")
-    module = module_class(datamodule)(
+    return datamodule, build_module(cfg, datamodule)
+
+
+def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
+    """The Lightning module that trains on ``datamodule`` (the task-family registry's class for it), from ``cfg``'s sections."""
+    module_cls = module_class(datamodule)
+    return module_cls(
         backbone=_plain(cfg.backbone),
         method=_plain(cfg.method),
         head=_plain(cfg.get("head")),
@@ -34,7 +40,6 @@ def build_data_and_module(cfg: DictConfig) -> tuple[L.LightningDataModule, L.Lig
         gradient_checkpointing=bool(cfg.get("gradient_checkpointing", False)),
         **datamodule.module_kwargs(),
     )
-    return datamodule, module
 
 
 def build_trainer(cfg: DictConfig, params: dict[str, Any]) -> L.Trainer:
