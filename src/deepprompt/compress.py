@@ -13,15 +13,12 @@ import logging
 import sys
 from pathlib import Path
 
-import lightning as L
-import torch
 from omegaconf import OmegaConf
 
-from deepprompt.errors import ConfigError
+from deepprompt.errors import ConfigError, DeepPromptError
 from deepprompt.eval import load_run_config, resolve_checkpoint
-from deepprompt.prompts import DeepPromptModel, load_prompts
-from deepprompt.prompts.compression import compress_layer_tensors
-from deepprompt.runs.build import build_data_and_module
+from deepprompt.runs.guard import debug_enabled
+from deepprompt.runs.preflight import check_run_resources
 from deepprompt.utils.atomic import atomic_write, atomic_write_json
 
 log = logging.getLogger("deepprompt.compress")
@@ -29,7 +26,14 @@ DEFAULT_RATIOS = (1.0, 0.75, 0.5, 0.25, 0.125)
 
 
 def _load_trained(run_dir: Path, checkpoint: str, override=None):
-    cfg = load_run_config(run_dir, override)
+    cfg = load_run_config(run_dir, override)  # the run's data folder and backbone (.hydra/resolved.yaml)
+    check_run_resources(cfg)
+    import lightning as L
+    import torch
+
+    from deepprompt.prompts import DeepPromptModel, load_prompts
+    from deepprompt.runs.build import build_data_and_module
+
     L.seed_everything(cfg.seed, workers=True)  # as deepprompt-eval: rebuilds a random backbone bit for bit
     datamodule, module = build_data_and_module(cfg)
     if not isinstance(getattr(module, "encoder", None), DeepPromptModel):
@@ -52,6 +56,10 @@ def compress_run(
     out: str | Path | None = None,
     override=None,
 ) -> list[dict]:
+    import lightning as L
+
+    from deepprompt.prompts.compression import compress_layer_tensors
+
     run_dir = Path(run_dir)
     out = Path(out) if out else run_dir
     cfg, datamodule, module, source = _load_trained(run_dir, checkpoint, override)
@@ -119,9 +127,17 @@ def main(argv: list[str] | None = None) -> None:
         )
     ratios = args.get("ratios", list(DEFAULT_RATIOS))
     ratios = [ratios] if isinstance(ratios, float | int) else list(ratios)
-    rows = compress_run(
-        args.run_dir, ratios, str(args.get("checkpoint", "best")), args.get("out"), args.get("override")
-    )
+    try:
+        rows = compress_run(
+            args.run_dir, ratios, str(args.get("checkpoint", "best")), args.get("out"), args.get("override")
+        )
+    except (
+        DeepPromptError
+    ) as err:  # one clear line, as the other entry points (DEEPPROMPT_DEBUG=1: traceback)
+        if debug_enabled():
+            raise
+        print(f"deepprompt-compress: error: {err}", file=sys.stderr)
+        sys.exit(1)
     print(to_markdown(rows), end="")
 
 

@@ -18,23 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from deepprompt.backbones import BackboneConfig
-from deepprompt.callbacks import AtomicCheckpointIO
-from deepprompt.config import HeadConfig, OptimConfig, structured
 from deepprompt.config.resolvers import register_resolvers
 from deepprompt.errors import ConfigError
-from deepprompt.methods import method_schema
-from deepprompt.runs.build import build_data_and_module
+from deepprompt.runs.closing import recipe_line
 from deepprompt.runs.guard import run_guarded
-from deepprompt.runs.resume import RestoreTrainLoaderState, install_resumable_train_loader, resolve_ckpt_path
+from deepprompt.runs.preflight import check_run_resources
 from deepprompt.runs.summary import best_and_last, run_task, write_summary
-from deepprompt.utils.instantiate import build, build_all
-from deepprompt.utils.printing import print_config_tree
+
+# torch, Lightning and transformers are imported inside the functions that use them: a mistake on the command
+# line, missing data or an offline Hub is reported in a second or two, not after half a minute of imports.
 
 log = logging.getLogger("deepprompt.train")
 register_resolvers()
@@ -42,6 +38,10 @@ register_resolvers()
 
 def validate(cfg: DictConfig) -> None:
     """Check every typed section before anything heavy happens (data loading, model download)."""
+    from deepprompt.backbones import BackboneConfig
+    from deepprompt.config import HeadConfig, OptimConfig, structured
+    from deepprompt.methods import method_schema
+
     structured(BackboneConfig, cfg.backbone, "backbone")
     structured(method_schema(cfg.method.name), cfg.method, "method")
     structured(HeadConfig, cfg.head, "head")
@@ -51,7 +51,27 @@ def validate(cfg: DictConfig) -> None:
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train one run; returns the summary written to ``metrics.json``."""
     started = time.time()
+    check_run_resources(cfg)  # data, backbone, network: fails in seconds, naming the fix
+    write_resolved_config(cfg, run_dir)
+    log.info("recipe: %s", recipe_line(cfg))
     validate(cfg)
+
+    import lightning as L
+
+    from deepprompt.utils.quiet import one_lightning_console
+
+    one_lightning_console()
+
+    from deepprompt.callbacks import AtomicCheckpointIO, ConsoleReport
+    from deepprompt.runs.build import build_data_and_module
+    from deepprompt.runs.resume import (
+        RestoreTrainLoaderState,
+        install_resumable_train_loader,
+        resolve_ckpt_path,
+    )
+    from deepprompt.utils.instantiate import build, build_all
+    from deepprompt.utils.printing import print_config_tree
+
     if cfg.extras.get("print_config"):
         print_config_tree(cfg, save_to=run_dir / "config_tree.log")
     L.seed_everything(cfg.seed, workers=True)
@@ -61,19 +81,22 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     check_positions(cfg, module)
     install_resumable_train_loader(datamodule)  # mid-epoch checkpoints resume at the right batch
     params = module.parameter_counts()
-    log.info(
-        "Trainable parameters: %d of %d backbone (%.3f%%)",
-        params["trainable"],
-        params["backbone"],
-        100 * params["trainable_share"],
-    )
+    log.info("Trainable parameters: %s", trainable_line(params))
 
-    callbacks = [*build_all(cfg.get("callbacks"), "callbacks"), RestoreTrainLoaderState()]
+    interactive = sys.stdout.isatty()
+    callbacks = [
+        *build_all(cfg.get("callbacks"), "callbacks"),
+        RestoreTrainLoaderState(),
+        ConsoleReport(started=started, monitor=cfg.monitor, mode=cfg.monitor_mode),
+    ]
+    if not interactive:  # no progress bar into a file (plain lines from ConsoleReport instead)
+        callbacks = [c for c in callbacks if not _is_progress_bar(c)]
     loggers = build_loggers(cfg.get("logger"))
     # checkpoints are written to a temp file and renamed: a kill mid-save keeps the previous last.ckpt
     plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    quiet = {} if interactive else {"enable_progress_bar": False, "enable_model_summary": False}
     trainer: L.Trainer = build(
-        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **plugins
+        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **plugins, **quiet
     )
     for logger in trainer.loggers:
         logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "params": params})
@@ -112,6 +135,31 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         summary["per_task"] = module.task_summaries(cfg.monitor, cfg.monitor_mode)
         summary["multitask"] = datamodule.sampling_summary()
     return summary
+
+
+def trainable_line(params: dict[str, Any]) -> str:
+    """``74,498 of 22,787,714 parameters (0.327%)``: a share of all parameters, so never above 100%."""
+    share = params["trainable"] / params["total"] if params.get("total") else params["trainable_share"]
+    return f"{params['trainable']:,} of {params.get('total', params['backbone']):,} parameters ({100 * share:.3g}%)"
+
+
+def _is_progress_bar(callback: Any) -> bool:
+    from lightning.pytorch.callbacks.progress import ProgressBar
+
+    return isinstance(callback, ProgressBar)
+
+
+def write_resolved_config(cfg: DictConfig, run_dir: Path) -> None:
+    """``<run_dir>/.hydra/resolved.yaml``: the data folder and backbone as this run resolved them (from
+    ``DEEPPROMPT_DATA_DIR``, the installed model package ...), so that ``deepprompt-eval`` and
+    ``deepprompt-compress`` find them again without the environment of the training shell."""
+    resolved = {
+        "paths": {"data_dir": cfg.paths.get("data_dir")},
+        "backbone": {"name_or_path": cfg.backbone.get("name_or_path")},
+    }
+    folder = run_dir / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(resolved), folder / "resolved.yaml")
 
 
 def check_positions(cfg: DictConfig, module: Any) -> None:
@@ -158,6 +206,8 @@ def build_loggers(cfg: DictConfig | None) -> list[Any]:
     """
     if not cfg:
         return []
+    from deepprompt.utils.instantiate import build
+
     loggers = []
     for name, node in cfg.items():
         if node is None:
@@ -209,6 +259,16 @@ def _finish_wandb(exit_code: int = 1) -> None:
         pass
 
 
+def _write_metrics(run_dir: Path, summary: dict[str, Any]) -> Any:
+    """``metrics.json``; under DDP only global rank 0 writes (``rank_zero_writer``). A run that failed before
+    Lightning was imported (start-up checks) is no DDP worker yet: it writes without importing Lightning."""
+    if "lightning" not in sys.modules and os.environ.get("RANK", "0") == "0":
+        return write_summary(run_dir, summary)
+    from deepprompt.runs.distributed import rank_zero_writer
+
+    return rank_zero_writer(write_summary)(run_dir, summary)
+
+
 def objective(summary: dict[str, Any] | None, monitor: str) -> float:
     """The number a sweeper optimises: the best monitored value (NaN for a failed run)."""
     if not summary or summary.get("status") != "finished" or monitor not in summary.get("best", {}):
@@ -218,20 +278,29 @@ def objective(summary: dict[str, Any] | None, monitor: str) -> float:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def hydra_main(cfg: DictConfig) -> float:
-    from deepprompt.runs.distributed import rank_zero_writer  # DDP: only global rank 0 writes metrics.json
+    from deepprompt.runs.closing import report_job  # the summary block, or a multirun's one-line summary
 
     summary = None
     try:
-        summary = run_guarded(cfg, train, rank_zero_writer(write_summary))
+        summary = run_guarded(cfg, train, _write_metrics)
     finally:
         _finish_wandb(exit_code=0 if summary and summary.get("status") == "finished" else 1)
+    report_job(summary, cfg)
     return objective(summary, cfg.monitor)
 
 
 def main() -> None:
-    """Console entry point: check that outputs can be written (Hydra would fail with a traceback), then run."""
+    """Console entry point: check that outputs can be written (Hydra would fail with a traceback), then run;
+    Hydra's composition errors (typos, unknown options) come out as one line; a multirun ends with a table."""
+    from deepprompt.config.cli_errors import install
+    from deepprompt.runs.closing import report_sweep
+    from deepprompt.utils.quiet import quiet_third_party
+
     check_output_root()
+    install("deepprompt")
+    quiet_third_party()
     hydra_main()
+    report_sweep()
 
 
 if __name__ == "__main__":

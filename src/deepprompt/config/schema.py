@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from deepprompt.config.cli_errors import unknown_key_message
 from deepprompt.errors import ConfigError
 
 T = TypeVar("T")
@@ -63,9 +64,8 @@ def structured(cls: type[T], data: Any, where: str) -> T:
         return OmegaConf.to_object(merged)
     except ConfigKeyError as err:
         key = getattr(err, "full_key", None) or str(err)
-        raise ConfigError(
-            f"unknown key '{where}.{key}' (valid keys of {where}{_sub(cls, key)}: {', '.join(_valid_keys(cls, key))})"
-        ) from None
+        # the same line as a typo on the command line (deepprompt.config.cli_errors): did you mean, valid keys
+        raise ConfigError(unknown_key_message(f"{where}.{key}", _valid_keys(cls, key))) from None
     except ValidationError as err:
         key = getattr(err, "full_key", "")
         raise ConfigError(f"bad value for '{where}.{key}': {str(err).splitlines()[0]}") from None
@@ -73,11 +73,6 @@ def structured(cls: type[T], data: Any, where: str) -> T:
         raise ConfigError(f"invalid {where} config: {err}") from None
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
-
-
-def _sub(cls, key: str) -> str:
-    parts = key.split(".")[:-1]
-    return "." + ".".join(parts) if parts else ""
 
 
 def _valid_keys(cls, key: str) -> list[str]:

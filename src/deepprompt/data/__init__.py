@@ -1,50 +1,43 @@
-"""Data loading for classification tasks: readers, task registry, samplers, collator, data module."""
+"""Data loading: readers, task registry, samplers, collators and the data modules of every task family.
 
-from deepprompt.data.classification import ClassificationDataModule, EncodedDataset
-from deepprompt.data.collate import PaddingCollator
-from deepprompt.data.readers import read_jsonl, read_tsv, resolve_split_file
-from deepprompt.data.samplers import LengthGroupedSampler
-from deepprompt.data.tasks import TASKS, ClassificationTask, UnknownTaskError, get_task
+Names are imported on first use: the registry (``deepprompt.data.tasks``) and the readers need no torch, so the
+entry points check data folders before the heavy imports (``deepprompt.runs.preflight``).
+"""
 
-__all__ = [
-    "TASKS",
-    "ClassificationDataModule",
-    "ClassificationTask",
-    "EncodedDataset",
-    "LengthGroupedSampler",
-    "PaddingCollator",
-    "UnknownTaskError",
-    "get_task",
-    "read_jsonl",
-    "read_tsv",
-    "resolve_split_file",
-]
+from importlib import import_module
 
-# Task families beyond sentence classification (issue 4).
-from deepprompt.data.base import FeatureCollator, FeatureDataset, TaskDataModule  # noqa: E402
-from deepprompt.data.multiple_choice import MultipleChoiceDataModule  # noqa: E402
-from deepprompt.data.ner import NERDataModule, read_conll, to_iob2  # noqa: E402
-from deepprompt.data.squad import SquadDataModule, read_squad  # noqa: E402
-from deepprompt.data.superglue import SuperGLUEDataModule  # noqa: E402
+_WHERE = {
+    "ClassificationDataModule": "classification",
+    "EncodedDataset": "classification",
+    "PaddingCollator": "collate",
+    "read_jsonl": "readers",
+    "read_tsv": "readers",
+    "resolve_split_file": "readers",
+    "LengthGroupedSampler": "samplers",
+    "TASKS": "tasks",
+    "ClassificationTask": "tasks",
+    "UnknownTaskError": "tasks",
+    "get_task": "tasks",
+    # task families beyond sentence classification
+    "FeatureCollator": "base",
+    "FeatureDataset": "base",
+    "TaskDataModule": "base",
+    "MultipleChoiceDataModule": "multiple_choice",
+    "NERDataModule": "ner",
+    "read_conll": "ner",
+    "to_iob2": "ner",
+    "SquadDataModule": "squad",
+    "read_squad": "squad",
+    "SuperGLUEDataModule": "superglue",
+    # joint multi-task training
+    "MultiTaskDataModule": "multitask",
+    "MultiTaskSampler": "multitask",
+    "task_probabilities": "multitask",
+}
+__all__ = sorted(_WHERE)
 
-__all__ += [
-    "FeatureCollator",
-    "FeatureDataset",
-    "MultipleChoiceDataModule",
-    "NERDataModule",
-    "SquadDataModule",
-    "SuperGLUEDataModule",
-    "TaskDataModule",
-    "read_conll",
-    "read_squad",
-    "to_iob2",
-]
 
-# Joint multi-task training (issue 9).
-from deepprompt.data.multitask import (  # noqa: E402
-    MultiTaskDataModule,
-    MultiTaskSampler,
-    task_probabilities,
-)
-
-__all__ += ["MultiTaskDataModule", "MultiTaskSampler", "task_probabilities"]
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(f"deepprompt.data.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'deepprompt.data' has no attribute {name!r}")
