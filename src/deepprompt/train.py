@@ -128,6 +128,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             "max_epochs": cfg.trainer.get("max_epochs"),
         },
     }
+    from deepprompt.runs.baselines import majority_baseline
+
+    if baseline := majority_baseline(datamodule, getattr(datamodule, "num_labels", None)):
+        summary["baselines"] = {"majority": baseline}
     if hasattr(
         module, "task_summaries"
     ):  # a joint multi-task run: per-task results, rows in deepprompt-report

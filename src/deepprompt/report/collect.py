@@ -216,6 +216,8 @@ def run_row(summary: dict[str, Any], file: Path, ignore: Iterable[str] = ()) -> 
         for key, value in entry.items():
             if key not in ("epoch", "step"):
                 row[f"{prefix}_{key}"] = _number(value)
+    for key, value in ((summary.get("baselines") or {}).get("majority") or {}).items():
+        row[f"majority_{key}"] = _number(value)  # the majority-class predictor's score (report figures)
     return row
 
 
