@@ -43,6 +43,10 @@ def format_metrics(values: dict[str, Any]) -> str:
     )
 
 
+def _n(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
 class ConsoleReport(Callback):
     """Plan, per-epoch and (off a terminal) within-epoch lines with elapsed time and the ETA of the whole run.
 
@@ -97,17 +101,20 @@ class ConsoleReport(Callback):
         )
         self.val_batches = val_batches
         validation = (
-            f", validation ({val_batches} batches) after each epoch" if val_batches else ", no validation"
+            f", validation ({_n(val_batches, 'batch', 'batches')}) after each epoch"
+            if val_batches
+            else ", no validation"
         )
         resumed = f", resuming at epoch {self.start_epoch + 1}" if self.start_epoch else ""
+        every = trainer.log_every_n_steps
         log.info(
-            "plan: %d epochs x %d steps = %d training steps%s%s; the loss is logged every %d steps",
-            self.max_epochs,
-            self.batches,
-            self.total_steps,
+            "plan: %s x %s = %s%s%s; the loss is logged every %s",
+            _n(self.max_epochs, "epoch", "epochs"),
+            _n(self.batches, "step", "steps"),
+            _n(self.total_steps, "training step", "training steps"),
             validation,
             resumed,
-            trainer.log_every_n_steps,
+            "step" if every == 1 else f"{every} steps",
         )
 
     # -- timing -------------------------------------------------------------------------------------------

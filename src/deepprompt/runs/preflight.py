@@ -13,6 +13,7 @@ are set for the rest of the process, so that no library retries.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 from pathlib import Path
@@ -23,6 +24,7 @@ from deepprompt.errors import DeepPromptError
 
 PROBE_TIMEOUT_S = 2.0
 _TRUE = ("1", "true", "yes", "on")
+_SCHEME = re.compile(r"^[a-z][a-z0-9_]+:(?![\\/])")
 _hub_reachable: bool | None = None
 
 
@@ -104,6 +106,8 @@ def hub_cached(repo_id: str) -> bool:
 def check_backbone(backbone: Any, key: str = "backbone.name_or_path") -> None:
     name = str(backbone.get("name_or_path"))
     label = backbone.get("name") or name
+    if _SCHEME.match(name):  # another loader's address (gguf:<package>/<file>): that loader checks it
+        return
     path = Path(name).expanduser()
     if path.is_dir():
         return
@@ -158,19 +162,14 @@ def check_data(data: Any, group: str = "data") -> None:
             f"{expected}"
         )
     root = Path(str(data_dir)).expanduser()
+    fix = f"set DEEPPROMPT_DATA_DIR or data.data_dir to the benchmark folder; expected files: {expected}"
     if not root.is_dir():
-        raise ResourceError(
-            f"data.data_dir={data_dir} does not exist: set DEEPPROMPT_DATA_DIR or data.data_dir to the benchmark "
-            f"folder; expected files: {expected}"
-        )
+        raise ResourceError(f"the data directory {data_dir} (data.data_dir) does not exist: {fix}")
     missing = [
         f for f in files if "(" not in f and not (root / f).exists() and not (root / f"{f}.gz").exists()
     ]
     if missing:
-        raise ResourceError(
-            f"data.data_dir={data_dir} lacks {', '.join(missing)} (or .gz): set DEEPPROMPT_DATA_DIR or "
-            f"data.data_dir to the benchmark folder; expected files: {expected}"
-        )
+        raise ResourceError(f"no data file for {', '.join(missing)} (or .gz) in {data_dir}: {fix}")
 
 
 def check_run_resources(cfg: Any) -> None:
