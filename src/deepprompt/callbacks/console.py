@@ -67,18 +67,16 @@ class ConsoleReport(Callback):
         self.progress_lines = (not sys.stdout.isatty()) if progress_lines is None else progress_lines
         self.monitor, self.mode = monitor, mode
         self._best: float | None = None
+        self.sanity_per_batch: float | None = None  # the sanity check runs before on_train_start
         self._reset_run_clock()
 
     def _reset_run_clock(self) -> None:
-        self.train_seconds = 0.0  # training time of this process (validation excluded)
-        self.steps_done = 0  # training steps of this process
+        self._train_started = time.time()  # this process's fit (a resumed run counts from its restart)
         self.val_seconds: list[float] = []
-        self.sanity_per_batch: float | None = None
         self._loss_sum: Any = 0.0
         self._loss_n = 0
         self._epoch_sum: Any = 0.0
         self._epoch_n = 0
-        self._batch_started: float | None = None
         self._epoch_open = True
 
     # -- plan ---------------------------------------------------------------------------------------------
@@ -91,7 +89,8 @@ class ConsoleReport(Callback):
         self.batches = int(trainer.num_training_batches) if math.isfinite(trainer.num_training_batches) else 0
         self.max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
         self.start_epoch = trainer.current_epoch
-        self.total_steps = self.max_epochs * self.batches
+        stepping = trainer.estimated_stepping_batches  # optimizer steps: max_steps, accumulation counted
+        self.total_steps = int(stepping) if math.isfinite(stepping) else self.max_epochs * self.batches
         self.start_step = trainer.global_step
         self.interval = max(1, self.batches // self.lines_per_epoch)
         if trainer.log_every_n_steps > self.interval:
@@ -118,13 +117,7 @@ class ConsoleReport(Callback):
         )
 
     # -- timing -------------------------------------------------------------------------------------------
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._batch_started = time.time()
-
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self._batch_started is not None:
-            self.train_seconds += time.time() - self._batch_started
-        self.steps_done += 1
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None:
             loss = loss.detach()
@@ -147,7 +140,7 @@ class ConsoleReport(Callback):
 
     def on_validation_end(self, trainer, pl_module) -> None:
         seconds = time.time() - self._val_started
-        if trainer.sanity_checking:
+        if trainer.sanity_checking:  # before on_train_start: not part of the training clock
             batches = sum(int(n) for n in trainer.num_sanity_val_batches) or 1
             self.sanity_per_batch = seconds / batches
         else:
@@ -158,9 +151,13 @@ class ConsoleReport(Callback):
         return f"epoch {trainer.current_epoch + 1}/{self.max_epochs}  step {trainer.global_step}/{self.total_steps}"
 
     def eta_seconds(self, trainer) -> float:
-        """Training steps left x seconds per step so far, plus validations left x seconds per validation."""
+        """Training steps left x seconds per step so far, plus validations left x seconds per validation (the
+        sanity check's pace before the first). Seconds per step: this fit's time outside validation (data
+        loading and checkpoints included) over its steps."""
         steps_left = max(0, self.total_steps - trainer.global_step)
-        per_step = self.train_seconds / self.steps_done if self.steps_done else math.nan
+        steps_done = trainer.global_step - self.start_step
+        training = time.time() - self._train_started - sum(self.val_seconds)
+        per_step = training / steps_done if steps_done > 0 else math.nan
         epochs_left = max(0, self.max_epochs - trainer.current_epoch - (0 if self._epoch_open else 1))
         if self.val_seconds:
             per_val = sum(self.val_seconds) / len(self.val_seconds)

@@ -72,7 +72,7 @@ def message_for(err: BaseException) -> str | None:
     unknown = isinstance(cause, ConfigKeyError | ConfigAttributeError) and getattr(cause, "full_key", None)
     if isinstance(err, ConfigCompositionException) and unknown:
         parent = getattr(cause, "parent_node", None)
-        valid = list(parent.keys()) if hasattr(parent, "keys") else []
+        valid = [k for k in parent if k != "hydra"] if hasattr(parent, "keys") else []
         return unknown_key_message(str(cause.full_key), valid)
     if isinstance(err, MissingConfigException) and err.options:
         missing = str(err.missing_cfg_file or "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 
 _DROPPED_INFO = ("💡 Tip:",)
@@ -23,6 +24,8 @@ class _DropTips(logging.Filter):
 def quiet_third_party() -> None:
     if os.environ.get("DEEPPROMPT_DEBUG", "") not in ("", "0"):
         return
+    if not sys.stderr.isatty():  # "Loading weights: 100%|####|" bars are noise in a log file
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
         warnings.filterwarnings("ignore", category=category)
     warnings.filterwarnings("ignore", message=r".*is deprecated.*")  # Lightning's own deprecation class
