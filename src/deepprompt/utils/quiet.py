@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 
-_DROPPED_INFO = ("💡 Tip:",)
+_DROPPED_INFO = ("💡 Tip:", "`weights_only` was not set")  # ads; an internal default of checkpoint IO
 
 
 class _DropTips(logging.Filter):
@@ -32,7 +32,11 @@ def quiet_third_party() -> None:
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     # ConsoleReport sets log_every_n_steps to suit short epochs, after Lightning has compared it
     warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    for name in (
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.fabric.utilities.rank_zero",
+        "lightning.pytorch.trainer.connectors.checkpoint_connector",
+    ):
         logging.getLogger(name).addFilter(_DropTips())
 
 
