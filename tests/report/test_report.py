@@ -118,7 +118,10 @@ def test_markdown_header_and_numbers(report_dir, table):
     row = _row(table, "rte", "ptuning_v2", "prompt.length=16")
     expected = format_score(row.best_mean, row.best_std, "val/acc")
     assert expected == "69.5 ± 1.8"
-    assert "| rte | ptuning_v2 | prompt.length=16 | 3 | 0 | 74.5K (0.33%) | 69.5 ± 1.8 | 67.5 ± 1.8 |" in md
+    assert (
+        "| rte | ptuning_v2 | minilm | prompt.length=16 | 3 | 0 | 74.5K (0.33%) | 69.5 ± 1.8 | 67.5 ± 1.8 |"
+        in md
+    )
     assert format_score(0.7123, float("nan"), "val/acc") == "71.2"
 
 
@@ -146,7 +149,7 @@ def test_csv_columns_and_rows(report_dir, table):
 
 
 def test_pngs_are_valid(report_dir):
-    expected = {"length_rte", "length_cb", "depth_rte", "reparam", "methods_rte", "methods_cb"}
+    expected = {"length_rte", "length_cb", "depth_rte", "reparam", "methods_rte", "methods_cb", "overview"}
     pngs = {p.stem: p for p in report_dir.glob("*.png")}
     assert set(pngs) == expected
     for path in pngs.values():

@@ -24,8 +24,8 @@ def test_report_on_real_sweep(run_cli, tmp_path):
     assert len(run_dirs(tmp_path / "outputs")) == 4
     out = tmp_path / "report"
     proc = run_cli("deepprompt.report.cli", str(tmp_path / "outputs"), "--out", str(out))
-    assert "| rte | ptuning_v2 | prompt.length=2 | 2 | 0 |" in proc.stdout
-    assert "| rte | ptuning_v2 | prompt.length=4 | 2 | 0 |" in proc.stdout
+    assert "| rte | ptuning_v2 | tiny | prompt.length=2 | 2 | 0 |" in proc.stdout
+    assert "| rte | ptuning_v2 | tiny | prompt.length=4 | 2 | 0 |" in proc.stdout
     assert "- Runs: 4 (4 finished, 0 failed)" in proc.stdout
     assert "- Hosts: " in proc.stdout and "- Total wall time: " in proc.stdout
     with open(out / "report.csv", newline="") as f:

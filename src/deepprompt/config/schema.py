@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from deepprompt.config.cli_errors import unknown_key_message
 from deepprompt.errors import ConfigError
 
 T = TypeVar("T")
@@ -140,10 +141,8 @@ def structured(cls: type[T], data: Any, where: str) -> T:
         return OmegaConf.to_object(merged)
     except ConfigKeyError as err:
         key = getattr(err, "full_key", None) or str(err)
-        raise ConfigError(
-            f"unknown key '{_dotted(where, key)}' (valid keys of {where}{_sub(cls, key)}: "
-            f"{', '.join(_valid_keys(cls, key))})"
-        ) from None
+        # the same line as a typo on the command line (deepprompt.config.cli_errors): did you mean, valid keys
+        raise ConfigError(unknown_key_message(_dotted(where, key), _valid_keys(cls, key))) from None
     except ValidationError as err:
         key = getattr(err, "full_key", "")
         raise ConfigError(f"bad value for '{_dotted(where, key)}': {str(err).splitlines()[0]}") from None
@@ -155,11 +154,6 @@ def structured(cls: type[T], data: Any, where: str) -> T:
 
 def _dotted(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
-
-
-def _sub(cls, key: str) -> str:
-    parts = key.split(".")[:-1]
-    return "." + ".".join(parts) if parts else ""
 
 
 def _valid_keys(cls, key: str) -> list[str]:

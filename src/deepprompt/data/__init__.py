@@ -1,19 +1,27 @@
-"""The data plumbing every task family shares: readers, samplers, tokenizer checks, datasets, collators, loaders."""
+"""The data plumbing every task family shares: readers, samplers, tokenizer checks, datasets, collators, loaders.
 
-from deepprompt.data.base import FeatureCollator, FeatureDataset, SplitView, TaskDataModule
-from deepprompt.data.readers import read_jsonl, read_tsv, resolve_split_file
-from deepprompt.data.samplers import LengthGroupedSampler
-from deepprompt.data.sources import hub_source, read_split
+Names are imported on first use: the readers need no torch, so the entry points check data folders before the
+heavy imports (``deepprompt.runs.preflight``).
+"""
 
-__all__ = [
-    "FeatureCollator",
-    "FeatureDataset",
-    "LengthGroupedSampler",
-    "SplitView",
-    "TaskDataModule",
-    "hub_source",
-    "read_split",
-    "read_jsonl",
-    "read_tsv",
-    "resolve_split_file",
-]
+from importlib import import_module
+
+_WHERE = {
+    "FeatureCollator": "base",
+    "FeatureDataset": "base",
+    "SplitView": "base",
+    "TaskDataModule": "base",
+    "read_jsonl": "readers",
+    "read_tsv": "readers",
+    "resolve_split_file": "readers",
+    "LengthGroupedSampler": "samplers",
+    "hub_source": "sources",
+    "read_split": "sources",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(f"deepprompt.data.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'deepprompt.data' has no attribute {name!r}")

@@ -213,7 +213,12 @@ def run_row(summary: dict[str, Any], file: Path, ignore: Iterable[str] = ()) -> 
         "steps": _number(summary.get("steps")),
         "trainable": _number(params.get("trainable")),
         "backbone_params": _number(params.get("backbone")),
-        "trainable_share": _number(params.get("trainable_share")),
+        # of all parameters where the run recorded them (never above 100%: finetune also trains the head)
+        "trainable_share": _number(
+            params["trainable"] / params["total"]
+            if params.get("total") and params.get("trainable") is not None
+            else params.get("trainable_share")
+        ),
         "wall_time_s": _number(summary.get("wall_time_s")),
         "lr": _number(config_method.get("lr", parts.get("lr"))),
         **{column: _prompt_value(config_method, parts, column) for column in PROMPT_KEYS},
@@ -228,6 +233,8 @@ def run_row(summary: dict[str, Any], file: Path, ignore: Iterable[str] = ()) -> 
         for key, value in entry.items():
             if key not in ("epoch", "step"):
                 row[f"{prefix}_{key}"] = _number(value)
+    for key, value in ((summary.get("baselines") or {}).get("majority") or {}).items():
+        row[f"majority_{key}"] = _number(value)  # the majority-class predictor's score (report figures)
     return row
 
 

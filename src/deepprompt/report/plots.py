@@ -3,15 +3,18 @@ has that dimension:
 
 - ``length_<task>.png``: score vs prompt length (log2 axis), one line per method (and other setting);
 - ``depth_<task>.png``: score vs k for prompts in the top-k vs the bottom-k layers (``all`` as a dashed line);
-- ``reparam.png``: no reparameterization vs MLP, per task;
-- ``methods_<task>.png``: the best setting of each method, bars with error bars.
+- ``reparam.png``: no reparameterization vs MLP, per task (bars from zero);
+- ``methods_<task>.png``: the best setting of each method: a dot (mean over seeds) and an interval (± 1 sample
+  standard deviation), the seed count under each method, the majority-class line where the task has one;
+- ``overview.png``: all tasks x methods in one figure, the same dots and intervals, one panel per task.
+
+Every title names the task, the backbone(s) and the metric; every figure says what the interval is.
 
 Figures are drawn on the Agg canvas directly (no pyplot), so they leave the caller's backend alone.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import textwrap
 from pathlib import Path
@@ -51,11 +54,35 @@ def _prepare(table: pd.DataFrame) -> pd.DataFrame:
     return data
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path, rect: tuple[float, float, float, float] | None = None) -> Path:
     FigureCanvasAgg(fig)
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=DPI, format="png")
     return path
+
+
+INTERVAL = "dot: mean over seeds; interval: ± 1 sample s.d. (none for one seed)"
+
+
+def _backbones(rows: pd.DataFrame) -> str:
+    return ", ".join(sorted(str(b) for b in rows["backbone"].dropna().unique())) or "?"
+
+
+def _seeds(rows: pd.DataFrame) -> str:
+    counts = sorted({int(n) for n in rows["n_seeds"]})
+    return f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+
+
+def _majority(ax, rows: pd.DataFrame, scale: float, vertical: bool = False) -> None:
+    """The majority-class predictor's score (recorded by classification runs) as a dashed line."""
+    if "majority" not in rows:
+        return
+    values = rows["majority"].dropna()
+    if not len(values):
+        return
+    value = scale * float(values.iloc[0])
+    line = ax.axvline if vertical else ax.axhline
+    line(value, linestyle="--", color="grey", linewidth=1, label=f"majority class ({value:.1f})")
 
 
 def _label(method: str, other: str, extra: str = "") -> str:
@@ -101,9 +128,11 @@ def plot_length(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xticklabels([f"{t:g}" for t in ticks])
-        ax.set(xlabel="prompt length (log2)", ylabel=_ylabel(metric), title=f"{task}: score vs prompt length")
+        ax.set(xlabel="prompt length (log2)", ylabel=_ylabel(metric))
+        ax.set_title(f"{task}, {_backbones(rows)}: {metric} vs prompt length", fontsize=10)
+        _majority(ax, rows, scale)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, title=f"mean ± 1 s.d. over {_seeds(rows)} seeds", title_fontsize=8)
         files.append(_save(fig, out / f"length_{_safe(task)}.png"))
     return files
 
@@ -146,9 +175,11 @@ def plot_depth(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
                 )
         ks = sorted(rows["k"].unique())
         ax.xaxis.set_major_locator(FixedLocator(ks))
-        ax.set(xlabel="k (layers with prompts)", ylabel=_ylabel(metric), title=f"{task}: prompt depth")
+        ax.set(xlabel="k (layers with prompts)", ylabel=_ylabel(metric))
+        ax.set_title(f"{task}, {_backbones(rows)}: {metric} vs prompt depth", fontsize=10)
+        _majority(ax, rows, scale)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, title=f"mean ± 1 s.d. over {_seeds(rows)} seeds", title_fontsize=8)
         files.append(_save(fig, out / f"depth_{_safe(task)}.png"))
     return files
 
@@ -185,53 +216,104 @@ def plot_reparam(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
         ax.bar([x + offset for x in xs], means, width, yerr=stds, capsize=3, label=f"reparam={name}")
     ax.set_xticks(list(xs))
     ax.set_xticklabels(labels, fontsize=8)
-    _zoom(ax, [scale * p[i]["best_mean"] for p in pairs for i in (1, 2)])
-    ax.set(ylabel=_ylabel(metric), title="reparameterization: none vs MLP")
+    ax.set_ylim(bottom=0)
+    rows = pd.DataFrame([p[i] for p in pairs for i in (1, 2)])
+    ax.set(ylabel=_ylabel(metric))
+    ax.set_title(f"reparameterization, none vs MLP ({_backbones(rows)}, {metric})", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title=f"bar: mean, whisker: ± 1 s.d. over {_seeds(rows)} seeds", title_fontsize=8)
     return [_save(fig, out / "reparam.png")]
+
+
+def _best_per_method(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    pick = "idxmin" if is_loss(metric) else "idxmax"
+    best = rows.loc[getattr(rows.groupby(["method", "backbone"], sort=False)["best_mean"], pick)()]
+    return best.sort_values(["method", "backbone"], key=lambda s: s.map(natural_key))
+
+
+def _method_labels(best: pd.DataFrame, several_backbones: bool) -> list[str]:
+    labels = []
+    for r in best.itertuples(index=False):
+        name = f"{r.method} ({r.backbone})" if several_backbones else r.method
+        setting = "" if r.setting == "default" else f"\n{r.setting}"
+        labels.append(f"{name}{setting}\nn={int(r.n_seeds)}")
+    return labels
 
 
 def plot_methods(
     data: pd.DataFrame, out: Path, metric: str, title: str = "best setting per method"
 ) -> list[Path]:
-    """One bar per method and task: its best setting (by mean), or the rows given (a tuned comparison's)."""
+    """Per task: each method at its best setting (by mean), or the rows given (a tuned comparison's), as a dot
+    and an interval, with the seed count under each method and the majority-class line."""
     files = []
     scale = _scale(metric, data)
-    pick = "idxmin" if is_loss(metric) else "idxmax"
     for task, rows in data.groupby("task", sort=False):
         if rows["method"].nunique() < 2:
             continue
-        best = rows.loc[getattr(rows.groupby(["method", "backbone"], sort=False)["best_mean"], pick)()]
-        best = best.sort_values("method", key=lambda s: s.map(natural_key))
-        fig = Figure(figsize=(max(4, 1.3 * len(best) + 2), 4))
+        best = _best_per_method(rows, metric)
+        fig = Figure(figsize=(max(4.5, 1.3 * len(best) + 2), 4.4))
         ax = fig.subplots()
         xs = list(range(len(best)))
-        ax.bar(
-            xs, scale * best["best_mean"], yerr=scale * best["std0"], capsize=4, color=[f"C{i}" for i in xs]
-        )
+        for i, (mean, std) in enumerate(zip(best["best_mean"], best["std0"], strict=True)):
+            ax.errorbar(i, scale * mean, yerr=scale * std, fmt="o", capsize=4, color=f"C{i}", markersize=7)
+        _majority(ax, rows, scale)
         ax.set_xticks(xs)
-        ax.set_xticklabels(
-            [
-                f"{m}\n{s}" if s != "default" else m
-                for m, s in zip(best["method"], best["setting"], strict=True)
-            ],
-            fontsize=8,
-        )
-        _zoom(ax, list(scale * best["best_mean"]))
+        ax.set_xticklabels(_method_labels(best, best["backbone"].nunique() > 1), fontsize=8)
+        ax.set_xlim(-0.6, len(xs) - 0.4)
         ax.set_ylabel(_ylabel(metric))
-        ax.set_title(textwrap.fill(f"{task}: {title}", width=max(30, 9 * len(best) + 14)), fontsize=10)
+        heading = f"{task}, {_backbones(best)}: {metric}, {title}"
+        ax.set_title(textwrap.fill(heading, width=max(48, 12 * len(best) + 24)), fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-        files.append(_save(fig, out / f"methods_{_safe(task)}.png"))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="lower right")
+        fig.text(0.5, 0.005, INTERVAL + "; n = seeds", ha="center", va="bottom", fontsize=7, color="dimgrey")
+        files.append(_save(fig, out / f"methods_{_safe(task)}.png", rect=(0, 0.03, 1, 1)))
     return files
 
 
-def _zoom(ax, values: list[float]) -> None:
-    """Bars of close scores are unreadable from 0: start the axis a little below the lowest."""
-    finite = [v for v in values if not math.isnan(v)]
-    if finite and min(finite) > 0:
-        low, high = min(finite), max(finite)
-        ax.set_ylim(bottom=max(0.0, low - 0.5 * (high - low) - 0.05 * abs(high)))
+def plot_overview(
+    data: pd.DataFrame, out: Path, metric: str, title: str = "best setting per method"
+) -> list[Path]:
+    """Tasks x methods in one figure: a panel per task, a row per method (dot and interval), majority line."""
+    tasks = [t for t in data["task"].drop_duplicates() if pd.notna(t)]
+    if not tasks or (len(tasks) < 2 and data["method"].nunique() < 2):
+        return []
+    scale = _scale(metric, data)
+    methods = sorted(
+        {(m, b) for m, b in zip(data["method"], data["backbone"], strict=True)},
+        key=lambda mb: (natural_key(mb[0]), natural_key(mb[1])),
+    )
+    several = len({b for _, b in methods}) > 1
+    fig = Figure(figsize=(2.6 * len(tasks) + 1.8, 0.45 * len(methods) + 1.9))
+    axes = fig.subplots(1, len(tasks), sharey=True, squeeze=False)[0]
+    for ax, task in zip(axes, tasks, strict=True):
+        rows = data[data["task"] == task]
+        best = _best_per_method(rows, metric).set_index(["method", "backbone"])
+        for i, key in enumerate(methods):
+            if key not in best.index:
+                continue
+            r = best.loc[key]
+            x = scale * r["best_mean"]
+            ax.errorbar(x, i, xerr=scale * r["std0"], fmt="o", capsize=3, color=f"C{i}")
+            ax.annotate(
+                f"n={int(r['n_seeds'])}",
+                (x, i),
+                xytext=(0, 5),
+                textcoords="offset points",
+                ha="center",
+                fontsize=6,
+                color="dimgrey",
+            )
+        _majority(ax, rows, scale, vertical=True)
+        ax.set_title(task, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_xlabel(_ylabel(metric), fontsize=8)
+    axes[0].set_yticks(range(len(methods)))
+    axes[0].set_yticklabels([f"{m} ({b})" if several else m for m, b in methods], fontsize=8)
+    axes[0].set_ylim(len(methods) - 0.4, -0.7)
+    fig.suptitle(f"{_backbones(data)}: {metric}, {title} (dashed: majority class)", fontsize=10)
+    fig.text(0.5, 0.005, INTERVAL + "; n = seeds", ha="center", va="bottom", fontsize=7, color="dimgrey")
+    return [_save(fig, out / "overview.png", rect=(0, 0.04, 1, 1))]
 
 
 def tuned_bars(tuned: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -276,7 +358,13 @@ def make_plots(
     if tuned is not None and len(tuned):
         key = tuned_key.removeprefix("method.")
         title = f"each method at its tuned {key} (chosen on seed 1)"
-        files += plot_methods(tuned_bars(tuned, key), out, metric, title=title)
+        bars = tuned_bars(tuned, key)
+        if "majority" not in bars:  # the tuned rows lack it: each task's from the aggregated table
+            by_task = data.groupby("task")["majority"].first() if "majority" in data else {}
+            bars["majority"] = [by_task.get(t) for t in bars["task"]]
+        files += plot_methods(bars, out, metric, title=title)
+        files += plot_overview(bars, out, metric, title=title)
     else:
         files += plot_methods(data, out, metric)
+        files += plot_overview(data, out, metric)
     return files

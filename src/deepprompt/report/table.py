@@ -29,6 +29,7 @@ CSV_COLUMNS = [
     "last_std",
     "best_epoch_mean",
     "wall_time_s_mean",
+    "majority",
     *PROMPT_KEYS,
 ]
 MISSING = "–"
@@ -79,6 +80,8 @@ def aggregate(runs: pd.DataFrame, metric: str = "val/acc") -> pd.DataFrame:
             "last_std": last.std(ddof=1) if len(last) > 1 else math.nan,
             "best_epoch_mean": done["best_epoch"].mean() if len(done) else math.nan,
             "wall_time_s_mean": done["wall_time_s"].mean() if len(done) else math.nan,
+            # the majority-class predictor's score on this task's validation split (classification only)
+            "majority": _first(done.get(f"majority_{metric}", pd.Series(dtype=float))),
         }
         row |= {column: _first(group[column]) for column in PROMPT_KEYS}
         rows.append(row)
@@ -146,15 +149,14 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 
 def results_markdown(table: pd.DataFrame, metric: str = "val/acc") -> str:
-    """The results table: one line per (task, method, setting); the backbone column only when there are several."""
-    show_backbone = table["backbone"].nunique() > 1
-    header = ["task", "method", *(["backbone"] if show_backbone else []), "setting", "seeds", "failed"]
+    """The results table: one line per (task, method, backbone, setting)."""
+    header = ["task", "method", "backbone", "setting", "seeds", "failed"]
     header += ["trainable params", f"best {metric}", f"last {metric}"]
     rows = [
         [
             r.task,
             r.method,
-            *([r.backbone] if show_backbone else []),
+            r.backbone,
             r.setting,
             r.n_seeds,
             r.n_failed,

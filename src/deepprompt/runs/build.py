@@ -8,9 +8,11 @@ Lightning module that trains on it, and the data module gives the task facts tha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks.progress import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from deepprompt.callbacks import AtomicCheckpointIO
@@ -42,14 +44,21 @@ def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightn
     )
 
 
-def build_trainer(cfg: DictConfig, params: dict[str, Any]) -> L.Trainer:
-    """The trainer with the ``callbacks`` and ``logger`` groups; every logger records the config and ``params``."""
-    callbacks = [*build_all(cfg.get("callbacks"), "callbacks"), RestoreTrainLoaderState()]
+def build_trainer(
+    cfg: DictConfig, params: dict[str, Any], extra_callbacks: Sequence[Any] = (), interactive: bool = True
+) -> L.Trainer:
+    """The trainer with the ``callbacks`` and ``logger`` groups (plus ``extra_callbacks``); every logger records
+    the config and ``params``. Off a terminal (``interactive=False``) there is no progress bar and no model
+    summary table: plain per-epoch lines (``ConsoleReport``) say what happens."""
+    callbacks = [*build_all(cfg.get("callbacks"), "callbacks"), RestoreTrainLoaderState(), *extra_callbacks]
+    if not interactive:
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = build_loggers(cfg.get("logger"))
     # checkpoints are written to a temp file and renamed: a kill mid-save keeps the previous last.ckpt
     plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    quiet = {} if interactive else {"enable_progress_bar": False, "enable_model_summary": False}
     trainer: L.Trainer = build(
-        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **plugins
+        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **plugins, **quiet
     )
     for logger in trainer.loggers:
         logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "params": params})

@@ -13,9 +13,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from deepprompt.errors import CheckpointError, ConfigError
-from deepprompt.prompts import load_prompts
-from deepprompt.prompts.io import CONFIG as PROMPT_CONFIG
-from deepprompt.utils.checkpoint import load_checkpoint
+
+# torch is imported in load_trained(): a wrong run folder or missing data is reported before the heavy imports
 
 # Data modules of run folders written when the task families lived in deepprompt.data / deepprompt.generation.
 FORMER_DATA_TARGETS = {
@@ -31,6 +30,13 @@ FORMER_DATA_TARGETS = {
 
 
 def load_run_config(run_dir: Path, override: DictConfig | dict | None = None) -> DictConfig:
+    """The run's config, with the data folder and backbone it trained with, then ``override`` on top.
+
+    The saved config keeps ``${oc.env:DEEPPROMPT_DATA_DIR}`` and the model-package resolver unresolved;
+    ``.hydra/resolved.yaml`` (written by deepprompt-train) holds what they resolved to, so the run is evaluated
+    on the same data and backbone without the training shell's environment. A run trained from the Hub
+    (no data folder) keeps resolving ``DEEPPROMPT_DATA_DIR``.
+    """
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a deepprompt run folder: {path} is missing")
@@ -40,7 +46,27 @@ def load_run_config(run_dir: Path, override: DictConfig | dict | None = None) ->
         cfg.data._target_ = FORMER_DATA_TARGETS[target]
     # paths.output_dir pointed at Hydra's runtime folder of the training job: pin it to the run folder.
     cfg.paths.output_dir = str(run_dir)
+    resolved = run_dir / ".hydra" / "resolved.yaml"
+    if resolved.is_file():
+        pinned = OmegaConf.load(resolved)
+        if pinned.paths.get("data_dir") is not None:
+            cfg.paths.data_dir = pinned.paths.data_dir
+        if pinned.backbone.get("name_or_path"):
+            cfg.backbone.name_or_path = pinned.backbone.name_or_path
     return OmegaConf.merge(cfg, override or {})
+
+
+def write_resolved_config(cfg: DictConfig, run_dir: Path) -> None:
+    """``<run_dir>/.hydra/resolved.yaml``: the data folder and backbone as this run resolved them (from
+    ``DEEPPROMPT_DATA_DIR``, the installed model package ...), so that `load_run_config` finds them again
+    without the environment of the training shell."""
+    resolved = {
+        "paths": {"data_dir": cfg.paths.get("data_dir")},
+        "backbone": {"name_or_path": cfg.backbone.get("name_or_path")},
+    }
+    folder = run_dir / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(resolved), folder / "resolved.yaml")
 
 
 def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
@@ -62,6 +88,10 @@ def load_trained(module: Any, source: Path) -> None:
     one line naming ``source``: unreadable or unsafe file, a parameter whose shape differs from the model the run's
     config builds (name and both shapes), or trained parameters missing (a checkpoint of another method).
     """
+    from deepprompt.prompts import load_prompts
+    from deepprompt.prompts.io import CONFIG as PROMPT_CONFIG
+    from deepprompt.utils.checkpoint import load_checkpoint
+
     if source.is_dir():
         if not (source / PROMPT_CONFIG).is_file():
             raise CheckpointError(

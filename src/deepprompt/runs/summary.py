@@ -10,9 +10,11 @@ and the host name is recorded only when asked (``extras.record_host=true``).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,9 +58,27 @@ def write_summary(run_dir: str | Path, summary: dict[str, Any], record_host: boo
 
 
 def summary_writer(cfg: Any) -> Callable[[Path, dict[str, Any]], Path]:
-    """The ``metrics.json`` writer for a run's config (``extras.record_host`` decides whether the host is kept)."""
+    """The ``metrics.json`` writer for a run's config (``extras.record_host`` decides whether the host is kept).
+
+    Under DDP only global rank 0 writes (``rank_zero_writer``); a run that failed before Lightning was imported
+    (start-up checks) is no DDP worker yet, and writes without importing Lightning.
+    """
     record_host = bool((cfg.get("extras") or {}).get("record_host", False))
-    return lambda run_dir, summary: write_summary(run_dir, summary, record_host=record_host)
+
+    def write(run_dir: Path, summary: dict[str, Any]) -> Path:
+        if "lightning" not in sys.modules and os.environ.get("RANK", "0") == "0":
+            return write_summary(run_dir, summary, record_host=record_host)
+        from deepprompt.runs.distributed import rank_zero_writer
+
+        return rank_zero_writer(functools.partial(write_summary, record_host=record_host))(run_dir, summary)
+
+    return write
+
+
+def trainable_line(params: dict[str, Any]) -> str:
+    """``74,498 of 22,787,714 parameters (0.327%)``: a share of all parameters, so never above 100%."""
+    share = params["trainable"] / params["total"] if params.get("total") else params["trainable_share"]
+    return f"{params['trainable']:,} of {params.get('total', params['backbone']):,} parameters ({100 * share:.3g}%)"
 
 
 def summarise(

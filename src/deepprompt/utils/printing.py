@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import rich.syntax
@@ -20,7 +21,8 @@ def print_config_tree(cfg: DictConfig, save_to: Path | None = None) -> None:
         node = cfg[key]
         text = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else str(node)
         branch.add(rich.syntax.Syntax(text, "yaml", theme="ansi_dark"))
-    Console().print(tree)
+    # off a terminal rich would cut lines at 80 characters (run folder paths among them)
+    Console(width=None if sys.stdout.isatty() else 160).print(tree)
     if save_to is not None:
         with open(save_to, "w") as f:
             Console(file=f, width=120).print(tree)
