@@ -228,7 +228,7 @@ MNLI_ORDER = {0: "entailment", 1: "neutral", 2: "contradiction"}
 
 
 def _numbered_cb(data_dir: Path, writers: SimpleNamespace) -> None:
-    from tests.data.conftest import CB
+    from tests.tasks.classification.conftest import CB
 
     numbered = [{**row, "label": {v: k for k, v in MNLI_ORDER.items()}[row["label"]]} for row in CB]
     writers.jsonl(data_dir / "cb" / "train.jsonl.gz", numbered)
