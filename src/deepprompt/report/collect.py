@@ -251,19 +251,41 @@ def run_rows(summary: dict[str, Any], file: Path, ignore: Iterable[str] = ()) ->
     return rows
 
 
+def unreadable_summary(file: Path, err: Exception) -> dict[str, Any]:
+    """What a report knows of a run whose ``metrics.json`` cannot be read: the error, and what its Hydra
+    config names (task, method, backbone, seed; interpolations left out)."""
+    summary: dict[str, Any] = {"status": "unreadable", "error": f"unreadable {METRICS_FILE}: {err}"}
+    try:
+        config = yaml.safe_load((file.parent / ".hydra" / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return summary
+    for key, dotted in (("task", "data.task"), ("method", "method.name"), ("backbone", "backbone.name")):
+        value = _lookup(config, dotted) if isinstance(config, dict) else None
+        if value is not None and "${" not in str(value):
+            summary[key] = value
+    if isinstance(config, dict) and isinstance(config.get("seed"), int):
+        summary["seed"] = config["seed"]
+    return summary
+
+
 def collect_runs(paths: Sequence[str | Path], ignore: Iterable[str] = ()) -> pd.DataFrame:
     """Load every ``metrics.json`` below ``paths`` (recursively) into one DataFrame, one row per run.
 
-    Files that are not run summaries (no ``status``) or cannot be parsed are skipped with a warning.
+    A ``metrics.json`` that cannot be read or parsed (a truncated write, a disk error) is a failed run: a row
+    with status ``unreadable``, its task/method/backbone/seed from the run's ``.hydra/config.yaml`` when there
+    is one, listed in the report's failures. JSON without ``status`` (not a run summary) is skipped with a warning.
     """
     rows = []
     for file in find_metrics(paths):
         try:
             summary = json.loads(file.read_text())
+            if not isinstance(summary, dict):
+                raise ValueError(f"a JSON {type(summary).__name__}, not an object")
         except (OSError, ValueError) as err:
-            log.warning("skipping %s: %s", file, err)
+            log.warning("unreadable %s (listed as failed): %s", file, err)
+            rows.append(run_row(unreadable_summary(file, err), file, ignore))
             continue
-        if not isinstance(summary, dict) or "status" not in summary:
+        if "status" not in summary:
             log.warning("skipping %s: not a deepprompt run summary", file)
             continue
         rows.extend(run_rows(summary, file, ignore))
