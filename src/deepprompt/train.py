@@ -24,14 +24,20 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from deepprompt.backbones import BackboneConfig
-from deepprompt.callbacks import AtomicCheckpointIO
+from deepprompt.callbacks import AtomicCheckpointIO, GracefulStop
+from deepprompt.callbacks.csv_history import CSVHistoryOnResume
 from deepprompt.config import HeadConfig, OptimConfig, structured
 from deepprompt.config.resolvers import register_resolvers
 from deepprompt.errors import ConfigError
 from deepprompt.methods import method_schema
 from deepprompt.runs.build import build_data_and_module
 from deepprompt.runs.guard import run_guarded
-from deepprompt.runs.resume import RestoreTrainLoaderState, install_resumable_train_loader, resolve_ckpt_path
+from deepprompt.runs.resume import (
+    LAST_CHECKPOINT,
+    RestoreTrainLoaderState,
+    install_resumable_train_loader,
+    resolve_ckpt_path,
+)
 from deepprompt.runs.summary import best_and_last, run_task, write_summary
 from deepprompt.utils.instantiate import build, build_all
 from deepprompt.utils.printing import print_config_tree
@@ -68,7 +74,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         100 * params["trainable_share"],
     )
 
-    callbacks = [*build_all(cfg.get("callbacks"), "callbacks"), RestoreTrainLoaderState()]
+    callbacks = [
+        *build_all(cfg.get("callbacks"), "callbacks"),
+        RestoreTrainLoaderState(),
+        CSVHistoryOnResume(),
+        GracefulStop(dirpath=str(run_dir / LAST_CHECKPOINT.parent), filename=LAST_CHECKPOINT.stem),
+    ]
     loggers = build_loggers(cfg.get("logger"))
     # checkpoints are written to a temp file and renamed: a kill mid-save keeps the previous last.ckpt
     plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}

@@ -95,13 +95,8 @@ def test_sigkill_mid_epoch_then_relaunch_matches_uninterrupted_run(run_cli, benc
     run_cli("deepprompt.train", *RESUMABLE, *loading, f"hydra.run.dir={full}")
 
     killed = tmp_path / "killed"
-    args = [
-        *RESUMABLE,
-        *loading,
-        f"hydra.run.dir={killed}",
-        "+callbacks.slow._target_=tests.reliability.helpers.SlowSteps",
-        "+callbacks.slow.seconds=0.5",
-    ]
+    slow = ["+callbacks.slow._target_=tests.reliability.helpers.SlowSteps", "+callbacks.slow.seconds=0.5"]
+    args = [*RESUMABLE, *loading, f"hydra.run.dir={killed}", *slow]
     env = {
         **os.environ,
         **env_with_repo(),
@@ -134,7 +129,7 @@ def test_sigkill_mid_epoch_then_relaunch_matches_uninterrupted_run(run_cli, benc
     assert not (killed / "metrics.json").exists()
 
     # relaunched into the same run directory: resume=auto picks up checkpoints/last.ckpt
-    run_cli("deepprompt.train", *RESUMABLE, *loading, f"hydra.run.dir={killed}")
+    run_cli("deepprompt.train", *args, env=env_with_repo())  # the same configuration (a relaunch checks it)
     a, b = metrics(full), metrics(killed)
     assert b["status"] == "finished" and b["resumed_from"] == str(last)
     assert b["steps"] == a["steps"] == 3 * STEPS_PER_EPOCH and b["epochs"] == a["epochs"]
