@@ -83,11 +83,8 @@ def _resume_args(command: str, run: Path) -> list[str]:
     return words[1:]
 
 
-@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_stop_signal_checkpoints_records_and_resumes_exactly(
-    run_cli, benchmark_dir, tmp_path, signum, status
-):
-    run = tmp_path / "run"
+def _stop_mid_epoch(run: Path, signum: int, benchmark_dir: Path, tmp_path: Path) -> tuple[int, str]:
+    """Start a run, send ``signum`` once a mid-epoch checkpoint of epoch 1 exists; (exit status, stderr)."""
     proc = _start([*RUN, *SLOW, f"hydra.run.dir={run}"], benchmark_dir, tmp_path)
     try:
         _wait_for_step(proc, run / "checkpoints" / "last.ckpt", low=5)  # epoch 1, after one validation
@@ -95,32 +92,48 @@ def test_stop_signal_checkpoints_records_and_resumes_exactly(
         _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == status, err[-3000:]
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_stop_signal_flushes_a_checkpoint_and_records_the_resume_command(
+    benchmark_dir, tmp_path, signum, status
+):
+    run = tmp_path / "run"
+    code, err = _stop_mid_epoch(run, signum, benchmark_dir, tmp_path)
+    assert code == status, err[-3000:]
     summary = metrics(run)
     assert summary["status"] == "interrupted" and summary["signal"] == signal.Signals(signum).name
     assert summary["checkpoint"] == str(run / "checkpoints" / "last.ckpt")
     stopped_at = _step(run / "checkpoints" / "last.ckpt")
     assert 5 <= stopped_at < 8  # flushed at the batch boundary after the signal, mid-epoch
-    assert f"resume with: {summary['resume_command']}" in err.strip().splitlines()[-1]
+    last_line = err.strip().splitlines()[-1]
+    assert last_line.startswith(f"deepprompt: error: run interrupted by {signal.Signals(signum).name}")
+    assert last_line.endswith(f"resume with: {summary['resume_command']}")
+    assert _resume_args(summary["resume_command"], run)[:2] == list(RUN[:2])
     assert "Traceback" not in err
-    before = _csv_rows(run)
-    assert {int(r["step"]) for r in before if r.get("train/loss")} == set(
-        range(stopped_at)
-    )  # history on disk
-    if signum == signal.SIGINT:
-        return  # the same path; the resume is checked once
+    rows = _csv_rows(run)
+    assert {int(r["step"]) for r in rows if r.get("train/loss")} == set(range(stopped_at))  # history on disk
 
-    # the recorded command resumes the run; its numbers are those of an uninterrupted run
-    run_cli("deepprompt.train", *_resume_args(summary["resume_command"], run), env=env_with_repo())
+
+@pytest.mark.slow
+def test_run_stopped_by_sigterm_resumes_with_its_command_like_an_uninterrupted_run(
+    run_cli, benchmark_dir, tmp_path
+):
+    run = tmp_path / "run"
+    code, err = _stop_mid_epoch(run, signal.SIGTERM, benchmark_dir, tmp_path)
+    assert code == 143, err[-3000:]
+    run_cli("deepprompt.train", *_resume_args(metrics(run)["resume_command"], run), env=env_with_repo())
     full = tmp_path / "full"
     run_cli("deepprompt.train", *RUN, f"hydra.run.dir={full}")
     a, b = metrics(full), metrics(run)
     assert b["status"] == "finished" and b["steps"] == a["steps"] == 8
+    assert b["resumed_from"] == str(run / "checkpoints" / "last.ckpt")
     assert a["history"] == b["history"] and a["best"] == b["best"] and a["last"] == b["last"]
-    # the CSV history kept the steps before the stop, each step once, with the uninterrupted run's losses
+    # metrics.csv kept the steps before the stop and has each step once, with the uninterrupted run's losses
+    steps = [int(r["step"]) for r in _csv_rows(run) if r.get("train/loss")]
     losses = {int(r["step"]): r["train/loss"] for r in _csv_rows(run) if r.get("train/loss")}
     expected = {int(r["step"]): r["train/loss"] for r in _csv_rows(full) if r.get("train/loss")}
-    steps = [int(r["step"]) for r in _csv_rows(run) if r.get("train/loss")]
     assert sorted(steps) == list(range(8)) and losses == expected
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -21,6 +22,8 @@ from tests.reliability.helpers import TINY, env_with_repo, metrics
 
 # 4 batches an epoch (debug=limit), 3 epochs, a mid-epoch last.ckpt after every step
 RESUMABLE = (*TINY, "data=rte", "trainer.max_epochs=3", "callbacks.step_checkpoint.every_n_train_steps=1")
+# a metrics.csv row every step, written at once (rows still in memory at a kill are lost, not the file)
+CSV_EVERY_STEP = ("trainer.log_every_n_steps=1", "+logger.csv.flush_logs_every_n_steps=1")
 STEPS_PER_EPOCH = 4
 
 
@@ -86,7 +89,7 @@ def test_loader_state_resumes_mid_epoch_at_the_next_batch(sampler, workers, pers
     [
         pytest.param(("data.num_workers=0",), id="main-process"),
         # persistent workers (the default with workers): the resumed epoch's iterator is built afresh
-        pytest.param(("data.num_workers=2",), id="workers"),
+        pytest.param(("data.num_workers=2", *CSV_EVERY_STEP), id="workers"),
         pytest.param(("data.num_workers=2", "data.group_by_length=false"), id="workers-random-sampler"),
     ],
 )
@@ -141,6 +144,21 @@ def test_sigkill_mid_epoch_then_relaunch_matches_uninterrupted_run(run_cli, benc
     assert pa.keys() == pb.keys()
     for name, tensor in pa.items():
         torch.testing.assert_close(pb[name], tensor, atol=1e-6, rtol=0)
+    if (
+        "trainer.log_every_n_steps=1" in loading
+    ):  # metrics.csv: the history before the kill kept, each step once
+        rows_a, rows_b = _csv_steps(full), _csv_steps(killed)
+        assert sorted(rows_b) == sorted(rows_a) == list(range(3 * STEPS_PER_EPOCH))
+        for step, loss in rows_a.items():
+            assert abs(float(rows_b[step]) - float(loss)) <= 1e-6, step
+
+
+def _csv_steps(run: Path) -> dict[int, str]:
+    with open(run / "csv" / "metrics.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("train/loss")]
+    steps = [int(r["step"]) for r in rows]
+    assert len(steps) == len(set(steps)), f"repeated steps in {run}/csv/metrics.csv"
+    return {int(r["step"]): r["train/loss"] for r in rows}
 
 
 def test_truncated_checkpoint_is_named_in_one_line(run_cli, tmp_path):

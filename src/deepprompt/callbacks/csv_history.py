@@ -61,7 +61,7 @@ class CSVHistoryOnResume(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
         if not trainer.ckpt_path:
             return
-        step = trainer.fit_loop.epoch_loop._batches_that_stepped  # the logger's step, restored
+        # the row of optimizer step g has step g - 1: rows at or past the restored global step come again
         for logger in trainer.loggers:
             if isinstance(logger, ResumableCSVLogger) and isinstance(logger.experiment, _AppendingWriter):
-                logger.experiment.drop_from_step(step)
+                logger.experiment.drop_from_step(trainer.global_step)
