@@ -5,20 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.callbacks import Callback
 
 from deepprompt.runs import interrupt
 
 
-class GracefulStop(Checkpoint):
+class GracefulStop(Callback):
     """Turn a stop signal noted by :mod:`deepprompt.runs.interrupt` into a clean stop.
 
     While training runs, the signal handlers only note the signal (Lightning's own SIGTERM handler is replaced:
     it would stop with exit status 0). After the current batch, ``<dirpath>/<filename>.ckpt`` is saved at the
     point where :class:`StepCheckpoint` saves (a mid-epoch checkpoint that resumes exactly) and, once Lightning
     has logged that batch, :class:`deepprompt.runs.interrupt.RunInterrupted` unwinds the run. After an epoch's last batch the epoch's
-    validation and end-of-epoch checkpoint come first and the run stops as the next epoch starts. A ``Checkpoint``
-    subclass: Lightning runs it after the other callbacks of a batch (the step checkpoint included).
+    validation and end-of-epoch checkpoint come first and the run stops as the next epoch starts. A plain callback,
+    not a ``Checkpoint``: Lightning would then drop its default checkpointing (``callbacks=none``).
     """
 
     def __init__(self, dirpath: str, filename: str = "last") -> None:
