@@ -74,10 +74,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     one_lightning_console()
 
-    from deepprompt.callbacks import ConsoleReport
+    from deepprompt.callbacks import ConsoleReport, GracefulStop
+    from deepprompt.callbacks.csv_history import CSVHistoryOnResume
     from deepprompt.runs.baselines import majority_baseline
     from deepprompt.runs.build import build_module, build_trainer
-    from deepprompt.runs.resume import install_resumable_train_loader, resolve_ckpt_path
+    from deepprompt.runs.resume import LAST_CHECKPOINT, install_resumable_train_loader, resolve_ckpt_path
     from deepprompt.tasks.registry import module_class
     from deepprompt.utils.instantiate import build
     from deepprompt.utils.printing import print_config_tree
@@ -97,8 +98,14 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     params = module.parameter_counts()
     log.info("Trainable parameters: %s", trainable_line(params))
 
-    report = ConsoleReport(started=started, monitor=cfg.monitor, mode=cfg.monitor_mode)
-    trainer = build_trainer(cfg, params, extra_callbacks=[report], interactive=sys.stdout.isatty())
+    extra_callbacks = [
+        CSVHistoryOnResume(),  # metrics.csv kept across resumes
+        GracefulStop(
+            dirpath=str(run_dir / LAST_CHECKPOINT.parent), filename=LAST_CHECKPOINT.stem
+        ),  # SIGTERM/INT
+        ConsoleReport(started=started, monitor=cfg.monitor, mode=cfg.monitor_mode),
+    ]
+    trainer = build_trainer(cfg, params, extra_callbacks, interactive=sys.stdout.isatty())
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
     summary = {

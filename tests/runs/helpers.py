@@ -15,10 +15,13 @@ TINY = ("backbone=tiny", "debug=limit", "extras.print_config=false")
 
 
 class SlowSteps(Callback):
-    """Sleep after each training batch: leaves time to kill the process between two checkpoints."""
+    """Sleep after each training batch: leaves time to kill the process between two checkpoints.
+
+    ``DEEPPROMPT_TEST_SLOW_S`` overrides ``seconds`` (the environment is not part of the run's config: a
+    relaunch with another pace is the same run)."""
 
     def __init__(self, seconds: float = 0.3) -> None:
-        self.seconds = seconds
+        self.seconds = float(os.environ.get("DEEPPROMPT_TEST_SLOW_S", seconds))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         time.sleep(self.seconds)

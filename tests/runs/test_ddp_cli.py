@@ -116,7 +116,7 @@ def test_multirun_of_ddp_jobs_leaves_one_folder_per_job(run_cli, tmp_path):
         assert summary["steps"] == 3  # 48 examples / (2 processes x 8): the data was sharded
         lengths.append(summary["config"]["method"]["prompt"]["length"])
         assert (run / "train_rank1.log").is_file()
-        assert sorted(p.name for p in run.iterdir() if p.is_dir()) == [".hydra", "checkpoints"]
+        assert sorted(p.name for p in run.iterdir() if p.is_dir()) == [".deepprompt", ".hydra", "checkpoints"]
     assert sorted(lengths) == [2, 4]
 
 

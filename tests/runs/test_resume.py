@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -13,13 +14,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from deepprompt.data.samplers import LengthGroupedSampler
 from deepprompt.errors import ConfigError
-from deepprompt.runs.resume import resolve_ckpt_path
+from deepprompt.runs.resume import make_resumable, resolve_ckpt_path
 from tests.conftest import run_dirs
 from tests.runs.helpers import TINY, env_with_repo, metrics
 
 # 4 batches an epoch (debug=limit), 3 epochs, a mid-epoch last.ckpt after every step
 RESUMABLE = (*TINY, "data=rte", "trainer.max_epochs=3", "callbacks.step_checkpoint.every_n_train_steps=1")
+# a metrics.csv row every step, written at once (rows still in memory at a kill are lost, not the file)
+CSV_EVERY_STEP = ("trainer.log_every_n_steps=1", "+logger.csv.flush_logs_every_n_steps=1")
 STEPS_PER_EPOCH = 4
 
 
@@ -37,18 +41,65 @@ def _close(a, b, tol=1e-6):
     return a == b
 
 
+def _loader(sampler: str, workers: int, persistent: bool):
+    data = list(range(40))
+    if sampler == "random":
+        order = torch.utils.data.RandomSampler(data, generator=torch.Generator().manual_seed(3))
+    else:
+        order = LengthGroupedSampler([(7 * i) % 13 for i in data], batch_size=4, seed=3, megabatch_mult=2)
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=4, sampler=order, num_workers=workers, persistent_workers=persistent
+    )
+    return make_resumable(loader)
+
+
+def _epoch(loader, epoch: int, stop: int | None = None) -> list[list[int]]:
+    getattr(loader.sampler, "set_epoch", lambda e: None)(epoch)  # what Lightning does before each epoch
+    batches = []
+    for batch in loader:
+        batches.append(batch.tolist())
+        if len(batches) == stop:
+            break
+    return batches
+
+
+@pytest.mark.parametrize("sampler", ["random", "length-grouped"])
+@pytest.mark.parametrize(("workers", "persistent"), [(0, False), (2, False), (2, True)])
+def test_loader_state_resumes_mid_epoch_at_the_next_batch(sampler, workers, persistent):
+    """The train loader's saved state (what a mid-epoch checkpoint holds) gives, in a fresh loader, exactly the
+    batches the uninterrupted loader goes on to draw: the rest of the epoch, then the next epochs."""
+    full = _loader(sampler, workers, persistent)
+    uninterrupted = [_epoch(full, epoch) for epoch in range(3)]
+
+    first = _loader(sampler, workers, persistent)
+    _epoch(first, 0)
+    assert _epoch(first, 1, stop=3) == uninterrupted[1][:3]
+    state = first.state_dict()
+    assert state["epoch"] == 1 and state["batches"] == 3
+
+    resumed = _loader(sampler, workers, persistent)
+    resumed.load_state_dict(state)
+    assert _epoch(resumed, 1) == uninterrupted[1][3:]
+    assert _epoch(resumed, 2) == uninterrupted[2]
+
+
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_relaunch_matches_uninterrupted_run(run_cli, benchmark_dir, tmp_path):
+@pytest.mark.parametrize(
+    "loading",
+    [
+        pytest.param(("data.num_workers=0",), id="main-process"),
+        # persistent workers (the default with workers): the resumed epoch's iterator is built afresh
+        pytest.param(("data.num_workers=2", *CSV_EVERY_STEP), id="workers"),
+        pytest.param(("data.num_workers=2", "data.group_by_length=false"), id="workers-random-sampler"),
+    ],
+)
+def test_sigkill_mid_epoch_then_relaunch_matches_uninterrupted_run(run_cli, benchmark_dir, tmp_path, loading):
     full = tmp_path / "full"
-    run_cli("deepprompt.train", *RESUMABLE, f"hydra.run.dir={full}")
+    run_cli("deepprompt.train", *RESUMABLE, *loading, f"hydra.run.dir={full}")
 
     killed = tmp_path / "killed"
-    args = [
-        *RESUMABLE,
-        f"hydra.run.dir={killed}",
-        "+callbacks.slow._target_=tests.runs.helpers.SlowSteps",
-        "+callbacks.slow.seconds=0.5",
-    ]
+    slow = ["+callbacks.slow._target_=tests.runs.helpers.SlowSteps", "+callbacks.slow.seconds=0.5"]
+    args = [*RESUMABLE, *loading, f"hydra.run.dir={killed}", *slow]
     env = {
         **os.environ,
         **env_with_repo(),
@@ -81,7 +132,7 @@ def test_sigkill_mid_epoch_then_relaunch_matches_uninterrupted_run(run_cli, benc
     assert not (killed / "metrics.json").exists()
 
     # relaunched into the same run directory: resume=auto picks up checkpoints/last.ckpt
-    run_cli("deepprompt.train", *RESUMABLE, f"hydra.run.dir={killed}")
+    run_cli("deepprompt.train", *args, env=env_with_repo())  # the same configuration (a relaunch checks it)
     a, b = metrics(full), metrics(killed)
     assert b["status"] == "finished" and b["resumed_from"] == str(last)
     assert b["steps"] == a["steps"] == 3 * STEPS_PER_EPOCH and b["epochs"] == a["epochs"]
@@ -93,6 +144,21 @@ def test_sigkill_mid_epoch_then_relaunch_matches_uninterrupted_run(run_cli, benc
     assert pa.keys() == pb.keys()
     for name, tensor in pa.items():
         torch.testing.assert_close(pb[name], tensor, atol=1e-6, rtol=0)
+    if (
+        "trainer.log_every_n_steps=1" in loading
+    ):  # metrics.csv: the history before the kill kept, each step once
+        rows_a, rows_b = _csv_steps(full), _csv_steps(killed)
+        assert sorted(rows_b) == sorted(rows_a) == list(range(3 * STEPS_PER_EPOCH))
+        for step, loss in rows_a.items():
+            assert abs(float(rows_b[step]) - float(loss)) <= 1e-6, step
+
+
+def _csv_steps(run: Path) -> dict[int, str]:
+    with open(run / "csv" / "metrics.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("train/loss")]
+    steps = [int(r["step"]) for r in rows]
+    assert len(steps) == len(set(steps)), f"repeated steps in {run}/csv/metrics.csv"
+    return {int(r["step"]): r["train/loss"] for r in rows}
 
 
 def test_truncated_checkpoint_is_named_in_one_line(run_cli, tmp_path):

@@ -270,6 +270,23 @@ def run_rows(summary: dict[str, Any], file: Path, ignore: Iterable[str] = ()) ->
     return rows
 
 
+def unreadable_summary(file: Path, err: Exception) -> dict[str, Any]:
+    """What a report knows of a run whose ``metrics.json`` cannot be read: the error, and what its Hydra
+    config names (task, method, backbone, seed; interpolations left out)."""
+    summary: dict[str, Any] = {"status": "unreadable", "error": f"unreadable {METRICS_FILE}: {err}"}
+    try:
+        config = yaml.safe_load((file.parent / ".hydra" / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return summary
+    for key, dotted in (("task", "data.task"), ("method", "method.name"), ("backbone", "backbone.name")):
+        value = _lookup(config, dotted) if isinstance(config, dict) else None
+        if value is not None and "${" not in str(value):
+            summary[key] = value
+    if isinstance(config, dict) and isinstance(config.get("seed"), int):
+        summary["seed"] = config["seed"]
+    return summary
+
+
 def _split_record(path: str | Path) -> tuple[Path, str | None] | None:
     """``(record, glob)`` if ``path`` names a compact record (``runs.jsonl`` or ``runs.jsonl:GLOB``), else None."""
     text = str(path)
@@ -311,8 +328,9 @@ def load_summaries(paths: Sequence[str | Path]) -> list[tuple[Path, dict[str, An
     """``(run folder, summary)`` of every run in ``paths``: run or sweep folders (every ``metrics.json`` below
     them) and compact records (``runs.jsonl`` or ``runs.jsonl:GLOB``), in the order given.
 
-    ``metrics.json`` files that are not run summaries (no ``status``) or cannot be parsed are skipped with a
-    warning; records are checked line by line.
+    A ``metrics.json`` that cannot be read or parsed (a truncated write, a disk error) is a failed run: a summary
+    with status ``unreadable`` (see :func:`unreadable_summary`), listed in the report's failures. JSON without
+    ``status`` (not a run summary) is skipped with a warning; records are checked line by line.
     """
     runs: list[tuple[Path, dict[str, Any]]] = []
     folders: list[str | Path] = []
@@ -321,10 +339,13 @@ def load_summaries(paths: Sequence[str | Path]) -> list[tuple[Path, dict[str, An
         for file in find_metrics(folders):
             try:
                 summary = json.loads(file.read_text())
+                if not isinstance(summary, dict):
+                    raise ValueError(f"a JSON {type(summary).__name__}, not an object")
             except (OSError, ValueError) as err:
-                log.warning("skipping %s: %s", file, err)
+                log.warning("unreadable %s (listed as failed): %s", file, err)
+                runs.append((file.parent, unreadable_summary(file, err)))
                 continue
-            if not isinstance(summary, dict) or "status" not in summary:
+            if "status" not in summary:
                 log.warning("skipping %s: not a deepprompt run summary", file)
                 continue
             runs.append((file.parent, summary))

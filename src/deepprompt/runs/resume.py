@@ -14,6 +14,9 @@ restores the state of a loader that has ``state_dict``/``load_state_dict`` (``fi
   uninterrupted run drew. Samplers keyed on ``(seed, epoch)`` (``DistributedSampler``, ``LengthGroupedSampler``)
   only need the skip.
 
+The skip holds for any ``num_workers`` and ``persistent_workers``: it is dropped only once the epoch's iterator
+is built (a multi-process iterator asks for the index iterator twice and prefetches from the second).
+
 Dropout randomness is made resumable separately (:class:`deepprompt.callbacks.StepSeed`).
 """
 
@@ -79,8 +82,9 @@ class _SkippingBatches:
         return len(self.base)
 
     def __iter__(self) -> Iterator:
-        skip, self.loader._skip = self.loader._skip, 0
-        return islice(iter(self.base), skip, None)
+        # the skip stays until the epoch's iterator is built (see _ResumingIterator): a multi-process
+        # iterator asks for the index iterator twice (in __init__ and _reset) and uses only the second
+        return islice(iter(self.base), self.loader._skip, None)
 
 
 class _ResumingIterator:
@@ -97,7 +101,10 @@ class _ResumingIterator:
         loader = self.loader
         if self.inner is None:
             loader._begin_epoch()
-            self.inner = DataLoader.__iter__(loader)
+            try:
+                self.inner = DataLoader.__iter__(loader)  # workers: indices are drawn (prefetched) here
+            finally:
+                loader._skip = 0  # later epochs (and persistent workers' _reset) start at batch 0
         batch = next(self.inner)
         loader._batches += 1
         return batch
