@@ -27,7 +27,7 @@ DEFAULT_RATIOS = (1.0, 0.75, 0.5, 0.25, 0.125)
 
 
 def _load_trained(run_dir: Path, checkpoint: str, override=None):
-    cfg = load_run_config(run_dir, override)  # the run's data folder and backbone (.hydra/resolved.yaml)
+    cfg = load_run_config(run_dir, override)  # the run's data folder and backbone (.deepprompt/resolved.yaml)
     check_run_resources(cfg)
     source = resolve_checkpoint(run_dir, checkpoint)
     import lightning as L

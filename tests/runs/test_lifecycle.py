@@ -104,7 +104,7 @@ def test_stop_signal_flushes_a_checkpoint_and_records_the_resume_command(
     assert code == status, err[-3000:]
     summary = metrics(run)
     assert summary["status"] == "interrupted" and summary["signal"] == signal.Signals(signum).name
-    assert summary["checkpoint"] == str(run / "checkpoints" / "last.ckpt")
+    assert summary["checkpoint"] == "checkpoints/last.ckpt"  # metrics.json: paths relative to the run folder
     stopped_at = _step(run / "checkpoints" / "last.ckpt")
     assert 5 <= stopped_at < 8  # flushed at the batch boundary after the signal, mid-epoch
     last_line = err.strip().splitlines()[-1]

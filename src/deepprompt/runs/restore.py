@@ -12,6 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from deepprompt.config.resolvers import register_resolvers
 from deepprompt.errors import CheckpointError, ConfigError
 
 # torch is imported in load_trained(): a wrong run folder or missing data is reported before the heavy imports
@@ -33,10 +34,11 @@ def load_run_config(run_dir: Path, override: DictConfig | dict | None = None) ->
     """The run's config, with the data folder and backbone it trained with, then ``override`` on top.
 
     The saved config keeps ``${oc.env:DEEPPROMPT_DATA_DIR}`` and the model-package resolver unresolved;
-    ``.hydra/resolved.yaml`` (written by deepprompt-train) holds what they resolved to, so the run is evaluated
+    ``.deepprompt/resolved.yaml`` (written by deepprompt-train) holds what they resolved to, so the run is evaluated
     on the same data and backbone without the training shell's environment. A run trained from the Hub
     (no data folder) keeps resolving ``DEEPPROMPT_DATA_DIR``.
     """
+    register_resolvers()  # the saved config keeps ${local_model:...} and ${auto:...} unresolved
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a deepprompt run folder: {path} is missing")
@@ -46,7 +48,7 @@ def load_run_config(run_dir: Path, override: DictConfig | dict | None = None) ->
         cfg.data._target_ = FORMER_DATA_TARGETS[target]
     # paths.output_dir pointed at Hydra's runtime folder of the training job: pin it to the run folder.
     cfg.paths.output_dir = str(run_dir)
-    resolved = run_dir / ".hydra" / "resolved.yaml"
+    resolved = run_dir / ".deepprompt" / "resolved.yaml"
     if resolved.is_file():
         pinned = OmegaConf.load(resolved)
         if pinned.paths.get("data_dir") is not None:
@@ -57,14 +59,15 @@ def load_run_config(run_dir: Path, override: DictConfig | dict | None = None) ->
 
 
 def write_resolved_config(cfg: DictConfig, run_dir: Path) -> None:
-    """``<run_dir>/.hydra/resolved.yaml``: the data folder and backbone as this run resolved them (from
+    """``<run_dir>/.deepprompt/resolved.yaml`` (beside the run's lock and its copy of ``.hydra``): the data
+    folder and backbone as this run resolved them (from
     ``DEEPPROMPT_DATA_DIR``, the installed model package ...), so that `load_run_config` finds them again
     without the environment of the training shell."""
     resolved = {
         "paths": {"data_dir": cfg.paths.get("data_dir")},
         "backbone": {"name_or_path": cfg.backbone.get("name_or_path")},
     }
-    folder = run_dir / ".hydra"
+    folder = run_dir / ".deepprompt"
     folder.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(resolved), folder / "resolved.yaml")
 
