@@ -7,12 +7,12 @@
 # On the GPU machine, from the repository root (the .device pack with wheels, data and MiniLM beside it):
 #   bash experiments/lab/fast_path_epoch.sh
 # Environment: MINILM_PATH (the backbone folder; default .device/minilm), ORDER (default "off on off on": two
-# processes per setting, alternating, so that a drift of the host hits both), OUT (default /tmp/fast_path_epoch);
+# processes per setting, alternating, so that a drift of the host hits both), OUT (default ${TMPDIR:-/tmp}/fast_path_epoch);
 # for a smoke test on a CPU: TRAINER=cpu BACKBONE=tiny EXTRA="debug=limit" (EXTRA: more overrides).
 # Expected on an H100: ~75-90 s a process with fast_path=false (~2105 eager steps at 22-30 ms, start-up ~17 s,
 # validation), ~35-45 s with the fast path (~6 ms steps); ~4.5 min in all, under a 10-minute call.
 set -u
-export OUT=${OUT:-/tmp/fast_path_epoch}
+export OUT=${OUT:-${TMPDIR:-/tmp}/fast_path_epoch}
 mkdir -p "$OUT"
 env_script=$(ls experiments/lab/device_env.sh experiments/scripts/device_env.sh 2>/dev/null | head -n1)
 if [[ -n $env_script && -d .device ]]; then
@@ -23,7 +23,7 @@ fi
 MINILM_PATH=${MINILM_PATH:-$PWD/.device/minilm}
 ORDER=${ORDER:-off on off on}
 TRAINER=${TRAINER:-gpu} BACKBONE=${BACKBONE:-minilm}
-RUNS=${DEEPPROMPT_OUTPUT_DIR:-/tmp/dp_out}/fast_path_epoch
+RUNS=${DEEPPROMPT_OUTPUT_DIR:-${TMPDIR:-/tmp}/dp_out}/fast_path_epoch
 rm -rf "$RUNS" && mkdir -p "$RUNS"
 [[ -d $MINILM_PATH ]] || { echo "MINILM_PATH=$MINILM_PATH is not a folder"; exit 1; }
 [[ -n ${DEEPPROMPT_DATA_DIR:-} && -d $DEEPPROMPT_DATA_DIR/sst2 ]] || { echo "DEEPPROMPT_DATA_DIR has no sst2/"; exit 1; }

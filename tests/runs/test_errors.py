@@ -159,18 +159,13 @@ def test_backbone_whose_attention_cannot_take_prompts(run_cli, tmp_path):
         ),
     ],
 )
-def test_bad_values_fail_in_one_line_before_data_loading(run_cli, tmp_path, override, message):
-    # no data folder at all: an error found after loading the data would be about the data instead
-    proc = run_cli(
-        "deepprompt.train",
-        *TINY,
-        "data=rte",
-        override,
-        env={"DEEPPROMPT_DATA_DIR": str(tmp_path / "nowhere")},
-        check=False,
-    )
+def test_bad_values_fail_in_one_line_before_data_loading(run_cli, override, message):
+    # the start-up check finds the data folder (run_cli's benchmarks); the bad value must stop the run before the
+    # data module is built ("Instantiating data ..."), not after loading the data
+    proc = run_cli("deepprompt.train", *TINY, "data=rte", override, check=False)
     _one_clear_line(proc)
     assert f"deepprompt: error: {message}" in proc.stderr.splitlines(), proc.stderr[-3000:]
+    assert "Instantiating data" not in proc.stdout + proc.stderr
 
 
 def test_unwritable_run_dir_fails_in_one_line(run_cli, tmp_path):

@@ -109,6 +109,16 @@ def read_tsv(path: str | os.PathLike[str], columns: Sequence[str] = ()) -> Itera
         yield lineno, dict(zip(header, fields, strict=True))
 
 
+def check_inside(data_dir: str | os.PathLike[str], relative: str | os.PathLike[str]) -> None:
+    """ConfigError if the relative data path ``relative`` leaves ``data_dir`` (an absolute path is allowed)."""
+    relative = Path(relative)
+    if not relative.is_absolute() and os.path.normpath(relative).split(os.sep)[0] == os.pardir:
+        raise ConfigError(
+            f"data file {relative} leaves the data folder {data_dir}: a relative data path must stay inside it; "
+            "give an absolute path to read a file elsewhere"
+        )
+
+
 def resolve_split_file(data_dir: str | os.PathLike[str], folder: str, filename: str) -> Path:
     """Find ``data_dir/folder/filename``, compressed (``.gz``) or not, whichever exists.
 
@@ -116,12 +126,7 @@ def resolve_split_file(data_dir: str | os.PathLike[str], folder: str, filename: 
     or ``filename`` must stay inside ``data_dir`` (``../../etc/passwd`` is refused); an absolute one is read
     where it points, as given on purpose.
     """
-    relative = Path(folder) / filename
-    if not relative.is_absolute() and os.path.normpath(relative).split(os.sep)[0] == os.pardir:
-        raise ConfigError(
-            f"data file {relative} leaves the data folder {data_dir}: a relative data path must stay inside it; "
-            "give an absolute path to read a file elsewhere"
-        )
+    check_inside(data_dir, Path(folder) / filename)
     base = Path(data_dir) / folder
     other = filename[: -len(".gz")] if filename.endswith(".gz") else filename + ".gz"
     candidates = [base / filename, base / other]

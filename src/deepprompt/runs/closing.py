@@ -9,7 +9,7 @@ The block goes to the ``deepprompt`` logger (``train.log`` and stdout)::
     last        val/acc 0.8326 at epoch 2/2 (step 376)
     trainable   74,498 of 22,787,714 parameters (0.327%)
     wall time   13m05s
-    run folder  /home/me/deepprompt/outputs/train/runs/2026-01-01_12-00-00
+    run folder  <repository>/outputs/train/runs/2026-01-01_12-00-00
     next        deepprompt-eval run_dir=<run folder>
                 deepprompt-report <run folder> --out <run folder>/report
 """

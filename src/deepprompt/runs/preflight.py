@@ -165,6 +165,11 @@ def check_data(data: Any, group: str = "data") -> None:
     fix = f"set DEEPPROMPT_DATA_DIR or data.data_dir to the benchmark folder; expected files: {expected}"
     if not root.is_dir():
         raise ResourceError(f"the data directory {data_dir} (data.data_dir) does not exist: {fix}")
+    from deepprompt.data.readers import check_inside  # no torch
+
+    for f in files:
+        if "(" not in f:
+            check_inside(data_dir, f)
     missing = [
         f for f in files if "(" not in f and not (root / f).exists() and not (root / f"{f}.gz").exists()
     ]
