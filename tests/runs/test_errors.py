@@ -195,7 +195,11 @@ def test_data_files_may_not_leave_the_data_folder_nor_echo_a_file(run_cli, bench
     secret = tmp_path / "secret.txt"
     secret.write_text("root:x:0:0:root:/root:/bin/bash\nhunter2\n")
     run = tmp_path / "run2"
-    proc = run_cli("deepprompt.train", *_ner_args(run, str(secret)), check=False)
+    data = tmp_path / "data" / "conll2003"  # the dev file exists: the start-up check lets the run read the train file
+    data.mkdir(parents=True)
+    (data / "dev.txt").write_text("EU B-ORG\nrejects O\n\n")
+    env = {"DEEPPROMPT_DATA_DIR": str(data.parent)}
+    proc = run_cli("deepprompt.train", *_ner_args(run, str(secret)), env=env, check=False)
     _one_clear_line(proc, f"{secret}:1: expected a token (column 0) and a tag (column -1)", "got 1 column(s)")
     assert "root:" not in proc.stderr and "root:" not in (run / "metrics.json").read_text()
 

@@ -181,7 +181,7 @@ def read_examples(path: str | None, runner: TaskRunner, fmt: str = "auto") -> li
     elif fmt == "conll":
         from deepprompt.tasks.ner.data import read_conll
 
-        rows = ((line, {"tokens": tokens}) for line, tokens, _ in read_conll(path, tag_column=0))
+        rows = ((line, {"tokens": tokens}) for line, tokens, _ in read_conll(path, tag_column=None))
     elif fmt == "squad":
         from deepprompt.tasks.qa.data import read_squad
 

@@ -138,14 +138,19 @@ def expected_files(data: Any) -> list[str]:
         return [f for name in data.get("tasks") for f in expected_files({"task": name})]
     if task in TASKS:
         spec = TASKS[task]
-        return [f"{spec.local_folder}/{spec.local_files[split]}" for split in ("train", "validation")]
+        return [_join(spec.local_folder, spec.local_files[split]) for split in ("train", "validation")]
     files = data.get("files")  # families that name their files in the config (NER)
     if files:
-        return [f"{folder}/{files[split]}" for split in ("train", "validation") if files.get(split)]
+        return [_join(folder, files[split]) for split in ("train", "validation") if files.get(split)]
     named = [data.get(key) for key in ("train_file", "validation_file") if data.get(key)]
     if named:  # SQuAD: the train file may be cut from the dev file (split_by_article)
         return [f"{folder}/{name} (if used)" for name in named]
     return [f"{folder}/ (the files named in the data config's header)"] if folder else []
+
+
+def _join(folder: str, name: str) -> str:
+    """``folder/name``, or ``name`` itself when it is an absolute path (read where it points)."""
+    return Path(folder, name).as_posix()
 
 
 def check_data(data: Any, group: str = "data") -> None:

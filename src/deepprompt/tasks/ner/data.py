@@ -32,14 +32,15 @@ Sentence = tuple[int, list[str], list[str]]
 
 
 def read_conll(
-    path: str | os.PathLike[str], tag_column: int = -1, token_column: int = 0
+    path: str | os.PathLike[str], tag_column: int | None = -1, token_column: int = 0
 ) -> Iterator[Sentence]:
     """Yield ``(first_line, tokens, tags)`` per sentence of a CoNLL column file (``.gz`` or plain).
 
     Columns are separated by spaces or tabs (other Unicode spaces belong to the token). Every token line needs
     its token and its tag in two distinct columns: a line with one column (a lone ``O``) is malformed, not a
     token ``O``, and fails with ``file:line``. Tokens of a sentence are on consecutive lines, so the tag of
-    token ``i`` is on line ``first_line + i``.
+    token ``i`` is on line ``first_line + i``. ``tag_column=None`` reads tokens only (text to tag, e.g. for
+    ``deepprompt-predict``): ``tags`` is then empty.
     """
     path = Path(path)
     tokens: list[str] = []
@@ -54,7 +55,12 @@ def read_conll(
             continue
         columns = _COLUMNS.split(line)
         n = len(columns)
-        if not (-n <= token_column < n and -n <= tag_column < n) or token_column % n == tag_column % n:
+        if tag_column is None:
+            if not -n <= token_column < n:
+                raise DataFormatError(
+                    f"{path}:{lineno}: expected a token in column {token_column}, got {n} column(s)"
+                )
+        elif not (-n <= token_column < n and -n <= tag_column < n) or token_column % n == tag_column % n:
             raise DataFormatError(
                 f"{path}:{lineno}: expected a token (column {token_column}) and a tag (column {tag_column}) "
                 f"separated by spaces or tabs, got {n} column(s)"
@@ -62,7 +68,8 @@ def read_conll(
         if not tokens:
             start = lineno
         tokens.append(columns[token_column])
-        tags.append(columns[tag_column])
+        if tag_column is not None:
+            tags.append(columns[tag_column])
     if tokens:
         yield start, tokens, tags
 
