@@ -96,7 +96,11 @@ def main() -> None:
     ]
     for command, root, more in (
         ("deepprompt-eval", "eval.yaml", ""),
-        ("deepprompt-predict", "predict.yaml", "What the options do: [serving.md](serving.md#deepprompt-predict)."),
+        (
+            "deepprompt-predict",
+            "predict.yaml",
+            "What the options do: [serving.md](serving.md#deepprompt-predict).",
+        ),
         ("deepprompt-serve", "serve.yaml", "What the options do: [serving.md](serving.md#deepprompt-serve)."),
     ):
         if (CONF / root).is_file():
