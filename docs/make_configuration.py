@@ -28,6 +28,7 @@ GROUPS = {
     "paths": "where data and outputs live",
     "hydra": "Hydra's run/sweep folders and launchers (`hydra/launcher=local|slurm`)",
     "hparams_search": "Optuna searches (`hparams_search=<option> -m`)",
+    "preset": "a named budget for the main job (`preset=cpu_quick`: the CPU quick run of `make train`)",
     "experiment": "one-word recipes (`experiment=<option>`): a `# @package _global_` file of overrides",
 }
 
@@ -93,15 +94,18 @@ def main() -> None:
         "```",
         "",
     ]
-    if (CONF / "eval.yaml").is_file():
-        out += [
-            "## `deepprompt-eval` (`conf/eval.yaml`)",
-            "",
-            "```yaml",
-            (CONF / "eval.yaml").read_text().strip(),
-            "```",
-            "",
-        ]
+    for command, root, more in (
+        ("deepprompt-eval", "eval.yaml", ""),
+        (
+            "deepprompt-predict",
+            "predict.yaml",
+            "What the options do: [serving.md](serving.md#deepprompt-predict).",
+        ),
+        ("deepprompt-serve", "serve.yaml", "What the options do: [serving.md](serving.md#deepprompt-serve)."),
+    ):
+        if (CONF / root).is_file():
+            out += [f"## `{command}` (`conf/{root}`)", ""] + ([more, ""] if more else [])
+            out += ["```yaml", (CONF / root).read_text().strip(), "```", ""]
     groups = [g for g in GROUPS if (CONF / g).is_dir()]
     groups += sorted(
         p.name for p in CONF.iterdir() if p.is_dir() and p.name not in GROUPS and p.name != "local"
