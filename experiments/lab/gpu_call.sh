@@ -17,8 +17,8 @@ T0=$(date +%s)
 source experiments/lab/device_env.sh
 if [[ ${BENCH:-0} == 1 ]]; then
   B=$DEEPPROMPT_OUTPUT_DIR/bench; mkdir -p "$B"
-  echo "== issue 5 bench (gpu-issue5 preset)"
-  timeout 270 python3 -m deepprompt.bench.cli --preset gpu-issue5 --out "$B/issue5_gpu.json" > "$B/issue5_gpu.log" 2>&1
+  echo "== issue 5 bench (methods_step preset)"
+  timeout 270 python3 -m deepprompt.bench.cli --preset methods_step --out "$B/issue5_gpu.json" > "$B/issue5_gpu.log" 2>&1
   echo "exit $?"; grep -v "^\s*$" "$B/issue5_gpu.log" | tail -60
   echo "== one SST-2 epoch, MiniLM: static padding vs dynamic"
   timeout 180 python3 -m deepprompt.bench.cli epoch --task sst2 --model-path "$PWD/.device/minilm" \
@@ -33,14 +33,14 @@ if [[ ${BENCH:-0} == 1 ]]; then
 fi
 if [[ ${BENCH:-0} == levers ]]; then  # issue 5's next levers (compile, CUDA graphs, no dropout) with profiles
   B=$DEEPPROMPT_OUTPUT_DIR/bench_levers; mkdir -p "$B"
-  timeout 420 python3 -m deepprompt.bench.cli --preset gpu-issue5-levers --profile-trace "$B/traces" \
+  timeout 420 python3 -m deepprompt.bench.cli --preset speed_switches_profile --profile-trace "$B/traces" \
     --out "$B/issue5_levers.json" > "$B/issue5_levers.log" 2>&1
   echo "exit $?"; grep -v "^\s*$" "$B/issue5_levers.log" | tail -60
   tar -C "$B" -czf "$OUT/bench_levers.tar.gz" .
 fi
 if [[ ${BENCH:-0} == final ]]; then  # issue 5's targets with CUDA graphs, then one SST-2 epoch with each pipeline
   B=$DEEPPROMPT_OUTPUT_DIR/bench_final; mkdir -p "$B"
-  timeout 280 python3 -m deepprompt.bench.cli --preset gpu-issue5-final --out "$B/issue5_final.json" \
+  timeout 280 python3 -m deepprompt.bench.cli --preset reduce_overhead_step --out "$B/issue5_final.json" \
     > "$B/issue5_final.log" 2>&1
   echo "exit $?"; grep -v "^\s*$" "$B/issue5_final.log" | tail -40
   timeout 240 python3 -m deepprompt.bench.cli epoch --task sst2 --model-path "$PWD/.device/minilm" \
@@ -51,7 +51,7 @@ if [[ ${BENCH:-0} == final ]]; then  # issue 5's targets with CUDA graphs, then 
 fi
 if [[ ${BENCH:-0} == fair ]]; then  # issue 5: peft prefix compiled the same way as ours (~150 s on an H200)
   # straight into $OUT (the JSON is rewritten after every group): a call cut by its limit keeps what ran
-  timeout "${FAIR_S:-380}" python3 -m deepprompt.bench.cli --preset gpu-issue5-fair --out "$OUT/issue5_fair.json" \
+  timeout "${FAIR_S:-380}" python3 -m deepprompt.bench.cli --preset compiled_prefix_step --out "$OUT/issue5_fair.json" \
     > "$OUT/issue5_fair.log" 2>&1
   echo "exit $?"; grep "^# lever\|^# target" "$OUT/issue5_fair.log"
 fi
@@ -112,7 +112,7 @@ if [[ ${BENCH:-0} == graphs || ${BENCH:-0} == graphs2 ]]; then  # issue 5: CUDA 
     echo "exit $? epoch $shape"; grep "^|" "$OUT/${name}_$shape.log" | tail -3
   done
   if [[ $BENCH == graphs ]]; then
-    timeout "${GRAPHS_S:-200}" python3 -m deepprompt.bench.cli --preset gpu-issue5-graphs \
+    timeout "${GRAPHS_S:-200}" python3 -m deepprompt.bench.cli --preset cuda_graphs_step \
       --out "$OUT/issue5_graphs.json" > "$OUT/issue5_graphs.log" 2>&1
     echo "exit $? bench"; grep "^| " "$OUT/issue5_graphs.log" | head -12
   fi

@@ -54,4 +54,4 @@ def test_corrupt_metrics_json_is_listed_as_failed(tmp_path):
     assert "- Runs: 3 (1 finished, 2 failed)" in md
     section = md.split("## Failed runs (2)", 1)[1]
     assert f"`{sweep / '1'}`" in section and f"`{sweep / '2'}`" in section
-    assert "| rte | ptuning_v2 | lr=0.01 | 1 | 2 |" in md  # one seed done, two failed
+    assert "| rte | ptuning_v2 | tiny | lr=0.01 | 1 | 2 |" in md  # one seed done, two failed (backbone: tiny)

@@ -195,7 +195,9 @@ def test_data_files_may_not_leave_the_data_folder_nor_echo_a_file(run_cli, bench
     secret = tmp_path / "secret.txt"
     secret.write_text("root:x:0:0:root:/root:/bin/bash\nhunter2\n")
     run = tmp_path / "run2"
-    data = tmp_path / "data" / "conll2003"  # the dev file exists: the start-up check lets the run read the train file
+    data = (
+        tmp_path / "data" / "conll2003"
+    )  # the dev file exists: the start-up check lets the run read the train file
     data.mkdir(parents=True)
     (data / "dev.txt").write_text("EU B-ORG\nrejects O\n\n")
     env = {"DEEPPROMPT_DATA_DIR": str(data.parent)}

@@ -69,8 +69,11 @@ def _backbones(rows: pd.DataFrame) -> str:
 
 
 def _seeds(rows: pd.DataFrame) -> str:
+    """``1 seed``, ``3 seeds`` or ``1-3 seeds``: how many seeds each point averages."""
     counts = sorted({int(n) for n in rows["n_seeds"]})
-    return f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    if len(counts) == 1:
+        return f"{counts[0]} seed" + ("" if counts[0] == 1 else "s")
+    return f"{counts[0]}-{counts[-1]} seeds"
 
 
 def _majority(ax, rows: pd.DataFrame, scale: float, vertical: bool = False) -> None:
@@ -132,7 +135,7 @@ def plot_length(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
         ax.set_title(f"{task}, {_backbones(rows)}: {metric} vs prompt length", fontsize=10)
         _majority(ax, rows, scale)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title=f"mean ± 1 s.d. over {_seeds(rows)} seeds", title_fontsize=8)
+        ax.legend(fontsize=8, title=f"mean ± 1 s.d. over {_seeds(rows)}", title_fontsize=8)
         files.append(_save(fig, out / f"length_{_safe(task)}.png"))
     return files
 
@@ -179,7 +182,7 @@ def plot_depth(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
         ax.set_title(f"{task}, {_backbones(rows)}: {metric} vs prompt depth", fontsize=10)
         _majority(ax, rows, scale)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title=f"mean ± 1 s.d. over {_seeds(rows)} seeds", title_fontsize=8)
+        ax.legend(fontsize=8, title=f"mean ± 1 s.d. over {_seeds(rows)}", title_fontsize=8)
         files.append(_save(fig, out / f"depth_{_safe(task)}.png"))
     return files
 
@@ -221,7 +224,7 @@ def plot_reparam(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
     ax.set(ylabel=_ylabel(metric))
     ax.set_title(f"reparameterization, none vs MLP ({_backbones(rows)}, {metric})", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, title=f"bar: mean, whisker: ± 1 s.d. over {_seeds(rows)} seeds", title_fontsize=8)
+    ax.legend(fontsize=8, title=f"bar: mean, whisker: ± 1 s.d. over {_seeds(rows)}", title_fontsize=8)
     return [_save(fig, out / "reparam.png")]
 
 
@@ -311,7 +314,9 @@ def plot_overview(
     axes[0].set_yticks(range(len(methods)))
     axes[0].set_yticklabels([f"{m} ({b})" if several else m for m, b in methods], fontsize=8)
     axes[0].set_ylim(len(methods) - 0.4, -0.7)
-    fig.suptitle(f"{_backbones(data)}: {metric}, {title} (dashed: majority class)", fontsize=10)
+    has_majority = "majority" in data and data["majority"].notna().any()
+    note = " (dashed: majority class)" if has_majority else ""
+    fig.suptitle(f"{_backbones(data)}: {metric}, {title}{note}", fontsize=10, wrap=True)
     fig.text(0.5, 0.005, INTERVAL + "; n = seeds", ha="center", va="bottom", fontsize=7, color="dimgrey")
     return [_save(fig, out / "overview.png", rect=(0, 0.04, 1, 1))]
 
