@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from deepprompt.errors import DeepPromptError
 from deepprompt.runs import interrupt, relaunch
 from deepprompt.runs.lock import RunLock
+from deepprompt.runs.ranks import is_global_zero
 from deepprompt.runs.summary import METRICS_FILE, run_task
 
 log = logging.getLogger("deepprompt")
@@ -65,27 +66,13 @@ def _fail_fast(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-def _is_global_zero() -> bool:
-    """Rank 0 of a DDP run (or no DDP). Before Lightning is imported the rank comes from the environment, as
-    Lightning reads it (``RANK``, ``LOCAL_RANK``, ``SLURM_PROCID``, ``JSM_NAMESPACE_RANK``): a run that fails its
-    start-up checks never pays for the Lightning import."""
-    if "lightning" in sys.modules:
-        from deepprompt.runs.distributed import is_global_zero
-
-        return is_global_zero()
-    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
-        if os.environ.get(key, "").isdigit():
-            return int(os.environ[key]) == 0
-    return True
-
-
 def run_guarded(
     cfg: DictConfig,
     task: Callable[[DictConfig, Path], dict[str, Any]],
     write: Callable[[Path, dict[str, Any]], Any],
 ) -> dict[str, Any] | None:
     run_dir, multirun, info = _job_info()
-    if not _is_global_zero():  # DDP children work in rank 0's folder
+    if not is_global_zero():  # DDP children work in rank 0's folder
         return _run(cfg, task, write, run_dir, multirun, info)
     try:
         lock = RunLock(run_dir).acquire()

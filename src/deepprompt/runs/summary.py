@@ -22,6 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from deepprompt.runs.ranks import is_global_zero
 from deepprompt.utils.atomic import atomic_write_json
 from deepprompt.utils.history import best_and_last
 
@@ -66,7 +67,7 @@ def summary_writer(cfg: Any) -> Callable[[Path, dict[str, Any]], Path]:
     record_host = bool((cfg.get("extras") or {}).get("record_host", False))
 
     def write(run_dir: Path, summary: dict[str, Any]) -> Path:
-        if "lightning" not in sys.modules and os.environ.get("RANK", "0") == "0":
+        if "lightning" not in sys.modules and is_global_zero():
             return write_summary(run_dir, summary, record_host=record_host)
         from deepprompt.runs.distributed import rank_zero_writer
 
