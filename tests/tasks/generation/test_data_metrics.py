@@ -76,6 +76,25 @@ def test_linearize_and_read_e2e_errors(tmp_path):
         read_e2e(path)
 
 
+def test_e2e_and_webnlg_readers_name_the_file_for_bad_bytes_and_broken_gzip(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b'mr,ref\n"name[A]",ok\n"name[Caf\xe9]",broken byte\n')
+    with pytest.raises(DataFormatError, match=r"latin1.csv:3: not UTF-8 text: byte 0xe9"):
+        read_e2e(path)
+    full = gzip.compress(b"mr,ref\n" + b'"name[A]",a fine reference\n' * 2000)
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(full[: len(full) // 2])
+    with pytest.raises(DataFormatError, match=r"cut.csv.gz:\d+: the gzip data ends early"):
+        read_e2e(cut)
+    fake = tmp_path / "plain.xml.gz"
+    fake.write_text(WEBNLG)
+    with pytest.raises(DataFormatError, match=r"plain.xml.gz: not a gzip file"):
+        read_webnlg([fake], good_only=True)
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b'\xef\xbb\xbfmr,ref\r\n"name[A]",ok\r\n')
+    assert read_e2e(bom) == [(2, "name : A", "ok")]
+
+
 WEBNLG = """<benchmark>
   <entries>
     <entry category="Airport" eid="Id1" size="1">

@@ -10,7 +10,7 @@ passes position ids from the attention mask, so left padding shifts nothing.
 from __future__ import annotations
 
 import csv
-import gzip
+import io
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from deepprompt.data.base import IGNORE_INDEX, FeatureDataset, SplitView, TaskDataModule
-from deepprompt.data.readers import resolve_split_file
+from deepprompt.data.readers import read_text, resolve_split_file
 from deepprompt.data.sources import read_split
 from deepprompt.errors import ConfigError, DataFormatError
 
@@ -36,12 +36,10 @@ class Source:
     line: str = ""
 
 
-def _open(path: Path):
-    return (
-        gzip.open(path, "rt", encoding="utf-8", newline="")
-        if path.suffix == ".gz"
-        else open(path, encoding="utf-8", newline="")
-    )
+def _open(path: Path) -> io.StringIO:
+    """The file's text (``.gz`` or plain) with `read_text`'s checks: bad UTF-8, a truncated or fake ``.gz``
+    fail naming the file (and line), as for every other reader; line ends kept for the CSV reader."""
+    return io.StringIO(read_text(path), newline="")
 
 
 # -- E2E -----------------------------------------------------------------------------------------------------
