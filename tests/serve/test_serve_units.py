@@ -36,11 +36,11 @@ def _work(registry):
 
 def test_padded_shapes_give_the_unpadded_answers(registry):
     plain = predict(registry.forward, _work(registry), 8, registry.device)
-    registry.pad_to_multiple_of, registry.pad_rows = 16, True  # what compile= sets up
+    registry.engine.pad_to_multiple_of, registry.engine.pad_rows = 16, True  # what graphs= sets up
     try:
         padded = predict(registry.forward, _work(registry), 8, registry.device)
     finally:
-        registry.pad_to_multiple_of, registry.pad_rows = None, False
+        registry.engine.pad_to_multiple_of, registry.engine.pad_rows = None, False
     for a, b in zip(plain, padded, strict=True):
         assert a["label"] == b["label"]
         for name, p in a["probabilities"].items():
