@@ -162,12 +162,8 @@ def test_the_captured_forward_reads_no_value_back(configs):
 
 # -- the registry: tiny trained runs ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def runs(trained):
-    return {
-        "rte": trained("rte", "data=rte"),
-        "sst2": trained("sst2", "data=sst2"),
-        "cb": trained("cb", "data=cb"),
-    }
+def runs(serve_runs):
+    return serve_runs
 
 
 ITEMS = {

@@ -14,11 +14,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def registry(trained):
-    runs = {"rte": trained("rte", "data=rte"), "sst2": trained("sst2", "data=sst2")}
-    reg = TaskRegistry(load_run_config(runs["rte"]).backbone, "cpu", "float32", seed=42)
-    for name, run in runs.items():
-        reg.load(name, run)
+def registry(serve_runs):
+    reg = TaskRegistry(load_run_config(serve_runs["rte"]).backbone, "cpu", "float32", seed=42)
+    for name in ("rte", "sst2"):
+        reg.load(name, serve_runs[name])
     return reg
 
 

@@ -64,7 +64,7 @@ class InferenceGraphs:
     def __init__(
         self,
         fn: Callable[..., Outputs],
-        max_shapes: int = 64,
+        max_shapes: int = 128,
         warmup: int = 2,
         capture: Capture | None = None,
     ):

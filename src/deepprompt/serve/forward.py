@@ -116,7 +116,7 @@ class BucketedForward:
         pad_to_multiple_of: int | None = None,
         pad_rows: bool = False,
         graphs: bool = False,
-        max_shapes: int = 64,
+        max_shapes: int = 128,
         capture: Capture | None = None,
     ):
         self.model = model

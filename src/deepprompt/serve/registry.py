@@ -109,7 +109,7 @@ class TaskRegistry:
         compile: str = "none",
         pad_to_multiple_of: int | None = None,
         graphs: bool = False,
-        max_shapes: int = 64,
+        max_shapes: int = 128,
         capture=None,  # tests: a stand-in for the CUDA graph capture, so that the graph path runs on the CPU
     ):
         self.backbone_cfg = structured(
