@@ -8,7 +8,9 @@
 #      CUDA-event time, the forward's kernel time (torch.profiler), graphs-vs-eager output difference;
 #  (c) the HTTP load test of real deepprompt-serve processes (python -m deepprompt.serve.loadtest): 1, 4, 16 and
 #      64 concurrent clients, mixed-task batching vs one task per batch: requests/s, p50/p99.
-# Writes $OUT/serve_gpu.{md,json} (with serve_latency.*, serve_load.*, the runs' small files, the server logs).
+# Also runs the GPU half of tests/serve/test_serve_graphs.py (real captures vs eager) beside the training.
+# Writes $OUT/serve_gpu.{md,json} (with serve_latency.*, serve_load.*, serve_gpu_tests.txt, the runs' small files,
+# the server logs).
 #
 # On the GPU machine, from the repository root (.device carried):  bash experiments/lab/serve_gpu.sh
 # Expected on an H100: ~45-70 s training (start-up dominates), ~30 s latency, ~70 s load test: ~2.5-3 min.
@@ -46,6 +48,10 @@ else
   SERVER=("server=[\"$MINILM\"]")
 fi
 
+# the real captures against the eager forward (tests/serve/test_serve_graphs.py, GPU half), beside the training
+if [[ $SMOKE != 1 ]]; then
+  $PY -m pytest -q -p no:cacheprovider tests/serve/test_serve_graphs.py -k gpu > "$OUT/serve_gpu_tests.txt" 2>&1 &
+fi
 # (a) four short runs side by side
 t0=$(date +%s.%N)
 for t in $TASKS; do
@@ -62,6 +68,7 @@ for t in $TASKS; do
   prompts+="${prompts:+, }$t: $RUNS/$t"
 done
 echo "== (a) four runs trained side by side in $train_s s"
+[[ -f $OUT/serve_gpu_tests.txt ]] && echo "== GPU tests: $(tail -n1 "$OUT/serve_gpu_tests.txt")"
 
 # (b) latency, one process
 $PY -m deepprompt.serve.latency "prompts={$prompts}" "${LATENCY[@]}" "out=$OUT/serve_latency.json" \

@@ -236,7 +236,7 @@ def test_gpu_replays_give_the_eager_outputs(dtype):
     )
     eager = BucketedForward(multi.model, cuda_table, pad_to_multiple_of=8, pad_rows=True)
     graphed = BucketedForward(multi.model, cuda_table, pad_to_multiple_of=8, graphs=True)
-    tol = 1e-4 if dtype == torch.float32 else 3e-2
+    tol = 1e-4 if dtype == torch.float32 else 5e-2
     with torch.inference_mode():
         for seed, lengths in [(1, [7, 3, 5]), (2, [6, 2, 4]), (3, [2])]:
             ids, mask = (t.cuda() for t in helpers.batch(lengths, seed=seed))

@@ -48,7 +48,8 @@ def cuda_capture(
             fn(**inputs)
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, pool=pool):
+    # thread_local: the server's other threads (HTTP, a task loading) may use CUDA while the batcher captures
+    with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
         outputs = fn(**inputs)
     return graph.replay, outputs
 

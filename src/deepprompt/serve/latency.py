@@ -89,7 +89,11 @@ def kernel_ms(call, n: int = 5) -> float | None:
             for _ in range(n):
                 call()
             torch.cuda.synchronize()
-        total = sum(e.self_device_time_total for e in prof.key_averages() if e.device_type == DeviceType.CUDA)
+        total = sum(
+            getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
+            for e in prof.key_averages()
+            if e.device_type == DeviceType.CUDA
+        )
         return total / n / 1000 if total else None
     except Exception as err:  # a profiler without CUPTI: the event times remain
         print(f"latency: no kernel times ({err})", file=sys.stderr)

@@ -170,14 +170,18 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             for clients in cfg.clients:
                 # warm-up at this concurrency: the batch shapes it makes are captured (graphs) before timing
                 asyncio.run(drive(url, inputs, int(clients), int(cfg.warmup)))
-                before = httpx.get(f"{url}/health").json()["batcher"]
+                health = httpx.get(f"{url}/health").json()
                 result = asyncio.run(drive(url, inputs, int(clients), int(cfg.requests)))
-                after = httpx.get(f"{url}/health").json()["batcher"]
-                batches = after["batches"] - before["batches"]
+                after = httpx.get(f"{url}/health").json()
+                before, graphs = health["batcher"], health.get("graphs")
+                batches = after["batcher"]["batches"] - before["batches"]
                 result |= {
                     "mode": mode,
                     "clients": int(clients),
-                    "rows_per_batch": (after["rows"] - before["rows"]) / max(batches, 1),
+                    "rows_per_batch": (after["batcher"]["rows"] - before["rows"]) / max(batches, 1),
+                    # during the timed requests: graph captures, replays and eager forwards (null: no graphs)
+                    "graphs": graphs
+                    and {k: after["graphs"][k] - graphs[k] for k in ("captures", "replays", "eager_calls")},
                 }
                 rows.append(result)
                 print(
