@@ -46,13 +46,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def runs(trained):
-    return {
-        "rte": trained("rte", "data=rte"),
-        "sst2": trained("sst2", "data=sst2"),
-        "ner": trained("ner", "data=conll2003"),
-        "cb": trained("cb", "data=cb"),
-    }
+def runs(serve_runs):
+    return serve_runs
 
 
 @pytest.fixture(scope="module")

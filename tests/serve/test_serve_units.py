@@ -14,11 +14,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def registry(trained):
-    runs = {"rte": trained("rte", "data=rte"), "sst2": trained("sst2", "data=sst2")}
-    reg = TaskRegistry(load_run_config(runs["rte"]).backbone, "cpu", "float32", seed=42)
-    for name, run in runs.items():
-        reg.load(name, run)
+def registry(serve_runs):
+    reg = TaskRegistry(load_run_config(serve_runs["rte"]).backbone, "cpu", "float32", seed=42)
+    for name in ("rte", "sst2"):
+        reg.load(name, serve_runs[name])
     return reg
 
 
@@ -36,11 +35,11 @@ def _work(registry):
 
 def test_padded_shapes_give_the_unpadded_answers(registry):
     plain = predict(registry.forward, _work(registry), 8, registry.device)
-    registry.pad_to_multiple_of, registry.pad_rows = 16, True  # what compile= sets up
+    registry.engine.pad_to_multiple_of, registry.engine.pad_rows = 16, True  # what graphs= sets up
     try:
         padded = predict(registry.forward, _work(registry), 8, registry.device)
     finally:
-        registry.pad_to_multiple_of, registry.pad_rows = None, False
+        registry.engine.pad_to_multiple_of, registry.engine.pad_rows = None, False
     for a, b in zip(plain, padded, strict=True):
         assert a["label"] == b["label"]
         for name, p in a["probabilities"].items():

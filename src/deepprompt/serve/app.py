@@ -70,7 +70,13 @@ def create_app(registry: TaskRegistry, batcher: Batcher, allow_task_changes: boo
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "tasks": len(registry.tasks), "batcher": batcher.stats()}
+        graphs = registry.engine.graphs
+        return {
+            "status": "ok",
+            "tasks": len(registry.tasks),
+            "batcher": batcher.stats(),
+            "graphs": None if graphs is None else graphs.counts(),
+        }
 
     @app.get("/v1/tasks")
     def tasks() -> dict[str, Any]:

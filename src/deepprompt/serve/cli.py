@@ -50,7 +50,14 @@ def build_server(cfg: DictConfig):
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     registry = TaskRegistry(
-        cfg.backbone, str(device), dtype, int(cfg.seed), str(cfg.compile), cfg.get("pad_to_multiple_of")
+        cfg.backbone,
+        str(device),
+        dtype,
+        int(cfg.seed),
+        str(cfg.compile),
+        cfg.get("pad_to_multiple_of"),
+        graphs=bool(cfg.graphs),
+        max_shapes=int(cfg.max_shapes),
     )
     for name, path in prompts.items():
         registry.load(name, path)

@@ -8,7 +8,8 @@ For each batching mode (``modes``: ``mixed``, ``per_task``) a server is started 
 ``batching.mixed`` set accordingly, the other options passed through ``server``), warmed up, and driven by
 ``clients`` closed-loop clients (httpx, asynchronous): each sends one request of one input, waits for the
 answer and sends the next, cycling through the tasks (client ``c`` starts at task ``c mod tasks``), until
-``requests`` requests per client count are answered. Inputs are the first ``inputs_per_task`` examples of
+``requests`` requests per client count are answered, after ``warmup`` requests at the same concurrency (on a GPU
+the server captures a CUDA graph per new batch shape: the warm-up pays for the captures). Inputs are the first ``inputs_per_task`` examples of
 each task's validation file (the run's data folder; classification tasks). Prints a markdown table and writes the rows
 to ``out``.
 """
@@ -166,16 +167,21 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         proc = start_server(cfg, mode == "mixed", port, Path(f".loadtest_server_{mode}.log"))
         try:
             wait_ready(url, proc)
-            asyncio.run(drive(url, inputs, 4, int(cfg.warmup)))
             for clients in cfg.clients:
-                before = httpx.get(f"{url}/health").json()["batcher"]
+                # warm-up at this concurrency: the batch shapes it makes are captured (graphs) before timing
+                asyncio.run(drive(url, inputs, int(clients), int(cfg.warmup)))
+                health = httpx.get(f"{url}/health").json()
                 result = asyncio.run(drive(url, inputs, int(clients), int(cfg.requests)))
-                after = httpx.get(f"{url}/health").json()["batcher"]
-                batches = after["batches"] - before["batches"]
+                after = httpx.get(f"{url}/health").json()
+                before, graphs = health["batcher"], health.get("graphs")
+                batches = after["batcher"]["batches"] - before["batches"]
                 result |= {
                     "mode": mode,
                     "clients": int(clients),
-                    "rows_per_batch": (after["rows"] - before["rows"]) / max(batches, 1),
+                    "rows_per_batch": (after["batcher"]["rows"] - before["rows"]) / max(batches, 1),
+                    # during the timed requests: graph captures, replays and eager forwards (null: no graphs)
+                    "graphs": graphs
+                    and {k: after["graphs"][k] - graphs[k] for k in ("captures", "replays", "eager_calls")},
                 }
                 rows.append(result)
                 print(

@@ -4,7 +4,8 @@ A task comes from a P-Tuning v2 run folder (its ``prompts/best`` export, else ``
 export folder inside one (``<run>/prompts/best``): the run's saved config gives the task's data module
 (tokenizer, lengths, label names) and family, the export its prompts and ``classifier`` head. The prompts go
 into one `MultiTaskDeepPromptModel` on the shared backbone. Each task's keys/values are computed once, with the
-reparameterization MLP folded away, and cached (`CachedPrompts`): a forward only gathers them per row.
+reparameterization MLP folded away, and cached (`CachedPrompts`), then stacked with the other tasks' into the
+`PrefixTable` a forward gathers them from per row (`serve/forward.py`: shape buckets, CUDA graphs).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -28,6 +28,7 @@ from deepprompt.prompts.encoder import PromptEncoder
 from deepprompt.prompts.io import read_saved_prompts, saved_prompt_config
 from deepprompt.prompts.multitask import MultiTaskDeepPromptModel, load_task_prompts
 from deepprompt.runs.restore import load_run_config
+from deepprompt.serve.forward import BucketedForward, PrefixTable
 from deepprompt.utils.instantiate import build
 
 log = logging.getLogger("deepprompt.serve")
@@ -107,23 +108,40 @@ class TaskRegistry:
         seed: int = 42,
         compile: str = "none",
         pad_to_multiple_of: int | None = None,
+        graphs: bool = False,
+        max_shapes: int = 128,
+        capture=None,  # tests: a stand-in for the CUDA graph capture, so that the graph path runs on the CPU
     ):
         self.backbone_cfg = structured(
             BackboneConfig, OmegaConf.to_container(OmegaConf.create(backbone), resolve=True), "backbone"
         )
         self.device = torch.device(device)
         self.dtype = getattr(torch, dtype)
+        graphs = graphs and compile == "none"  # a compiled forward brings its own (reduce-overhead: graphs)
+        if graphs and self.device.type != "cuda" and capture is None:
+            log.info("graphs: CUDA graphs need a GPU; the forward runs eager on %s", self.device)
+            graphs = False
         torch.manual_seed(seed)  # a randomly initialised backbone (tests) is the one its runs trained on
         self.model = load_backbone(self.backbone_cfg).to(self.device, self.dtype).eval()
-        # fixed shapes for a compiled forward: lengths padded to a multiple, rows to a power of two
+        # fixed shapes for graphs or a compiled forward: lengths padded to a multiple, rows to a power of two
         self.compile = compile
-        self.pad_to_multiple_of = pad_to_multiple_of or (32 if compile != "none" else None)
-        self.pad_rows = compile != "none"
-        self.pad_id = 0
+        fixed = compile != "none" or graphs
+        self.table = PrefixTable(self.device, self.dtype)
+        self.engine = BucketedForward(
+            self.model,
+            self.table,
+            pad_to_multiple_of or (32 if fixed else None),
+            pad_rows=fixed,
+            graphs=graphs,
+            max_shapes=max_shapes,
+            capture=capture,
+        )
         if compile != "none":
             from deepprompt.prompts.compiling import compile_backbone
 
             compile_backbone(self.model, compile, dynamic=None)  # symbolic sizes after the first new shape
+            if compile == "reduce-overhead":
+                self.engine.before_call = torch.compiler.cudagraph_mark_step_begin
         self.multi: MultiTaskDeepPromptModel | None = None
         self.tasks: dict[str, ServedTask] = {}
         self.lock = threading.RLock()
@@ -173,12 +191,13 @@ class TaskRegistry:
                 HeadConfig, OmegaConf.to_container(cfg.get("head") or {}, resolve=True), "head"
             ).pooling
             runner = TaskRunner.from_datamodule(name, datamodule, head, pooling)
-            self.pad_id = runner.tokenizer.pad_token_id or 0
+            self.engine.pad_id = runner.tokenizer.pad_token_id or 0
             if runner.family == "generation":
                 self._drop(name)
                 raise ConfigError(f"{run_dir} is a generation run: serve answers encoder tasks only")
             task = ServedTask(runner, str(export), cached)
             self.tasks[name] = task
+            self._refresh()
         log.info("serving %s (%s) from %s", name, runner.family, export)
         return task
 
@@ -188,39 +207,22 @@ class TaskRegistry:
             del self.multi.configs[name]
             self.multi.tasks.remove(name)
 
+    def _refresh(self) -> None:
+        """Restack the prefix table after a task came or went (in place where it fits; else new graphs)."""
+        tasks = self.multi.tasks if self.multi is not None else []
+        if self.table.rebuild([self.multi.encoders[t]() for t in tasks]) and self.engine.graphs is not None:
+            self.engine.graphs.clear()
+
     def remove(self, name: str) -> None:
         with self.lock:
             self.tasks.pop(name)
             self._drop(name)
+            self._refresh()
 
-    def forward(self, task_ids: torch.Tensor, batch: dict[str, torch.Tensor]):
-        """The backbone with each row's task prompts (``task_ids``: indices into ``self.multi.tasks``).
-
-        With padded shapes (a compiled forward), the batch is padded to the bucket and the output cut back.
-        """
-        if self.pad_to_multiple_of is None and not self.pad_rows:
-            return self.multi(task_ids, **batch)
-        rows, length = batch["input_ids"].shape
-        width = length
-        if self.pad_to_multiple_of:
-            width = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        height = 1 << (rows - 1).bit_length() if self.pad_rows else rows
-        padded = {}
-        for key, value in batch.items():
-            fill = self.pad_id if key == "input_ids" else 0
-            out = value.new_full((height, width), fill)
-            out[:rows, :length] = value
-            out[rows:, :length] = value[-1:]  # extra rows repeat the last one; their outputs are dropped
-            padded[key] = out
-        ids = torch.cat([task_ids, task_ids[-1:].expand(height - rows)])
-        if self.compile == "reduce-overhead":
-            torch.compiler.cudagraph_mark_step_begin()
-        out = self.multi(ids, **padded)
-        pooler = getattr(out, "pooler_output", None)
-        return SimpleNamespace(
-            last_hidden_state=out.last_hidden_state[:rows, :length].clone(),
-            pooler_output=None if pooler is None else pooler[:rows].clone(),
-        )
+    def forward(self, task_ids: torch.Tensor | None, batch: dict[str, torch.Tensor]):
+        """The backbone with each row's task prompts (``task_ids``: indices into ``self.multi.tasks``; None: the
+        bare backbone, a benchmark's baseline), padded to its shape bucket and cut back."""
+        return self.engine(task_ids, batch)
 
     def index(self, name: str) -> int:
         return self.multi.tasks.index(name)

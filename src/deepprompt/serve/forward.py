@@ -1,0 +1,183 @@
+"""The server's backbone call: every task's cached prefix keys/values, batches padded to shape buckets, and
+(on a GPU) one captured CUDA graph per bucket.
+
+`PrefixTable` stacks each served task's prompt keys/values, computed once when the task is loaded (the
+reparameterization MLP folded away, `CachedPrompts`), into one tensor ``(capacity, layers, 2, kv_heads, m,
+head_dim)``; a batch gathers its rows' prefixes from it with one ``index_select`` (tasks of different prompt
+lengths or layers are zero-padded to the longest, with a per-row visibility mask, as `MultiTaskDeepPromptModel`
+does). The gather is part of the captured forward: a replay reads the table's storage, so a task added or
+removed is updated in place, and the graphs are dropped only when the table has to grow or change its layout.
+
+`BucketedForward` pads a batch to its bucket (rows to a power of two, by repeating the last row; lengths to a
+multiple of ``pad_to_multiple_of``, with padding tokens the attention mask hides), runs it (a graph replay, a
+compiled or an eager forward) and cuts the outputs back: padding changes no row's output.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+from deepprompt.inference.graphs import Capture, InferenceGraphs
+
+LayerPrompts = dict[int, tuple[torch.Tensor, torch.Tensor]]
+
+
+def bucket(size: int, multiple: int | None, cap: int | None = None) -> int:
+    """``size`` rounded up to a multiple of ``multiple`` (no more than ``cap``, no less than ``size``)."""
+    if not multiple:
+        return size
+    up = -(-size // multiple) * multiple
+    return max(size, min(up, cap)) if cap else up
+
+
+def row_bucket(rows: int) -> int:
+    """The power of two at or above ``rows``."""
+    return 1 << (rows - 1).bit_length()
+
+
+class PrefixTable:
+    """Every task's prefix keys/values, stacked for a per-row gather (rows follow the registry's task order)."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype):
+        self.device, self.dtype = device, dtype
+        self.kv: torch.Tensor | None = None  # (capacity, layers, 2, kv_heads, m, head_dim)
+        self.visible: torch.Tensor | None = None  # (capacity, layers, m) bool
+        self.layers: tuple[int, ...] = ()
+        self.masked = (
+            False  # some task leaves a prefix position of some layer empty: the gather adds the mask
+        )
+
+    def rebuild(self, prompts: list[LayerPrompts]) -> bool:
+        """Refill from each task's ``{layer: (key, value)}`` (each ``(1, kv_heads, m, head_dim)``); True when the
+        storage or layout changed (graphs that read the old table must be dropped)."""
+        if not prompts:
+            changed = self.kv is not None
+            self.kv, self.visible, self.layers, self.masked = None, None, (), False
+            return changed
+        layers = tuple(sorted({layer for p in prompts for layer in p}))
+        ref = next(kv[0] for p in prompts for kv in p.values())
+        m = max(k.shape[2] for p in prompts for k, _ in p.values())
+        capacity = max(8, row_bucket(len(prompts)))
+        kv = torch.zeros(
+            (capacity, len(layers), 2, ref.shape[1], m, ref.shape[3]), dtype=self.dtype, device=self.device
+        )
+        visible = torch.zeros((capacity, len(layers), m), dtype=torch.bool, device=self.device)
+        for t, task in enumerate(prompts):
+            for i, layer in enumerate(layers):
+                if layer in task:
+                    key, value = task[layer]
+                    kv[t, i, 0, :, : key.shape[2]] = key[0]
+                    kv[t, i, 1, :, : value.shape[2]] = value[0]
+                    visible[t, i, : key.shape[2]] = True
+        masked = not bool(visible[: len(prompts)].all())
+        if (
+            self.kv is not None
+            and self.kv.shape[1:] == kv.shape[1:]
+            and self.kv.shape[0] >= capacity
+            and (self.layers, self.masked) == (layers, masked)
+        ):
+            self.kv.zero_()
+            self.kv[:capacity].copy_(kv)
+            self.visible.zero_()
+            self.visible[:capacity].copy_(visible)
+            return False
+        self.kv, self.visible, self.layers, self.masked = kv, visible, layers, masked
+        return True
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The stacked tensors, as `gather` takes them (a captured forward reads their storage)."""
+        return {"prefix_kv": self.kv, "prefix_visible": self.visible}
+
+    def gather(
+        self, task_ids: torch.Tensor, prefix_kv: torch.Tensor, prefix_visible: torch.Tensor
+    ) -> dict[int, tuple[torch.Tensor, ...]]:
+        """``deep_prompts`` for a batch whose row b belongs to task ``task_ids[b]`` (on the table's device)."""
+        rows = prefix_kv.index_select(0, task_ids)  # (B, layers, 2, kv_heads, m, head_dim)
+        if not self.masked:
+            return {layer: (rows[:, i, 0], rows[:, i, 1]) for i, layer in enumerate(self.layers)}
+        visible = prefix_visible.index_select(0, task_ids)  # (B, layers, m)
+        return {layer: (rows[:, i, 0], rows[:, i, 1], visible[:, i]) for i, layer in enumerate(self.layers)}
+
+
+class BucketedForward:
+    """``forward(task_ids, batch)``: the backbone with each row's task prefix (``task_ids`` None: bare).
+
+    ``pad_to_multiple_of`` / ``pad_rows``: pad to shape buckets (lengths, rows); ``graphs``: replay a CUDA graph
+    per bucket (`InferenceGraphs`; padding is then always on). The output is cut back to the batch's own shape.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        table: PrefixTable,
+        pad_to_multiple_of: int | None = None,
+        pad_rows: bool = False,
+        graphs: bool = False,
+        max_shapes: int = 128,
+        capture: Capture | None = None,
+    ):
+        self.model = model
+        self.table = table
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.pad_rows = pad_rows
+        self.pad_id = 0
+        self.max_length = getattr(model.config, "max_position_embeddings", None)
+        self.graphs = InferenceGraphs(self.run, max_shapes=max_shapes, capture=capture) if graphs else None
+        self.before_call = None  # e.g. torch.compiler.cudagraph_mark_step_begin for a reduce-overhead compile
+
+    def run(
+        self,
+        input_ids: torch.Tensor,
+        task_ids: torch.Tensor | None = None,
+        prefix_kv: torch.Tensor | None = None,
+        prefix_visible: torch.Tensor | None = None,
+        **batch: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        """The forward a graph captures: gather the rows' prefixes, run the backbone, return its tensors."""
+        kwargs = {}
+        if task_ids is not None:
+            kwargs["deep_prompts"] = self.table.gather(task_ids, prefix_kv, prefix_visible)
+        out = self.model(input_ids=input_ids, **batch, **kwargs)
+        pooler = getattr(out, "pooler_output", None)
+        return (out.last_hidden_state,) if pooler is None else (out.last_hidden_state, pooler)
+
+    def pad(self, task_ids: torch.Tensor | None, batch: dict[str, torch.Tensor]):
+        """The batch padded to its bucket: extra rows repeat the last one, extra columns are masked padding."""
+        rows, length = batch["input_ids"].shape
+        use = self.graphs is not None
+        width = bucket(length, self.pad_to_multiple_of, self.max_length)
+        height = row_bucket(rows) if (self.pad_rows or use) else rows
+        if (height, width) == (rows, length):
+            return task_ids, batch
+        padded = {}
+        for key, value in batch.items():
+            out = value.new_full((height, width), self.pad_id if key == "input_ids" else 0)
+            out[:rows, :length] = value
+            out[rows:, :length] = value[-1:]
+            padded[key] = out
+        if task_ids is not None:
+            task_ids = torch.cat([task_ids, task_ids[-1:].expand(height - rows)])
+        return task_ids, padded
+
+    def __call__(self, task_ids: torch.Tensor | None, batch: dict[str, torch.Tensor]) -> SimpleNamespace:
+        rows, length = batch["input_ids"].shape
+        device = batch["input_ids"].device
+        task_ids, padded = self.pad(task_ids, batch)
+        if task_ids is not None:
+            task_ids = task_ids.to(device, torch.long)
+        inputs, bound = dict(padded), {}
+        if task_ids is not None:
+            inputs["task_ids"] = task_ids
+            bound = self.table.tensors()
+        outputs = None
+        if self.graphs is not None:
+            outputs = self.graphs(inputs, bound)
+        if outputs is None:
+            if self.before_call is not None:
+                self.before_call()
+            outputs = self.run(**inputs, **bound)
+        cut = [outputs[0][:rows, :length].clone()] + [t[:rows].clone() for t in outputs[1:]]
+        return SimpleNamespace(last_hidden_state=cut[0], pooler_output=cut[1] if len(cut) > 1 else None)
