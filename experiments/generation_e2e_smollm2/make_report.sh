@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate this study's reports from its compact record (runs.jsonl). Run from anywhere:
 #   bash experiments/generation_e2e_smollm2/make_report.sh
+# After the SmolLM2 GPU call (experiments/lab/smollm2_gpu.sh), record its E2E runs first (-> runs_gpu.jsonl):
+#   bash experiments/generation_e2e_smollm2/make_report.sh "$TMPDIR/smol/queue_e2e"
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
@@ -14,3 +16,14 @@ for sub in train200_test40 train512_test50; do
   $REPORT "$S/runs.jsonl:$sub/*" --out "$S/$sub" --metric val/bleu --title "E2E test subset ($sub), SmolLM2-135M-Instruct, CPU" $IGNORE
   $REPORT "$S/runs.jsonl:$sub/*" --out "$S/$sub/rouge_l" --metric val/rouge_l --title "E2E test subset ($sub), SmolLM2-135M-Instruct, CPU: ROUGE-L" $IGNORE
 done
+# GPU: the four methods on the full training set, 5-beam search on the official test set (runs_gpu.jsonl)
+if [[ $# -ge 1 ]]; then
+  $PY -c "import sys; from deepprompt.report.collect import write_record; print('wrote', write_record([sys.argv[1]], sys.argv[2]))" "$1" "$S/runs_gpu.jsonl"
+fi
+if [[ -f $S/runs_gpu.jsonl ]]; then
+  GPU_IGNORE="$IGNORE --ignore=trainer.limit_train_batches --ignore=optim.warmup_ratio --ignore=method.prompt.init_std --ignore=method.init_std --ignore=fast_path --ignore=extras.print_config --ignore=trainer.enable_progress_bar --ignore=backbone --ignore=backbone.name_or_path --ignore=task_name"
+  $REPORT "$S/runs_gpu.jsonl" --out "$S/gpu_test" --metric val/bleu \
+    --title "E2E official test set, full training set, SmolLM2-135M-Instruct, one GPU" $GPU_IGNORE
+  $REPORT "$S/runs_gpu.jsonl" --out "$S/gpu_test/rouge_l" --metric val/rouge_l \
+    --title "E2E official test set, full training set, SmolLM2-135M-Instruct, one GPU: ROUGE-L" $GPU_IGNORE
+fi

@@ -29,6 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_plans import PLANS, Job  # noqa: E402
+from smollm2_plans import PLANS as SMOLLM2_PLANS  # noqa: E402
+
+PLANS = {**PLANS, **SMOLLM2_PLANS}
 
 
 @dataclass

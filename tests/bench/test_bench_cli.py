@@ -164,7 +164,12 @@ def test_cpu_tiny_preset_runs_every_variant(preset_run):
     assert {(r["method"], r["shape"], r["T"], r["m"], r["pad"]) for r in rows} == planned
     # every method has a row here, every variant here or in the speed-switch preset (test_bench_profile.py)
     names = {r["method"] for r in rows}
-    switches = {name for grid in plan.presets()["cpu_tiny_speed_switches"]["grids"] for name in grid.rows}
+    switches = {
+        name
+        for preset in ("cpu_tiny_speed_switches", "cpu_tiny_decoder")
+        for grid in plan.presets()[preset]["grids"]
+        for name in grid.rows
+    }
     assert {models.Row.parse(name).method for name in names} == set(models.METHODS)
     assert {v for name in names | switches for v in models.Row.parse(name).variants} == set(models.VARIANTS)
     assert preset_run["args"]["steps"] == 2 and preset_run["args"]["device"] == "cpu"
@@ -266,3 +271,18 @@ def test_unknown_rows_are_refused_with_what_is_known(methods, message, capsys):
     assert cli.main(["--methods", methods, "--device", "cpu", "--out", "unused.json"]) == 2
     err = capsys.readouterr().err
     assert message in err and ("known:" in err or "valid keys" in err)
+
+
+def test_decoder_presets_time_a_llama_decoder(tmp_path):
+    """decoder_step (SmolLM2's sizes) plans ours vs peft prefix, eager and fast; its CPU twin runs every row."""
+    args = cli.build_parser().parse_args(["--preset", "decoder_step"])
+    keys = {(c.method, c.shape, c.seq, c.prompt) for c in plan.plan(args)}
+    for seq in (64, 256):
+        for method in ("prefix", "ptuning_v2", "ptuning_v2+bf16+cuda_graphs"):
+            assert (method, "smollm2", seq, 16) in keys
+    out = tmp_path / "decoder.json"
+    assert cli.main(["--preset", "cpu_tiny_decoder", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["shape"] for r in rows} == {"tiny-llama"}
+    assert not [r for r in rows if r.get("error")], rows
+    assert {r["method"] for r in rows} >= {"prefix", "ptuning_v2", "lora+qv_proj", "finetune"}

@@ -33,6 +33,8 @@ VARIANTS: dict[str, dict] = {
     # batch, backward through the unprompted layers): the "before" row
     "naive": {"method": {"compact_mask": False, "cache_prompts": False, "detach_below": False}},
     "bf16": {"method": {"frozen_dtype": "bf16"}},  # frozen backbone weights in bf16 (bf16 runs only)
+    # LoRA on a Llama-style decoder's query/value projections (the default names are BERT's)
+    "qv_proj": {"method": {"target_modules": ["q_proj", "v_proj"]}},
     # prompts on the top half of the layers (prompt.layers: top-k, k = half the layers): no backward below them
     "top_half": {"layers": {"top_half": True}},
     # the backbone's hidden and attention dropout at p = 0 (SDPA gets dropout_p=0); the head keeps its own

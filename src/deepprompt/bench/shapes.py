@@ -1,7 +1,8 @@
 """The backbone shapes the benchmark builds: random weights from a config, no download.
 
-``bert-base`` and ``roberta-large`` have the published sizes; ``tiny`` is a 2-layer, hidden-32 BERT for tests
-(``tiny-roberta`` the same sizes on RoBERTa, whose position ids come from the input ids). Each is the bare
+``bert-base``, ``roberta-large`` and ``smollm2`` (SmolLM2-135M, a Llama decoder) have the published sizes; ``tiny``
+is a 2-layer, hidden-32 BERT for tests (``tiny-roberta`` the same sizes on RoBERTa, whose position ids come from the
+input ids; ``tiny-llama`` on Llama). Each is the bare
 encoder (``AutoModel``, with its pooler), as `deepprompt.backbones.load_backbone` builds it for training
 (``pretrained: false``), with ``attn_implementation="sdpa"``; the head is the benchmark's
 (`deepprompt.bench.models`).
@@ -59,6 +60,36 @@ SHAPES: dict[str, tuple[str, dict]] = {
             eos_token_id=2,
         ),
     ),
+    # SmolLM2-135M's sizes (a Llama decoder: causal attention, grouped-query keys/values, tied embeddings)
+    "smollm2": (
+        "llama",
+        dict(
+            hidden_size=576,
+            num_hidden_layers=30,
+            num_attention_heads=9,
+            num_key_value_heads=3,
+            intermediate_size=1536,
+            vocab_size=49152,
+            max_position_embeddings=8192,
+            rope_theta=100000.0,
+            rms_norm_eps=1e-5,
+            tie_word_embeddings=True,
+            pad_token_id=2,
+        ),
+    ),
+    "tiny-llama": (
+        "llama",
+        dict(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=64,
+            vocab_size=128,
+            max_position_embeddings=512,
+            pad_token_id=0,
+        ),
+    ),
     "tiny": (
         "bert",
         dict(
@@ -72,7 +103,11 @@ SHAPES: dict[str, tuple[str, dict]] = {
         ),
     ),
 }
-TINY_OF = {"roberta": "tiny-roberta", "bert": "tiny"}  # the test-sized shape of each family
+TINY_OF = {
+    "roberta": "tiny-roberta",
+    "bert": "tiny",
+    "llama": "tiny-llama",
+}  # the test-sized shape of each family
 
 
 def _shape(name: str) -> tuple[str, dict]:

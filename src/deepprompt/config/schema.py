@@ -24,14 +24,14 @@ T = TypeVar("T")
 
 @dataclass
 class HeadConfig:
-    pooling: str = (
-        "pooler"  # 'pooler' (BERT's pooler output, as the official code) or 'cls' (hidden state of [CLS])
-    )
+    # 'pooler' (BERT's pooler output, as the official code), 'cls' (hidden state of [CLS]) or 'last' (hidden state
+    # of the last real token, for decoder-only backbones: found from the attention mask, so either padding side works)
+    pooling: str = "pooler"
     dropout: float = 0.1  # on the pooled vector, before the linear head
 
     def __post_init__(self) -> None:
-        if self.pooling not in ("pooler", "cls"):
-            raise ConfigError(f"head.pooling must be 'pooler' or 'cls', got {self.pooling!r}")
+        if self.pooling not in ("pooler", "cls", "last"):
+            raise ConfigError(f"head.pooling must be 'pooler', 'cls' or 'last', got {self.pooling!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"head.dropout must be in [0, 1), got {self.dropout}")
 

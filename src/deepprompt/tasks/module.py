@@ -66,6 +66,8 @@ class TaskModule(L.LightningModule):
         if gradient_checkpointing:
             self.encoder.gradient_checkpointing_enable()
         self.hidden_size = self._backbone().config.hidden_size
+        # a decoder-only backbone (causal self-attention): its inputs get position ids that skip the padding
+        self.causal = is_causal(self._backbone())
         self.dropout = nn.Dropout(self.head_cfg.dropout)
         self.train_loss = running_mean()
         self.val_best = nn.ModuleDict({name: MaxMetric() for name in self.best_metrics})
@@ -100,7 +102,24 @@ class TaskModule(L.LightningModule):
         return own() if own is not None else self._backbone().parameters()
 
     def encode(self, batch: dict[str, torch.Tensor]):
-        return self.encoder(**{k: batch[k] for k in MODEL_INPUTS if k in batch})
+        inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
+        if self.causal and "attention_mask" in inputs:
+            inputs["position_ids"] = self.text_positions(inputs["attention_mask"])
+        return self.encoder(**inputs)
+
+    def text_positions(self, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) position ids of a decoder's tokens that count real tokens only: 0 at the first one, whichever side
+        the padding is on (a rotary or learned position then means the same with and without padding).
+
+        Input prompts (prompt_tuning, ptuning_v1) prepend m virtual tokens, which take positions 0..m-1 and shift
+        the text by m, as without padding; deep prompts and peft prefix keys have no position of their own.
+        """
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        virtual = getattr(self.encoder, "cls_index", 0)
+        if virtual:
+            head = torch.arange(virtual, device=mask.device).expand(mask.shape[0], virtual)
+            positions = torch.cat([head, positions + virtual], dim=1)
+        return positions
 
     def token_states(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, T, hidden) aligned with ``input_ids``; a method that prepends virtual tokens has them dropped."""
@@ -114,8 +133,11 @@ class TaskModule(L.LightningModule):
         if self.head_cfg.pooling == "pooler" and getattr(out, "pooler_output", None) is not None:
             return out.pooler_output
         states = out.last_hidden_state
-        # after input prompts (prompt_tuning, ptuning_v1) [CLS] sits past the virtual tokens
-        return states[:, max(states.shape[1] - batch["input_ids"].shape[1], 0)]
+        # after input prompts (prompt_tuning, ptuning_v1) the text sits past the virtual tokens
+        offset = max(states.shape[1] - batch["input_ids"].shape[1], 0)
+        if self.head_cfg.pooling == "last":
+            return states[torch.arange(states.shape[0], device=states.device), offset + last_real(batch)]
+        return states[:, offset]
 
     def parameter_counts(self) -> dict[str, Any]:
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -207,6 +229,22 @@ class TaskModule(L.LightningModule):
         if isinstance(self.encoder, DeepPromptModel):
             head = {f"classifier.{k}": v for k, v in self.classifier.state_dict().items()}
             save_prompts(self.encoder, directory, extra=head)
+
+
+def is_causal(model: nn.Module) -> bool:
+    """Whether ``model``'s self-attention is causal (Llama, GPT-2, Qwen ...: each token sees the ones before it)."""
+    return any(getattr(m, "is_causal", False) is True for m in model.modules())
+
+
+def last_real(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B,) index of each row's last real token: the largest position whose attention mask is 1 (left or right
+    padding alike); the last column without a mask."""
+    ids = batch["input_ids"]
+    mask = batch.get("attention_mask")
+    if mask is None:
+        return torch.full((ids.shape[0],), ids.shape[1] - 1, dtype=torch.long, device=ids.device)
+    columns = torch.arange(mask.shape[1], device=mask.device)
+    return (mask.long() * columns).argmax(-1)
 
 
 def _writes_step_logs(trainer) -> bool:

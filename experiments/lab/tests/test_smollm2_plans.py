@@ -1,0 +1,45 @@
+"""The SmolLM2 plans (experiments/lab/smollm2_plans.py): the classification plan runs every task x method x seed
+once, seed 1 of everything before any seed 2, at the rates tuned on MiniLM; MiniLM's counterpart is the same plan."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+LAB = Path(__file__).parents[1]
+sys.path.insert(0, str(LAB))
+
+import smollm2_plans  # noqa: E402
+
+
+def test_classification_plan_covers_the_grid_in_seed_order():
+    jobs = smollm2_plans.PLANS["smollm2_cls"]()
+    keys = {(a.split("=")[1] for a in j.args if a.startswith(("data=", "method=", "seed="))) for j in jobs}
+    assert len(jobs) == 48 and len({j.key for j in jobs}) == 48 and len(keys) == 48
+    by_seed = {}
+    for job in jobs:
+        seed = next(a for a in job.args if a.startswith("seed="))
+        by_seed.setdefault(seed, []).append(job.priority)
+    assert max(by_seed["seed=1"]) < min(by_seed["seed=2"]) and max(by_seed["seed=2"]) < min(by_seed["seed=3"])
+
+
+def test_rates_are_minilm_tuned_ones_and_both_scales_share_the_protocol():
+    with open(LAB.parent / "method_comparison_minilm" / "tuned.csv") as f:
+        tuned = {(r["task"], r["method"]): r["chosen"] for r in csv.DictReader(f)}
+    for job in smollm2_plans.PLANS["smollm2_cls"]():
+        task = next(a for a in job.args if a.startswith("data=")).split("=")[1]
+        method = next(a for a in job.args if a.startswith("method=")).split("=")[1]
+        assert f"method.lr={tuned[(task, method)]}" in job.args
+    small = smollm2_plans.PLANS["minilm_budget"]()
+    large = smollm2_plans.PLANS["smollm2_cls"]()
+    strip = lambda args: [a for a in args if not a.startswith("task_name=")]  # noqa: E731
+    assert [strip(j.args) for j in small] == [strip(j.args) for j in large]
+
+
+def test_e2e_plan_trains_on_the_full_set_and_decodes_the_test_set_with_beams():
+    jobs = smollm2_plans.PLANS["smollm2_e2e"]()
+    assert [j.name for j in jobs] == ["e2e_ptuning_v2_s1", "e2e_prefix_s1", "e2e_lora_s1", "e2e_finetune_s1"]
+    for job in jobs:
+        assert "data.eval_split=test" in job.args and "data.generation.num_beams=5" in job.args
+        assert not any(a.startswith("data.limit_train_examples") for a in job.args)

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Regenerate this study's tables and figure from its compact records. Run from anywhere:
+#   bash experiments/method_comparison_smollm2/make_report.sh
+# After a GPU call, first record its runs (the folders stay out of git), then the same command regenerates:
+#   mkdir -p "$TMPDIR/smol" && tar -C "$TMPDIR/smol" -xzf <files_at>/runs_smollm2.tar.gz
+#   bash experiments/method_comparison_smollm2/make_report.sh "$TMPDIR/smol/queue_cls"          # -> runs.jsonl
+# and after MiniLM's counterpart call (PART=minilm, runs_minilm.tar.gz):
+#   MINILM_RUNS="$TMPDIR/mini/queue_cls" bash experiments/method_comparison_smollm2/make_report.sh  # -> minilm_budget.jsonl
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+PY="${PYTHON:-python}"
+S=experiments/method_comparison_smollm2
+record() {  # run folders -> one compact record (runs.jsonl format)
+  $PY -c "import sys; from deepprompt.report.collect import write_record; print('wrote', write_record([sys.argv[1]], sys.argv[2]))" "$1" "$2"
+}
+if [[ $# -ge 1 ]]; then record "$1" "$S/runs.jsonl"; fi
+if [[ -n ${MINILM_RUNS:-} ]]; then record "$MINILM_RUNS" "$S/minilm_budget.jsonl"; fi
+if [[ ! -f $S/runs.jsonl ]]; then
+  echo "no $S/runs.jsonl yet: run the GPU call (experiments/lab/smollm2_gpu.sh), then pass its unpacked queue_cls/"
+  exit 2
+fi
+# run plumbing and the protocol every run shares: not part of a setting
+IGNORE=(backbone backbone.name_or_path data.num_workers trainer trainer.enable_progress_bar trainer.enable_checkpointing
+  callbacks extras.print_config fast_path task_name data.batch_size trainer.max_epochs optim.warmup_ratio
+  data.limit_train_examples method.prompt.init_std method.init_std)
+# per method and task: mean ± std over the seeds at its one learning rate, differences to fine-tuning
+$PY -m deepprompt.report.cli "$S/runs.jsonl" --out "$S/smollm2" --tuned lr --reference finetune \
+  --title "Four methods on SST-2, BoolQ, RTE, CB: SmolLM2-135M, budget protocol (3 seeds)" "${IGNORE[@]/#/--ignore=}"
+# MiniLM beside SmolLM2: the same budget protocol when its counterpart runs are recorded, else the MiniLM
+# comparison's full protocol at its tuned rates (a different budget: read the gap's change with that in mind)
+if [[ -f $S/minilm_budget.jsonl ]]; then
+  MINILM=(--minilm "$S/minilm_budget.jsonl" --label "the same budget protocol and rates (minilm_budget.jsonl)")
+else
+  MINILM=(--minilm experiments/method_comparison_minilm/runs.jsonl
+    --minilm-tuned experiments/method_comparison_minilm/tuned.csv
+    --label "the MiniLM comparison's FULL protocol at its tuned rates (not this study's budget: SST-2 all data, BoolQ 5 epochs all data, RTE 20 epochs)")
+fi
+$PY "$S/scale_table.py" --smollm2 "$S/runs.jsonl" "${MINILM[@]}" --out "$S"
+$PY "$S/scale_table.py" --smollm2 "$S/runs.jsonl" "${MINILM[@]}" --epoch last --out "$S/last_epoch" > /dev/null
