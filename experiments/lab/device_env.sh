@@ -1,12 +1,17 @@
 # Sourced at the start of every command on the GPU machine (the `device` tool): installs the carried wheels
 # (../shared/tools/device-pack builds .device/), points deepprompt at the carried data and MiniLM, and records
 # the hardware into $OUT/env.txt. Usage: source experiments/lab/device_env.sh
-rm -rf ${TMPDIR:-/tmp}/site  # a warm machine keeps the last call's install
-if [[ -f .device/site.tar.xz ]]; then  # pack_device_site.sh: the wheels unpacked, one xz archive
-  mkdir -p ${TMPDIR:-/tmp}/site && tar -C ${TMPDIR:-/tmp}/site -xJf .device/site.tar.xz || { echo "site unpack failed"; exit 1; }
-else
-  python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target ${TMPDIR:-/tmp}/site .device/wheels/*.whl \
-    || { echo "wheel install failed"; exit 1; }
+# a warm machine keeps the last install: reused only when it came from this very pack (sourced twice in a call)
+pack_id=$(cat .device/site.tar.xz 2>/dev/null | cksum | cut -d' ' -f1)
+if [[ ! -f ${TMPDIR:-/tmp}/site/.pack_id || $(cat ${TMPDIR:-/tmp}/site/.pack_id) != "$pack_id" ]]; then
+  rm -rf ${TMPDIR:-/tmp}/site
+  if [[ -f .device/site.tar.xz ]]; then  # pack_device_site.sh: the wheels unpacked, one xz archive
+    mkdir -p ${TMPDIR:-/tmp}/site && tar -C ${TMPDIR:-/tmp}/site -xJf .device/site.tar.xz || { echo "site unpack failed"; exit 1; }
+  else
+    python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target ${TMPDIR:-/tmp}/site .device/wheels/*.whl \
+      || { echo "wheel install failed"; exit 1; }
+  fi
+  echo "$pack_id" > ${TMPDIR:-/tmp}/site/.pack_id
 fi
 export PYTHONPATH=${TMPDIR:-/tmp}/site:$PWD/src
 # byte-compile the unpacked packages once, as pip does at install: without .pyc files (and with
