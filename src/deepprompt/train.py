@@ -26,7 +26,12 @@ from deepprompt.runs.guard import run_guarded
 from deepprompt.runs.loggers import finish_wandb
 from deepprompt.runs.preflight import check_run_resources
 from deepprompt.runs.restore import write_resolved_config
-from deepprompt.runs.startup import clock  # its import ends the start-up's "python" phase
+from deepprompt.runs.startup import (  # its import ends the start-up's "python" phase
+    clock,
+    hold_collection,
+    quick_exit_collection,
+    restore_collection,
+)
 from deepprompt.runs.summary import objective, summarise, summary_writer, trainable_line
 
 # torch, Lightning and transformers are imported inside the functions that use them: a mistake on the command
@@ -131,10 +136,12 @@ def hydra_main(cfg: DictConfig) -> float:
     from deepprompt.runs.closing import report_job  # the summary block, or a multirun's one-line summary
 
     clock.start_job()  # a sweep's later jobs in this process count from their own start
+    hold_collection()  # until the first training step (StartupReport)
     summary = None
     try:
         summary = run_guarded(cfg, train, summary_writer(cfg))
     finally:
+        restore_collection()  # this job's objects can be collected again (a sweep's next job in this process)
         finish_wandb(exit_code=0 if summary and summary.get("status") == "finished" else 1)
     report_job(summary, cfg)
     return objective(summary, cfg.monitor)
@@ -147,11 +154,13 @@ def main() -> None:
     from deepprompt.runs.closing import report_sweep
     from deepprompt.utils.quiet import quiet_third_party
 
+    hold_collection()  # no cyclic collection during the start-up (runs.startup)
     check_output_root()
     install("deepprompt")
     quiet_third_party()
     hydra_main()
     report_sweep()
+    quick_exit_collection()  # seconds off the interpreter's teardown
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import logging
 
 from lightning.pytorch.callbacks import Callback
 
-from deepprompt.runs.startup import StartupClock
+from deepprompt.runs.startup import StartupClock, release_collection
 
 log = logging.getLogger("deepprompt.progress")
 
@@ -28,5 +28,6 @@ class StartupReport(Callback):
             return
         self._reported = True
         self.clock.mark("loop")
+        release_collection()  # the collector, paused for the start-up, runs again
         if trainer.is_global_zero:
             log.info(self.clock.line())
