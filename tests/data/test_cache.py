@@ -241,3 +241,33 @@ def test_two_processes_building_one_entry_at_once_both_succeed(tmp_path):
     (entry,) = folder.iterdir()  # one entry, no temporary file left
     assert entry.suffix == ".dpt"
     assert len(cache.read_entry(entry, key)) == 60000
+
+
+@pytest.mark.parametrize("family", ["wic", "multirc", "copa", "conll2003"])
+def test_superglue_multiple_choice_and_ner_splits_are_reused_alike(family, tokenizer_path, tmp_path, caplog):
+    from tests.tasks.conftest import write_task_benchmarks
+
+    from deepprompt.tasks.ner import NERDataModule
+    from deepprompt.tasks.superglue import MultipleChoiceDataModule, SuperGLUEDataModule
+
+    caplog.set_level(logging.INFO, logger="deepprompt.data.cache")
+    data, store = str(write_task_benchmarks(tmp_path / "data")), str(tmp_path / "cache")
+
+    def make():
+        if family == "copa":
+            return MultipleChoiceDataModule("copa", tokenizer_path, data_dir=data, cache_dir=store)
+        if family == "conll2003":
+            return NERDataModule("conll2003", tokenizer_path, data_dir=data, cache_dir=store)
+        return SuperGLUEDataModule(family, tokenizer_path, data_dir=data, cache_dir=store)
+
+    built = make()
+    built.setup("fit")
+    splits = ("train", *built.eval_splits)
+    assert caplog.text.count("tokenized data: built") == len(splits)
+    caplog.clear()
+    again = make()
+    again.setup("fit")
+    assert caplog.text.count("tokenized data: reused") == len(splits)
+    for split in splits:
+        assert rows(again, split) == rows(built, split)
+        assert again.dataset(split).lengths == built.dataset(split).lengths
