@@ -179,10 +179,12 @@ def test_cached_rows_equal_the_built_ones_for_every_feature_type(tmp_path):
     assert list(reused) == features and reused[-1] == features[-1]
     assert reused.lengths("input_ids") == [3, 2]
     assert type(reused[0]["flag"]) is bool and type(reused[0]["score"]) is float
-    # a type the format does not store (text) is returned as built, not stored
-    texts = [{"input_ids": [1], "text": "a"}]
-    assert cache.load_or_build(tmp_path, {"task": "x"}, lambda: texts) == texts
-    assert not list(tmp_path.glob("x-*"))
+    # what the format does not store (text, a float after ints in a list) is returned as built, not stored
+    for n, odd in enumerate(
+        [{"input_ids": [1], "text": "a"}, {"input_ids": [1, 2.5]}, {"input_ids": [[1], [True]]}]
+    ):
+        assert cache.load_or_build(tmp_path, {"task": f"x{n}"}, lambda odd=odd: [odd]) == [odd]
+    assert not list(tmp_path.glob("x*"))
 
 
 # -- two builders at once ----------------------------------------------------------------------------------------

@@ -193,15 +193,21 @@ def to_columns(
             elif kind == "float":
                 arrays[name] = np.asarray(values, dtype=np.float64)
             elif kind == "ints":
+                flat = [x for v in values for x in v]
+                if not all(type(x) is int for x in flat):  # a float or bool further on would be rounded
+                    return None
                 arrays[name + ".offsets"] = _offsets((len(v) for v in values), len(values))
-                arrays[name] = _int_array([x for v in values for x in v])
+                arrays[name] = _int_array(flat)
             else:  # intss: one list of token lists per row (multiple choice)
                 inner = [x for v in values for x in v]
                 if not all(isinstance(x, list) for x in inner):
                     return None
+                flat = [t for x in inner for t in x]
+                if not all(type(t) is int for t in flat):
+                    return None
                 arrays[name + ".rows"] = _offsets((len(v) for v in values), len(values))
                 arrays[name + ".offsets"] = _offsets((len(x) for x in inner), len(inner))
-                arrays[name] = _int_array([t for x in inner for t in x])
+                arrays[name] = _int_array(flat)
         except (TypeError, ValueError, OverflowError):
             return None
         columns.append({"key": key, "kind": kind, "name": name})
