@@ -26,6 +26,12 @@ from deepprompt.runs.guard import run_guarded
 from deepprompt.runs.loggers import finish_wandb
 from deepprompt.runs.preflight import check_run_resources
 from deepprompt.runs.restore import write_resolved_config
+from deepprompt.runs.startup import (  # its import ends the start-up's "python" phase
+    clock,
+    hold_collection,
+    quick_exit_collection,
+    restore_collection,
+)
 from deepprompt.runs.summary import objective, summarise, summary_writer, trainable_line
 
 # torch, Lightning and transformers are imported inside the functions that use them: a mistake on the command
@@ -63,6 +69,7 @@ def validate(cfg: DictConfig) -> None:
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train one run; returns the summary written to ``metrics.json``."""
     started = time.time()
+    clock.mark("config")
     check_run_resources(cfg)  # data, backbone, network: fails in seconds, naming the fix
     write_resolved_config(cfg, run_dir)
     log.info("recipe: %s", recipe_line(cfg))
@@ -76,6 +83,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     from deepprompt.callbacks import ConsoleReport, GracefulStop
     from deepprompt.callbacks.csv_history import CSVHistoryOnResume
+    from deepprompt.callbacks.startup import StartupReport
     from deepprompt.runs.baselines import majority_baseline
     from deepprompt.runs.build import build_module, build_trainer
     from deepprompt.runs.resume import LAST_CHECKPOINT, install_resumable_train_loader, resolve_ckpt_path
@@ -83,6 +91,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from deepprompt.utils.instantiate import build
     from deepprompt.utils.printing import print_config_tree
 
+    clock.mark("imports")
     L.seed_everything(cfg.seed, workers=True)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.get("resume", "auto"), run_dir)
     datamodule = build(cfg.data, "data")
@@ -90,10 +99,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     log.info(fast.line)
     if fast_path.apply(cfg, fast):
         datamodule = build(cfg.data, "data")  # with the chosen padding
+    clock.mark("tokenizer")
     if cfg.extras.get("print_config"):
         print_config_tree(cfg, save_to=run_dir / "config_tree.log")
     module = build_module(cfg, datamodule)
     check_positions(cfg, module)
+    clock.mark("backbone")
     install_resumable_train_loader(datamodule)  # mid-epoch checkpoints resume at the right batch
     params = module.parameter_counts()
     log.info("Trainable parameters: %s", trainable_line(params))
@@ -104,13 +115,16 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             dirpath=str(run_dir / LAST_CHECKPOINT.parent), filename=LAST_CHECKPOINT.stem
         ),  # SIGTERM/INT
         ConsoleReport(started=started, monitor=cfg.monitor, mode=cfg.monitor_mode),
+        StartupReport(clock),  # marks data and loop, logs the start-up line at the first step
     ]
     trainer = build_trainer(cfg, params, extra_callbacks, interactive=sys.stdout.isatty())
+    clock.mark("trainer")
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
     summary = {
         **summarise(cfg, module, datamodule, trainer, params, ckpt_path, started),
         "fast_path": fast.line,
+        **clock.summary(),
     }
     if baseline := majority_baseline(datamodule, getattr(datamodule, "num_labels", None)):
         summary["baselines"] = {"majority": baseline}
@@ -121,10 +135,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 def hydra_main(cfg: DictConfig) -> float:
     from deepprompt.runs.closing import report_job  # the summary block, or a multirun's one-line summary
 
+    clock.start_job()  # a sweep's later jobs in this process count from their own start
+    hold_collection()  # until the first training step (StartupReport)
     summary = None
     try:
         summary = run_guarded(cfg, train, summary_writer(cfg))
     finally:
+        restore_collection()  # this job's objects can be collected again (a sweep's next job in this process)
         finish_wandb(exit_code=0 if summary and summary.get("status") == "finished" else 1)
     report_job(summary, cfg)
     return objective(summary, cfg.monitor)
@@ -137,11 +154,13 @@ def main() -> None:
     from deepprompt.runs.closing import report_sweep
     from deepprompt.utils.quiet import quiet_third_party
 
+    hold_collection()  # no cyclic collection during the start-up (runs.startup)
     check_output_root()
     install("deepprompt")
     quiet_third_party()
     hydra_main()
     report_sweep()
+    quick_exit_collection()  # seconds off the interpreter's teardown
 
 
 if __name__ == "__main__":

@@ -84,6 +84,8 @@ class DataConfig:
     seed: int = 42
     # what the labels of local classification files mean, {raw label: label name}, e.g. {0: entailment, ...}
     label_map: dict[str, str] | None = None
+    # where tokenized splits are kept for the next run (deepprompt.data.cache); null: tokenize every run
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.num_workers < 0:

@@ -1,9 +1,12 @@
-"""What every task family's data module shares: a dataset of feature dicts, one collator, the loaders, and the
-view of an evaluation split that a Lightning module scores (`SplitView`)."""
+"""What every task family's data module shares: a dataset of feature dicts, one collator, the loaders, the
+on-disk cache of tokenized splits (`deepprompt.data.cache`), and the view of an evaluation split that a Lightning
+module scores (`SplitView`)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 import lightning as L
@@ -19,9 +22,10 @@ T = TypeVar("T")
 
 
 class FeatureDataset(Dataset):
-    """A list of feature dicts (token id lists, int labels, bookkeeping ints)."""
+    """A list of feature dicts (token id lists, int labels, bookkeeping ints), or the rows of a cache entry
+    (`deepprompt.data.cache.CachedFeatures`, which makes each dict when it is read)."""
 
-    def __init__(self, features: list[dict[str, Any]]) -> None:
+    def __init__(self, features: Sequence[dict[str, Any]]) -> None:
         self.features = features
 
     def __len__(self) -> int:
@@ -35,10 +39,16 @@ class FeatureDataset(Dataset):
         def size(ids) -> int:
             return max(len(x) for x in ids) if ids and isinstance(ids[0], list) else len(ids)
 
+        cached = getattr(self.features, "lengths", None)
+        if cached is not None and (lengths := cached("input_ids")) is not None:
+            return lengths
         return [size(f["input_ids"]) for f in self.features]
 
     @property
     def labels(self) -> list[Any]:
+        column = getattr(self.features, "column", None)
+        if column is not None and (labels := column("labels")) is not None:
+            return labels
         return [f["labels"] for f in self.features]
 
 
@@ -141,7 +151,13 @@ class SplitView(Generic[T]):
 
 
 class TaskDataModule(L.LightningDataModule):
-    """Tokenizer, sizes, loaders; subclasses build each split in ``build_split``."""
+    """Tokenizer, sizes, loaders; subclasses build each split in ``build_split``.
+
+    A family whose ``build_split`` returns a plain `FeatureDataset` can have its splits cached on disk: its
+    ``cache_key`` names what a split depends on (files, options), and with a ``cache_dir`` a split whose entry
+    exists is read from ``<cache_dir>/tokenized/`` instead of being read and tokenized again
+    (`deepprompt.data.cache`).
+    """
 
     eval_splits: tuple[str, ...] = ("validation",)
 
@@ -157,6 +173,7 @@ class TaskDataModule(L.LightningDataModule):
         limit_train_examples: int | None = None,
         limit_eval_examples: int | None = None,
         seed: int = 42,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
         check_sizes(
@@ -174,6 +191,7 @@ class TaskDataModule(L.LightningDataModule):
         self.limit_train_examples = limit_train_examples
         self.limit_eval_examples = limit_eval_examples
         self.seed = seed
+        self.cache_dir = Path(cache_dir) if cache_dir else None  # None or "": every run tokenizes
         self.tokenizer, pad_id = self.load_tokenizer(tokenizer, max_seq_length)
         self.collator = FeatureCollator(pad_id, pad_to_multiple_of, self.tokenizer.padding_side)
         self._datasets: dict[str, FeatureDataset] = {}
@@ -197,10 +215,43 @@ class TaskDataModule(L.LightningDataModule):
         needed = ("train", *self.eval_splits) if stage in (None, "fit") else self.eval_splits
         for split in needed:
             if split not in self._datasets:
-                self._datasets[split] = self.build_split(split)
+                self._datasets[split] = self.load_split(split)
 
     def build_split(self, split: str) -> FeatureDataset:
         raise NotImplementedError
+
+    def cache_key(self, split: str) -> dict[str, Any] | None:
+        """What ``split``'s features depend on besides the tokenizer, the code, ``max_seq_length`` and the
+        example limit (which the cache adds): ``task``, the files read (`deepprompt.data.cache.file_identity`)
+        and every option of the family that changes them. None (the default, and for a split read from the
+        Hub): the split is not cached."""
+        return None
+
+    def load_split(self, split: str) -> FeatureDataset:
+        """``build_split``, through the tokenized-data cache when there is a ``cache_dir`` and a ``cache_key``."""
+        if self.cache_dir is None or (key := self.cache_key(split)) is None:
+            return self.build_split(split)
+        from deepprompt.data import cache
+
+        cls = type(self)
+        if getattr(self, "_tokenizer_identity", None) is None:
+            self._tokenizer_identity = cache.tokenizer_identity(self.tokenizer)
+        key = {
+            **key,
+            "split": split,
+            "max_seq_length": self.max_seq_length,
+            "limit": self.limit(split),
+            "data_module": f"{cls.__module__}.{cls.__qualname__}",
+            "code": cache.code_identity(cls),
+            "tokenizer": self._tokenizer_identity,
+            "versions": cache.versions(),
+        }
+        what = f"{key.get('task', cls.__name__)} {split}"
+        return FeatureDataset(
+            cache.load_or_build(
+                self.cache_dir / "tokenized", key, lambda: self.build_split(split).features, what
+            )
+        )
 
     def dataset(self, split: str) -> FeatureDataset:
         if split not in self._datasets:

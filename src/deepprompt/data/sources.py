@@ -1,6 +1,7 @@
 """Where a split is read from: ``<data_dir>/<folder>/<file>`` when a data folder is set, else the Hugging Face Hub.
 
-Every task family reads through `read_split`, so the choice (and its errors) lives here once. Local files are
+Every task family reads through `read_split`, so the choice (and its errors) lives here once; `local_source_key`
+names the file a split is read from for the tokenized-data cache (`deepprompt.data.cache`). Local files are
 read in place (``.gz`` or plain, `resolve_split_file`); the Hub caches a dataset on first read, and
 ``datasets`` (slow to import) is imported only on that path.
 """
@@ -63,3 +64,18 @@ def read_split(
 
     data = datasets.load_dataset(hub.path, hub.name, split=hub.split)
     return str(hub), (read_hub(data) if read_hub is not None else list(enumerate(data)))
+
+
+def local_source_key(
+    data_dir: str | os.PathLike[str] | None, local: tuple[str, str] | None
+) -> dict[str, Any] | None:
+    """The local file ``read_split`` reads as a cache key names it (path, size, modification time); None when
+    the split comes from the Hub or its file is missing (it is then not cached: reading it says what is wrong)."""
+    if data_dir is None or local is None:
+        return None
+    from deepprompt.data.cache import file_identity
+
+    try:
+        return file_identity(resolve_split_file(data_dir, *local))
+    except (FileNotFoundError, ConfigError, OSError):
+        return None

@@ -9,13 +9,31 @@ group by its name (``lr-AdamW/prompt_layer_<l>``); the warm-up/decay schedule sc
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
-from transformers import get_linear_schedule_with_warmup
 
 from deepprompt.config import OptimConfig
+
+
+def _linear_warmup_decay(step: int, warmup: int, total: int) -> float:
+    """The learning-rate factor: 0 -> 1 over ``warmup`` steps, then 1 -> 0 at ``total``."""
+    if step < warmup:
+        return step / max(1, warmup)
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def linear_schedule_with_warmup(
+    optimizer: torch.optim.Optimizer, warmup: int, total: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """transformers' ``get_linear_schedule_with_warmup``, the same factor at every step, without importing
+    ``transformers.optimization`` (whose trainer utilities import peft: a second at start-up)."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, partial(_linear_warmup_decay, warmup=warmup, total=total)
+    )
+
 
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
@@ -79,5 +97,5 @@ def build_optimizer(
     fused = all(p.is_cuda for g in groups for p in g["params"])  # fused AdamW: one kernel per step on GPU
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=cfg.betas, eps=cfg.eps, fused=fused or None)
     warmup = int(cfg.warmup_ratio * total_steps)
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, max(total_steps, 1))
+    scheduler = linear_schedule_with_warmup(optimizer, warmup, max(total_steps, 1))
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

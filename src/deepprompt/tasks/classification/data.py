@@ -8,7 +8,7 @@ from typing import Any
 
 from deepprompt.data.base import SEQUENCE_KEYS, FeatureDataset, TaskDataModule
 from deepprompt.data.readers import Row, excerpt, read_jsonl, read_tsv
-from deepprompt.data.sources import hub_source, read_split
+from deepprompt.data.sources import hub_source, local_source_key, read_split
 from deepprompt.data.tokenizing import load_tokenizer
 from deepprompt.errors import ConfigError, DataFormatError
 from deepprompt.tasks.classification.tasks import ClassificationTask, get_task
@@ -60,6 +60,7 @@ class ClassificationDataModule(TaskDataModule):
         limit_eval_examples: int | None = None,
         seed: int = 42,
         label_map: Mapping[Any, str] | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         task_spec = get_task(task)  # an unknown name fails first, listing the valid ones
         super().__init__(
@@ -73,6 +74,7 @@ class ClassificationDataModule(TaskDataModule):
             limit_train_examples=limit_train_examples,
             limit_eval_examples=limit_eval_examples,
             seed=seed,
+            cache_dir=cache_dir,
         )
         self.label_map = check_label_map(task_spec, label_map)
         self.save_hyperparameters(ignore=["label_map"])
@@ -114,6 +116,22 @@ class ClassificationDataModule(TaskDataModule):
     def build_split(self, split: str) -> FeatureDataset:
         source, rows = self._read_split(split)
         return self._encode(source, split, rows)
+
+    def cache_key(self, split: str) -> dict[str, Any] | None:
+        """The local file, the task's definition (fields, label names, formats) and the label map."""
+        task = self._task
+        files = local_source_key(self.data_dir, (task.local_folder, task.local_files[split]))
+        if files is None:
+            return None
+        from deepprompt.data.cache import code_identity
+
+        return {
+            "task": task.name,
+            "files": [files],
+            "task_spec": repr(task),
+            "task_code": code_identity(ClassificationTask),
+            "label_map": self.label_map,
+        }
 
     def _read_split(self, split: str) -> tuple[str, list[Row]]:
         """Return a source name for error messages and the ``(line_or_row, dict)`` rows of one split."""

@@ -200,6 +200,7 @@ class MultiTaskDataModule(TaskDataModule):
         limit_train_examples: int | None = None,
         limit_eval_examples: int | None = None,
         seed: int = 42,
+        cache_dir: str | None = None,
     ) -> None:
         tasks = [str(t) for t in tasks]
         if len(tasks) < 1 or len(set(tasks)) != len(tasks):
@@ -240,6 +241,7 @@ class MultiTaskDataModule(TaskDataModule):
             "limit_train_examples": limit_train_examples,
             "limit_eval_examples": limit_eval_examples,
             "seed": seed,
+            "cache_dir": cache_dir,
         }
         self.task_modules: dict[str, ClassificationDataModule] = {}
         for task in tasks:

@@ -20,7 +20,7 @@ from transformers import AutoTokenizer
 
 from deepprompt.data.base import IGNORE_INDEX, FeatureDataset, TaskDataModule
 from deepprompt.data.readers import excerpt, read_lines
-from deepprompt.data.sources import hub_source
+from deepprompt.data.sources import hub_source, local_source_key
 from deepprompt.data.sources import read_split as read_source
 from deepprompt.errors import ConfigError, DataFormatError
 
@@ -217,6 +217,19 @@ class NERDataModule(TaskDataModule):
         if not sentences:
             raise DataFormatError(f"{source}: the {split} split of {self.task} has no sentences")
         return source, sentences
+
+    def cache_key(self, split: str) -> dict[str, Any] | None:
+        """The local file, its columns and tag scheme, and the label names (the tokenized-data cache)."""
+        files = local_source_key(self.data_dir, (self.folder, str(self.files.get(split))))
+        if files is None:
+            return None
+        return {
+            "task": self.task,
+            "files": [files],
+            "columns": [self.token_column, self.tag_column],
+            "scheme": self.scheme,
+            "label_names": list(self.label_names),
+        }
 
     def build_split(self, split: str) -> FeatureDataset:
         source, sentences = self.read_split(split, self.limit(split))

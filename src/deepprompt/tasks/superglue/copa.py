@@ -13,7 +13,7 @@ from typing import Any
 
 from deepprompt.data.base import SEQUENCE_KEYS, FeatureDataset, TaskDataModule
 from deepprompt.data.readers import excerpt, read_jsonl
-from deepprompt.data.sources import hub_source, read_split
+from deepprompt.data.sources import hub_source, local_source_key, read_split
 from deepprompt.errors import DataFormatError
 
 CONNECTORS = {"cause": "because", "effect": "so"}
@@ -60,11 +60,20 @@ class MultipleChoiceDataModule(TaskDataModule):
     def module_kwargs(self) -> dict[str, Any]:
         return {"num_choices": 2}
 
+    @staticmethod
+    def local_file(split: str) -> tuple[str, str]:
+        return ("copa", "train.jsonl" if split == "train" else "val.jsonl")
+
+    def cache_key(self, split: str) -> dict[str, Any] | None:
+        """The local file (the tokenized-data cache, `deepprompt.data.cache`)."""
+        files = local_source_key(self.data_dir, self.local_file(split))
+        return None if files is None else {"task": self.task, "files": [files]}
+
     def build_split(self, split: str) -> FeatureDataset:
         limit = self.limit(split)
         source, rows = read_split(
             self.data_dir,
-            ("copa", "train.jsonl" if split == "train" else "val.jsonl"),
+            self.local_file(split),
             lambda path: list(islice(read_jsonl(path), limit)),
             hub_source(self.hub_path, "copa", split),
             lambda hub: list(islice(enumerate(hub), limit)),

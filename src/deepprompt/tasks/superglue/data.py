@@ -24,7 +24,7 @@ from typing import Any
 
 from deepprompt.data.base import SEQUENCE_KEYS, FeatureDataset, TaskDataModule
 from deepprompt.data.readers import excerpt, read_jsonl
-from deepprompt.data.sources import hub_source, read_split
+from deepprompt.data.sources import hub_source, local_source_key, read_split
 from deepprompt.errors import ConfigError, DataFormatError
 
 TEMPLATES = {
@@ -198,6 +198,11 @@ class SuperGLUEDataModule(TaskDataModule):
         if not framed:
             raise DataFormatError(f"{source}: the {split} split of {self.task} has no examples")
         return source, framed
+
+    def cache_key(self, split: str) -> dict[str, Any] | None:
+        """The local file and the template (the tokenized-data cache, `deepprompt.data.cache`)."""
+        files = local_source_key(self.data_dir, (self.task, LOCAL_FILES[split]))
+        return None if files is None else {"task": self.task, "files": [files], "template": self.template}
 
     def build_split(self, split: str) -> FeatureDataset:
         _, framed = self.frame(split)
