@@ -13,11 +13,13 @@ echo "serve_gpu.sh: exit $?"
 cat "$OUT/serve_gpu.md" 2>/dev/null
 B=${TMPDIR:-/tmp}/call_out/bench && mkdir -p "$B"
 echo "== bench decoder_step"
-timeout ${BENCH_S:-110} python3 -m deepprompt.bench.cli --preset decoder_step --out "$B/bench_decoder.json" > "$B/bench_decoder.log" 2>&1
-echo "exit $?"; grep "^| \|^#" "$B/bench_decoder.log" | head -30
+(source experiments/lab/device_env.sh > /dev/null; timeout ${BENCH_S:-110} python3 -m deepprompt.bench.cli --preset decoder_step --out "$B/bench_decoder.json" > "$B/bench_decoder.log" 2>&1
+echo "exit $?")
+ grep "^| \|^#" "$B/bench_decoder.log" | head -30
 if [[ -f experiments/lab/startup_gpu.sh ]]; then
   echo "== start-up of sweep jobs"
-  OUT=${TMPDIR:-/tmp}/call_out/startup timeout ${STARTUP_S:-120} bash experiments/lab/startup_gpu.sh
+  (export OUT=${TMPDIR:-/tmp}/call_out/startup && mkdir -p "$OUT" && source experiments/lab/device_env.sh > /dev/null \
+    && IMPORTTIME=1 timeout ${STARTUP_S:-120} bash experiments/lab/startup_gpu.sh)
   cat ${TMPDIR:-/tmp}/call_out/startup/startup.md 2>/dev/null
 fi
 cp "$OUT"/serve_gpu.md "$OUT"/serve_latency.md "$OUT"/serve_load.md "$FINAL"/ 2>/dev/null
