@@ -43,9 +43,9 @@ if [[ $SMOKE == 1 ]]; then
 else
   [[ -n ${MINILM:-} ]] || { echo "MINILM is not set (source experiments/lab/device_env.sh)"; exit 1; }
   BACKBONE=(backbone=minilm "$MINILM")
-  TRAIN=(trainer=gpu trainer.max_epochs=1 trainer.limit_train_batches=300 data.limit_eval_examples=512)
+  TRAIN=(trainer=gpu trainer.max_epochs=1 +trainer.limit_train_batches=300 data.limit_eval_examples=512)
   LATENCY=(batches=[1,32] lengths=[128,256] iters=200 warmup=10 rounds=4)
-  LOAD=(backbone=minilm clients=[1,4,16,64] requests=600 warmup=40 inputs_per_task=64 max_batch=64 max_wait_ms=5)
+  LOAD=(backbone=minilm clients=[1,4,16,64] requests=${REQUESTS:-600} warmup=40 inputs_per_task=64 max_batch=64 max_wait_ms=5)
   SERVER=("server=[\"$MINILM\"]")
 fi
 
@@ -71,10 +71,10 @@ done
 echo "== (a) four runs trained side by side in $train_s s"
 [[ -f $OUT/serve_gpu_tests.txt ]] && echo "== GPU tests: $(tail -n1 "$OUT/serve_gpu_tests.txt")"
 
-# (b) latency, one process
-$PY -m deepprompt.serve.latency "prompts={$prompts}" "${LATENCY[@]}" "out=$OUT/serve_latency.json" \
+# (b) latency, one process (SKIP_LATENCY=1: the load test alone)
+[[ ${SKIP_LATENCY:-0} == 1 ]] || $PY -m deepprompt.serve.latency "prompts={$prompts}" "${LATENCY[@]}" "out=$OUT/serve_latency.json" \
   2> "$OUT/serve_latency.log" | tee "$OUT/serve_latency.md"
-[[ -f $OUT/serve_latency.json ]] || { tail -n 30 "$OUT/serve_latency.log"; exit 1; }
+[[ ${SKIP_LATENCY:-0} == 1 || -f $OUT/serve_latency.json ]] || { tail -n 30 "$OUT/serve_latency.log"; exit 1; }
 
 # (c) HTTP load test (each batching mode: its own server process, started, warmed up, driven, stopped)
 (cd "$OUT" && $PY -m deepprompt.serve.loadtest "prompts={$prompts}" "${LOAD[@]}" "${SERVER[@]}" \

@@ -8,6 +8,6 @@ set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 python3 -m pip download -q --no-deps -d .device/wheels --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_17_x86_64 fastapi==0.165.0 starlette==1.10.0 pydantic==2.14.4 pydantic-core==2.50.5 \
-  uvicorn==0.55.0 annotated-types==0.8.0 annotated-doc==0.0.7 typing-inspection==0.4.5 typing-extensions==4.16.0 \
+  uvicorn==0.55.0 annotated-types==0.8.0 annotated-doc==0.0.7 typing-inspection==0.4.5 typing-extensions==4.16.0 opentelemetry-api==1.45.2 \
   2>&1 | grep -v "^WARNING" || true
 ls .device/wheels | grep -c whl | xargs echo "wheels in .device/wheels:"
