@@ -154,6 +154,13 @@ def facts(**changes) -> Facts:
             "fast path: eager path; no bf16 frozen weights: not verified with GenerationModule; no CUDA graphs: "
             "not verified with GenerationModule",
         ),
+        (  # a decoder-only classifier (SmolLM2): bf16 weights, no CUDA graphs
+            True,
+            {"pooling": "last"},
+            {"method.frozen_dtype": "bf16"},
+            "fast path: method.frozen_dtype=bf16; no CUDA graphs: not verified with a decoder-only backbone "
+            "(head.pooling=last) (turn off: fast_path=false)",
+        ),
         (  # a data module without the padding option: graphs, no padding setting
             True,
             {"pads": False},
@@ -229,6 +236,8 @@ def test_what_the_user_sets_is_explicit(compose_train, overrides, explicit):
         (("trainer=gpu", "gradient_checkpointing=true"), 1, {"gradient_checkpointing": True}),
         (("trainer=gpu", "method.compile=default"), 1, {"compile": "default"}),
         (("trainer=gpu", "method=lora"), 1, {"method": "lora", "compile": "none"}),
+        (("trainer=gpu", "backbone=tiny_llama"), 1, {"pooling": "last"}),
+        (("trainer=gpu",), 1, {"pooling": "pooler"}),
     ],
 )
 def test_facts_of_a_composed_config(compose_train, overrides, cuda_devices, expected):

@@ -60,6 +60,9 @@ class Facts:
     compile: str = "none"  # method.compile
     task_module: str = "ClassificationModule"  # class name of the Lightning module the data trains
     pads: bool = True  # the data config has data.pad_to_multiple_of
+    pooling: str = (
+        "cls"  # head.pooling: 'last' is a decoder-only classifier (the head on the last real token)
+    )
     explicit: Mapping[str, Any] = field(default_factory=dict)  # the KEYS the config sets itself, with values
 
 
@@ -120,6 +123,10 @@ def _blocker(facts: Facts, key: str, modules: tuple[str, ...]) -> str | None:
 
 
 def _graph_blocker(facts: Facts) -> str | None:
+    if (
+        facts.pooling == "last"
+    ):  # captures checked against eager on encoders only (tests/prompts/test_cuda_graphs.py)
+        return "not verified with a decoder-only backbone (head.pooling=last)"
     if facts.compile != "none":
         return f"method.compile={facts.compile} is set"
     if facts.gradient_checkpointing:
@@ -182,6 +189,7 @@ def read_facts(cfg: DictConfig, task_module: str, cuda_devices: int) -> Facts:
         compile=str(cfg.method.get("compile", "none")),
         task_module=task_module.rsplit(".", 1)[-1],
         pads="pad_to_multiple_of" in cfg.data,
+        pooling=str((cfg.get("head") or {}).get("pooling", "cls")),
         explicit=explicit_settings(cfg),
     )
 
