@@ -76,7 +76,8 @@ def method_schemas() -> list[str]:
     return lines
 
 
-def main() -> None:
+def render() -> str:
+    """The whole reference, as docs/configuration.md holds it (tests/cli/test_configuration_doc.py compares)."""
     out = [
         "# Configuration reference",
         "",
@@ -135,8 +136,13 @@ def main() -> None:
                 out += ["```yaml", body, "```", ""]
         if name == "method":
             out += method_schemas()
-    OUT.write_text("\n".join(out).rstrip() + "\n")
-    print(f"wrote {OUT.relative_to(ROOT)} ({len(out)} lines)")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main() -> None:
+    text = render()
+    OUT.write_text(text)
+    print(f"wrote {OUT.relative_to(ROOT)} ({text.count(chr(10))} lines)")
 
 
 if __name__ == "__main__":
