@@ -37,9 +37,9 @@ def _stdout_and_log(proc, run: Path) -> tuple[str, str]:
     return proc.stdout, (run / "train.log").read_text()
 
 
-def test_redirected_run_prints_epoch_lines_and_a_summary(run_cli, tmp_path):
-    proc = run_cli("deepprompt.train", *TINY, "data=rte", "method.prompt.length=4")  # stdout is a pipe
-    [run] = run_dirs(tmp_path / "outputs")
+def test_redirected_run_prints_epoch_lines_and_a_summary(tiny_run):
+    # deepprompt-train backbone=tiny debug=limit data=rte method.prompt.length=4, stdout a pipe
+    proc, run = tiny_run.proc, tiny_run.run
     summary = json.loads((run / "metrics.json").read_text())
     stdout, log = _stdout_and_log(proc, run)
 
@@ -104,9 +104,8 @@ def _without_data_dir(module: str, *args: str, cwd: Path) -> subprocess.Complete
     )
 
 
-def test_eval_and_compress_use_the_runs_data_folder(run_cli, tmp_path):
-    run_cli("deepprompt.train", *TINY, "data=rte", "method.prompt.length=4")
-    [run] = run_dirs(tmp_path / "outputs")
+def test_eval_and_compress_use_the_runs_data_folder(tiny_run_copy, tmp_path):
+    run = tiny_run_copy
     best = json.loads((run / "metrics.json").read_text())["best"]
 
     proc = _without_data_dir("deepprompt.eval", f"run_dir={run}", cwd=tmp_path)
