@@ -176,7 +176,7 @@ def tiny_run(benchmark_dir, tmp_path_factory) -> TinyRun:
 @pytest.fixture
 def tiny_run_copy(tiny_run, tmp_path) -> Path:
     """A copy of ``tiny_run``'s folder under ``tmp_path``, for a test to write into."""
-    copy = tmp_path / "outputs" / tiny_run.run.name
+    copy = tmp_path / "tiny_run" / tiny_run.run.name  # not under outputs/: the test's own runs go there
     shutil.copytree(tiny_run.run, copy)
     return copy
 
