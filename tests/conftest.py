@@ -173,6 +173,33 @@ def tiny_run(benchmark_dir, tmp_path_factory) -> TinyRun:
     return TinyRun(run, proc)
 
 
+TINY_SWEEP = (
+    "-m",
+    "backbone=tiny",
+    "debug=limit",
+    "extras.print_config=false",
+    "data=cb",
+    "method.prompt.length=2,4",
+)
+
+
+@dataclass(frozen=True)
+class TinySweep:
+    """A finished ``deepprompt-train -m`` sweep: its job folders and the finished process (stdout, stderr)."""
+
+    runs: list[Path]
+    proc: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(benchmark_dir, tmp_path_factory) -> TinySweep:
+    """``deepprompt-train`` + ``TINY_SWEEP`` (two jobs in one process), run once a session for the tests that read
+    a finished sweep."""
+    root = tmp_path_factory.mktemp("tiny_sweep")
+    proc = cli("deepprompt.train", *TINY_SWEEP, data_dir=benchmark_dir, out=root / "outputs", cwd=root)
+    return TinySweep(run_dirs(root / "outputs"), proc)
+
+
 @pytest.fixture
 def tiny_run_copy(tiny_run, tmp_path) -> Path:
     """A copy of ``tiny_run``'s folder under ``tmp_path``, for a test to write into."""

@@ -47,14 +47,14 @@ def test_single_run_writes_metrics_checkpoints_and_prompts(tiny_run):
     }
 
 
-def test_multirun_sweeps_prompt_length(run_cli, tmp_path):
-    proc = run_cli("deepprompt.train", "-m", *TINY, "data=sst2", "method.prompt.length=2,8")
-    assert proc.returncode == 0
-    summaries = [json.loads((d / "metrics.json").read_text()) for d in run_dirs(tmp_path / "outputs")]
-    assert sorted(s["config"]["method"]["prompt"]["length"] for s in summaries) == [2, 8]
+def test_multirun_sweeps_prompt_length(tiny_sweep):
+    # deepprompt-train -m backbone=tiny debug=limit data=cb method.prompt.length=2,4
+    assert tiny_sweep.proc.returncode == 0
+    summaries = [json.loads((d / "metrics.json").read_text()) for d in tiny_sweep.runs]
+    assert sorted(s["config"]["method"]["prompt"]["length"] for s in summaries) == [2, 4]
     assert all(s["status"] == "finished" for s in summaries)
     by_length = {s["config"]["method"]["prompt"]["length"]: s["params"]["trainable"] for s in summaries}
-    assert by_length[8] - by_length[2] == 6 * 2 * 2 * 32
+    assert by_length[4] - by_length[2] == 2 * 2 * 2 * 32
     assert all("sweep_dir" in s for s in summaries)
 
 
