@@ -7,8 +7,10 @@ import gzip
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -102,37 +104,108 @@ def benchmark_dir(tmp_path_factory) -> Path:
     return write_benchmarks(tmp_path_factory.mktemp("benchmarks"))
 
 
+def cli(
+    module: str, *args: str, data_dir: Path, out: Path, cwd: Path, check: bool = True, env: dict | None = None
+):
+    """Run a console entry point (``deepprompt.train`` ...) in a subprocess on ``data_dir``, outputs under ``out``."""
+    full_env = {
+        **os.environ,
+        "DEEPPROMPT_DATA_DIR": str(data_dir),
+        "DEEPPROMPT_OUTPUT_DIR": str(out),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "WANDB_MODE": "offline",
+        "TOKENIZERS_PARALLELISM": "false",
+        **(env or {}),
+    }
+    full_env.pop("DEEPPROMPT_DEBUG", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{module} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
+    return proc
+
+
 @pytest.fixture
 def run_cli(benchmark_dir, tmp_path):
     """Run a console entry point (``deepprompt.train`` ...) in a subprocess, outputs under ``tmp_path``."""
 
     def run(module: str, *args: str, check: bool = True, env: dict | None = None, cwd: Path | None = None):
-        full_env = {
-            **os.environ,
-            "DEEPPROMPT_DATA_DIR": str(benchmark_dir),
-            "DEEPPROMPT_OUTPUT_DIR": str(tmp_path / "outputs"),
-            "HF_HUB_OFFLINE": "1",
-            "HF_DATASETS_OFFLINE": "1",
-            "WANDB_MODE": "offline",
-            "TOKENIZERS_PARALLELISM": "false",
-            **(env or {}),
-        }
-        full_env.pop("DEEPPROMPT_DEBUG", None)
-        proc = subprocess.run(
-            [sys.executable, "-m", module, *args],
-            capture_output=True,
-            text=True,
-            env=full_env,
+        return cli(
+            module,
+            *args,
+            data_dir=benchmark_dir,
+            out=tmp_path / "outputs",
             cwd=cwd or tmp_path,
-            timeout=600,
+            check=check,
+            env=env,
         )
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"{module} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-            )
-        return proc
 
     return run
+
+
+TINY_RUN = ("backbone=tiny", "debug=limit", "extras.print_config=false", "data=rte", "method.prompt.length=4")
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    """A finished ``deepprompt-train`` run: its folder and the finished process (stdout, stderr)."""
+
+    run: Path
+    proc: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def tiny_run(benchmark_dir, tmp_path_factory) -> TinyRun:
+    """``deepprompt-train`` + ``TINY_RUN`` (2 epochs of 4 steps), trained once a session for the tests that read a
+    finished run; tests that write into the run folder (eval, compress) take ``tiny_run_copy``."""
+    root = tmp_path_factory.mktemp("tiny_run")
+    proc = cli("deepprompt.train", *TINY_RUN, data_dir=benchmark_dir, out=root / "outputs", cwd=root)
+    [run] = run_dirs(root / "outputs")
+    return TinyRun(run, proc)
+
+
+TINY_SWEEP = (
+    "-m",
+    "backbone=tiny",
+    "debug=limit",
+    "extras.print_config=false",
+    "data=cb",
+    "method.prompt.length=2,4",
+)
+
+
+@dataclass(frozen=True)
+class TinySweep:
+    """A finished ``deepprompt-train -m`` sweep: its job folders and the finished process (stdout, stderr)."""
+
+    runs: list[Path]
+    proc: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(benchmark_dir, tmp_path_factory) -> TinySweep:
+    """``deepprompt-train`` + ``TINY_SWEEP`` (two jobs in one process), run once a session for the tests that read
+    a finished sweep."""
+    root = tmp_path_factory.mktemp("tiny_sweep")
+    proc = cli("deepprompt.train", *TINY_SWEEP, data_dir=benchmark_dir, out=root / "outputs", cwd=root)
+    return TinySweep(run_dirs(root / "outputs"), proc)
+
+
+@pytest.fixture
+def tiny_run_copy(tiny_run, tmp_path) -> Path:
+    """A copy of ``tiny_run``'s folder under ``tmp_path``, for a test to write into."""
+    copy = tmp_path / "tiny_run" / tiny_run.run.name  # not under outputs/: the test's own runs go there
+    shutil.copytree(tiny_run.run, copy)
+    return copy
 
 
 def run_dirs(root: Path) -> list[Path]:

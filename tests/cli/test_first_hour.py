@@ -16,9 +16,7 @@ import pytest
 
 from deepprompt.config.cli_errors import did_you_mean, edit_distance
 from deepprompt.runs.closing import summary_block
-from tests.conftest import run_dirs
 
-TINY = ("backbone=tiny", "debug=limit", "extras.print_config=false")
 # no network: the Hub offline by the environment, and any HTTP(S) client sent to an unroutable proxy
 OFFLINE = {
     "HF_HUB_OFFLINE": "1",
@@ -37,9 +35,9 @@ def _stdout_and_log(proc, run: Path) -> tuple[str, str]:
     return proc.stdout, (run / "train.log").read_text()
 
 
-def test_redirected_run_prints_epoch_lines_and_a_summary(run_cli, tmp_path):
-    proc = run_cli("deepprompt.train", *TINY, "data=rte", "method.prompt.length=4")  # stdout is a pipe
-    [run] = run_dirs(tmp_path / "outputs")
+def test_redirected_run_prints_epoch_lines_and_a_summary(tiny_run):
+    # deepprompt-train backbone=tiny debug=limit data=rte method.prompt.length=4, stdout a pipe
+    proc, run = tiny_run.proc, tiny_run.run
     summary = json.loads((run / "metrics.json").read_text())
     stdout, log = _stdout_and_log(proc, run)
 
@@ -83,8 +81,8 @@ def test_redirected_run_prints_epoch_lines_and_a_summary(run_cli, tmp_path):
     assert len(losses) >= 4
 
 
-def test_multirun_prints_a_line_per_job_and_a_table(run_cli, tmp_path):
-    proc = run_cli("deepprompt.train", "-m", *TINY, "data=cb", "method.prompt.length=2,4")
+def test_multirun_prints_a_line_per_job_and_a_table(tiny_sweep):
+    proc = tiny_sweep.proc  # deepprompt-train -m backbone=tiny debug=limit data=cb method.prompt.length=2,4
     assert re.search(r"job 0: finished  best val/acc \d\.\d{4} \(epoch \d\)  last \d\.\d{4}", proc.stdout)
     assert re.search(r"job 1: finished  best val/acc \d\.\d{4} \(epoch \d\)  last \d\.\d{4}", proc.stdout)
     table = proc.stdout[
@@ -92,7 +90,7 @@ def test_multirun_prints_a_line_per_job_and_a_table(run_cli, tmp_path):
     ]
     assert "| 0 | finished |" in table and "method.prompt.length=2" in table
     assert "| 1 | finished |" in table and "method.prompt.length=4" in table
-    sweep = run_dirs(tmp_path / "outputs")[0].parent.resolve()
+    sweep = tiny_sweep.runs[0].parent.resolve()
     assert f"sweep folder {sweep}" in table
 
 
@@ -104,9 +102,8 @@ def _without_data_dir(module: str, *args: str, cwd: Path) -> subprocess.Complete
     )
 
 
-def test_eval_and_compress_use_the_runs_data_folder(run_cli, tmp_path):
-    run_cli("deepprompt.train", *TINY, "data=rte", "method.prompt.length=4")
-    [run] = run_dirs(tmp_path / "outputs")
+def test_eval_and_compress_use_the_runs_data_folder(tiny_run_copy, tmp_path):
+    run = tiny_run_copy
     best = json.loads((run / "metrics.json").read_text())["best"]
 
     proc = _without_data_dir("deepprompt.eval", f"run_dir={run}", cwd=tmp_path)

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from deepprompt.errors import ConfigError
+from deepprompt.train import validate
 from tests.conftest import run_dirs
+from tests.sweeps import compose_cfg
 
 TINY = ("backbone=tiny", "debug=limit", "extras.print_config=false")
 
 
-def test_single_run_writes_metrics_checkpoints_and_prompts(run_cli, tmp_path):
-    run_cli("deepprompt.train", *TINY, "data=rte", "method.prompt.length=4")
-    [run] = run_dirs(tmp_path / "outputs")
+def test_single_run_writes_metrics_checkpoints_and_prompts(tiny_run):
+    run = tiny_run.run  # deepprompt-train backbone=tiny debug=limit data=rte method.prompt.length=4
     summary = json.loads((run / "metrics.json").read_text())
     assert summary["status"] == "finished"
     assert summary["task"] == "rte" and summary["method"] == "ptuning_v2" and summary["seed"] == 42
@@ -44,14 +47,14 @@ def test_single_run_writes_metrics_checkpoints_and_prompts(run_cli, tmp_path):
     }
 
 
-def test_multirun_sweeps_prompt_length(run_cli, tmp_path):
-    proc = run_cli("deepprompt.train", "-m", *TINY, "data=sst2", "method.prompt.length=2,8")
-    assert proc.returncode == 0
-    summaries = [json.loads((d / "metrics.json").read_text()) for d in run_dirs(tmp_path / "outputs")]
-    assert sorted(s["config"]["method"]["prompt"]["length"] for s in summaries) == [2, 8]
+def test_multirun_sweeps_prompt_length(tiny_sweep):
+    # deepprompt-train -m backbone=tiny debug=limit data=cb method.prompt.length=2,4
+    assert tiny_sweep.proc.returncode == 0
+    summaries = [json.loads((d / "metrics.json").read_text()) for d in tiny_sweep.runs]
+    assert sorted(s["config"]["method"]["prompt"]["length"] for s in summaries) == [2, 4]
     assert all(s["status"] == "finished" for s in summaries)
     by_length = {s["config"]["method"]["prompt"]["length"]: s["params"]["trainable"] for s in summaries}
-    assert by_length[8] - by_length[2] == 6 * 2 * 2 * 32
+    assert by_length[4] - by_length[2] == 2 * 2 * 2 * 32
     assert all("sweep_dir" in s for s in summaries)
 
 
@@ -66,19 +69,26 @@ def test_failing_job_is_recorded_and_sweep_goes_on(run_cli, tmp_path):
     assert "out of range" in summaries["failed"]["error"] and "[5]" in summaries["failed"]["error"]
 
 
-@pytest.mark.parametrize(
-    ("override", "message"),
-    [
-        ("method.prompt.length=0", "prompt length must be a positive integer"),
-        ("method.prompt.layers=middle-2", "'all', 'top-k', 'bottom-k'"),
-        ("method.lr=-1", "method.lr must be positive"),
-        ("head.pooling=mean", "head.pooling must be 'pooler' or 'cls'"),
-    ],
-)
-def test_bad_value_fails_with_one_clear_line(run_cli, override, message):
-    proc = run_cli("deepprompt.train", *TINY, "data=rte", override, check=False)
+BAD_VALUES = [
+    ("method.prompt.length=0", "prompt length must be a positive integer"),
+    ("method.prompt.layers=middle-2", "'all', 'top-k', 'bottom-k'"),
+    ("method.lr=-1", "method.lr must be positive"),
+    ("head.pooling=mean", "head.pooling must be 'pooler', 'cls' or 'last'"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), BAD_VALUES)
+def test_bad_value_is_refused_by_the_typed_sections(override, message):
+    """The checks deepprompt-train runs before anything heavy (``validate``), composed as the command does."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate(compose_cfg([*TINY, "data=rte", override]))
+
+
+def test_bad_value_fails_with_one_clear_line(run_cli):
+    """From the command line a refused value is one line and exit status 1 (every refusal above takes this way)."""
+    proc = run_cli("deepprompt.train", *TINY, "data=rte", "method.lr=-1", check=False)
     assert proc.returncode == 1
-    assert message in proc.stderr
+    assert "method.lr must be positive" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -89,14 +99,17 @@ def test_unknown_key_and_option_are_named(run_cli):
     assert proc.returncode != 0 and "imdb" in proc.stderr and "sst2" in proc.stderr  # lists valid options
 
 
-def test_eval_reproduces_best_epoch_score(run_cli, tmp_path):
-    run_cli("deepprompt.train", *TINY, "data=rte", "method.prompt.length=4")
-    [run] = run_dirs(tmp_path / "outputs")
+def test_eval_reproduces_best_epoch_score(tiny_run_copy, one_thread):
+    """deepprompt-eval's evaluate() in this process (the command itself: test_eval_and_compress_use_the_runs_data_
+    folder, test_tiny_deberta_trains_and_its_prompts_evaluate)."""
+    from deepprompt.eval import evaluate
+
+    run = tiny_run_copy
     best = json.loads((run / "metrics.json").read_text())["best"]
-    run_cli("deepprompt.eval", f"run_dir={run}", "checkpoint=best")
+    evaluate(run, "best")
     evaluated = json.loads((run / "eval_best.json").read_text())
     assert evaluated["val/acc"] == pytest.approx(best["val/acc"], abs=1e-6)
-    run_cli("deepprompt.eval", f"run_dir={run}", f"checkpoint={run / 'prompts' / 'best'}")
+    evaluate(run, str(run / "prompts" / "best"))
     from_prompts = json.loads((run / "eval_best.json").read_text())
     assert from_prompts["val/acc"] == pytest.approx(best["val/acc"], abs=1e-6)
     assert from_prompts["val/loss"] == pytest.approx(best["val/loss"], rel=1e-5)
@@ -135,9 +148,8 @@ def test_wandb_multirun_gives_each_job_its_own_run_in_one_group(run_cli, tmp_pat
     assert len(groups) == 1
 
 
-def test_eval_with_prompts_of_another_backbone_fails_in_one_line(run_cli, tmp_path):
-    run_cli("deepprompt.train", *TINY, "data=rte", "method.prompt.length=4")
-    [run] = run_dirs(tmp_path / "outputs")
+def test_eval_with_prompts_of_another_backbone_fails_in_one_line(run_cli, tiny_run_copy):
+    run = tiny_run_copy
     wider = "override={backbone: {config_overrides: {hidden_size: 64, intermediate_size: 128}}}"
     proc = run_cli(
         "deepprompt.eval", f"run_dir={run}", f"checkpoint={run / 'prompts' / 'best'}", wider, check=False

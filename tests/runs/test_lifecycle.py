@@ -183,7 +183,14 @@ def test_second_process_in_a_run_folder_fails_and_a_dead_holder_does_not_block(
     assert not (run / "metrics.json").exists()  # the second process recorded nothing in the first's folder
 
     assert (run / ".deepprompt" / "lock").is_file()
-    run_cli("deepprompt.train", *RUN, *SLOW, f"hydra.run.dir={run}", env=env_with_repo())
+    # the same run (SLOW is in its config), at full pace: the environment's pace is not part of the config
+    run_cli(
+        "deepprompt.train",
+        *RUN,
+        *SLOW,
+        f"hydra.run.dir={run}",
+        env={**env_with_repo(), "DEEPPROMPT_TEST_SLOW_S": "0"},
+    )
     assert metrics(run)["status"] == "finished" and metrics(run)["resumed_from"]
 
 

@@ -12,6 +12,7 @@ import torch
 
 from deepprompt.config.resolvers import register_resolvers
 from deepprompt.errors import ConfigError
+from deepprompt.eval import evaluate
 from deepprompt.prompts import load_prompts
 from deepprompt.report.collect import collect_runs
 from deepprompt.runs.build import build_data_and_module
@@ -162,7 +163,9 @@ def test_knob_multitask_experiment_composes():
     assert any("deepprompt-train experiment=knob_multitask" in line for line in header)
 
 
-def test_joint_training_writes_per_task_metrics_exports_and_report_rows(run_cli, tmp_path):
+def test_joint_training_writes_per_task_metrics_exports_and_report_rows(
+    run_cli, tmp_path, tiny_run_copy, one_thread
+):
     run_cli(
         "deepprompt.train",
         "experiment=knob_multitask",
@@ -216,13 +219,12 @@ def test_joint_training_writes_per_task_metrics_exports_and_report_rows(run_cli,
     evaluated = json.loads((run / "eval_best.json").read_text())
     assert evaluated["val/acc"] == pytest.approx(summary["best"]["val/acc"], abs=1e-6)
 
-    # the joint run's RTE export, evaluated inside a single-task RTE run: the joint run's RTE scores
-    single = tmp_path / "single_rte"
-    run_cli(
-        "deepprompt.train", *TINY, "data=rte", "seed=11", "method.prompt.length=4", f"hydra.run.dir={single}"
-    )
+    # the joint run's RTE export, evaluated (deepprompt-eval's evaluate, in this process) inside a single-task RTE
+    # run of another seed: the joint run's RTE scores. The run: tiny_run (data=rte method.prompt.length=4), its
+    # seed set to 11 as if it had trained with seed=11 (evaluation rebuilds the model from the run's config)
+    single = tiny_run_copy
     export = run / "prompts" / "best" / "rte"
-    run_cli("deepprompt.eval", f"run_dir={single}", f"checkpoint={export}")
+    evaluate(single, str(export), {"seed": 11})
     evaluated = json.loads((single / "eval_rte.json").read_text())
     best = summary["per_task"]["rte"]["best"]
     assert evaluated["val/acc"] == pytest.approx(best["val/acc"], abs=1e-6)
