@@ -16,7 +16,7 @@
 # Expected on an H100 (not yet run there): ~60 s training (start-up dominates), ~30 s latency, ~60 s load test,
 # ~15 s unpacking the site: ~2.5-3.5 min in all.
 # Smoke test on a CPU (tiny backbone, a few requests; DEEPPROMPT_DATA_DIR must hold sst2/rte/boolq/cb):
-#   SMOKE=1 OUT=/tmp/serve_smoke bash experiments/lab/serve_gpu.sh
+#   SMOKE=1 OUT=$TMPDIR/serve_smoke bash experiments/lab/serve_gpu.sh
 set -u
 export OUT=${OUT:-${TMPDIR:-/tmp}/serve_gpu}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)

@@ -3,7 +3,7 @@
 De-quantising the Q4_1 GGUF takes ~10-30 s per process; every training job of a GPU call loading the folder
 instead takes seconds. The weights stay float32 (the de-quantised values exactly; bf16 would round them again).
 The check: the folder's model gives the same logits as the GGUF's on one sentence (max |diff| printed).
-    python3 experiments/lab/smollm2_convert.py "/tmp/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "/tmp/smollm2/hf"
+    python3 experiments/lab/smollm2_convert.py "$SMOLLM2_DIR/SmolLM2-135M-Instruct.Q4_1.gguf" "$SMOLLM2_DIR/hf"
 """
 
 from __future__ import annotations

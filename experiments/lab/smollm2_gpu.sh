@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SmolLM2-135M on one GPU in one call (call 2 of smollm2_parts.sh), in this order, all within DEADLINE_S (540):
-#   0. assemble: join the GGUF parts, check the sha256, write /tmp/smollm2/hf once (~30 s; skipped when present);
+#   0. assemble: join the GGUF parts, check the sha256, write $SMOLLM2_DIR/hf once (~30 s; skipped when present);
 #   1. the engine's training step on this decoder: ours vs peft prefix, eager and with the fast path's levers
 #      (bench preset decoder_step, alone on the GPU, ~60 s);
 #   2. two job queues side by side (gpu_queue.py; one process per run, a seed each):
@@ -24,7 +24,8 @@ cd "$(dirname "$0")/../.."
 T0=$(date +%s)
 DEADLINE=${DEADLINE_S:-540}
 PART=${PART:-smollm2}
-export SMOLLM2_DIR=${SMOLLM2_DIR:-/tmp/smollm2}  # where call 1 left part 1 (smollm2_parts.sh; /tmp survives a warm machine)
+WARM=/tmp  # what a warm machine keeps between calls (not $TMPDIR)
+export SMOLLM2_DIR=${SMOLLM2_DIR:-$WARM/smollm2}  # where call 1 left part 1 (smollm2_parts.sh)
 left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
 say() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
 

@@ -5,11 +5,11 @@
 #
 #   here:   bash experiments/lab/smollm2_parts.sh split     # .smol1/ (part 1), .smol2/ (part 2, sha256, wheels),
 #                                                          # .smoldata/ (the study's data): all git-ignored
-#   call 1: bash experiments/lab/smollm2_parts.sh stash     # carry [".smol1"]: part 1 -> /tmp/smollm2/ (seconds)
+#   call 1: bash experiments/lab/smollm2_parts.sh stash     # carry [".smol1"]: part 1 -> $SMOLLM2_DIR (seconds)
 #   call 2: bash experiments/lab/smollm2_parts.sh assemble  # carry [".smol2", ...]: join, sha256, install the
-#                                                          # wheels, convert to /tmp/smollm2/hf (smollm2_gpu.sh
+#                                                          # wheels, convert to $SMOLLM2_DIR/hf (smollm2_gpu.sh
 #                                                          # runs this first)
-#   any:    bash experiments/lab/smollm2_parts.sh status    # what /tmp/smollm2 holds 
+#   any:    bash experiments/lab/smollm2_parts.sh status    # what $SMOLLM2_DIR holds 
 #
 # Call 2 must start within the machine's warm window after call 1 (30 s), with nothing else run in between. If the
 # machine went back, part 1 is gone: `assemble` says so and exits 3; start over with call 1.
@@ -17,7 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 GGUF_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
-DEST=${SMOLLM2_DIR:-/tmp/smollm2}  # /tmp: what a warm machine keeps between calls (not $TMPDIR)
+WARM=/tmp  # what a warm machine keeps between calls (not $TMPDIR)
+DEST=${SMOLLM2_DIR:-$WARM/smollm2}
 PY=${PYTHON:-python3}
 mib() { du -sb "$@" | awk '{s += $1} END {printf "%.1f MiB", s / 2^20}'; }
 
