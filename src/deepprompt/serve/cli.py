@@ -62,6 +62,8 @@ def build_server(cfg: DictConfig):
     for name, path in prompts.items():
         registry.load(name, path)
     b = cfg.batching
+    if cfg.get("warmup_shapes", True):
+        registry.warm(int(b.max_batch))
     batcher = Batcher(registry, int(b.max_batch), float(b.max_wait_ms), bool(b.mixed))
     return registry, batcher, create_app(registry, batcher, bool(cfg.allow_task_changes))
 
