@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
@@ -77,6 +78,7 @@ def create_app(registry: TaskRegistry, batcher: Batcher, allow_task_changes: boo
             "tasks": len(registry.tasks),
             "batcher": batcher.stats(),
             "graphs": None if graphs is None else graphs.counts(),
+            "gil_switch_ms": sys.getswitchinterval() * 1000,
         }
 
     @app.get("/v1/tasks")

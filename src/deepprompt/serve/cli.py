@@ -76,6 +76,8 @@ def main(cfg: DictConfig) -> None:
     logging.basicConfig(
         level=str(cfg.log_level).upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
+    if cfg.get("gil_switch_ms"):
+        sys.setswitchinterval(float(cfg.gil_switch_ms) / 1000)
     try:
         _, batcher, app = build_server(cfg)
     except DeepPromptError as err:
