@@ -16,8 +16,8 @@
 # the server logs).
 #
 # On the GPU machine, from the repository root (.device carried):  bash experiments/lab/serve_gpu.sh
-# Expected on an H100 (not yet run there): ~60 s training (start-up dominates), ~30 s latency, ~60 s load test,
-# ~15 s unpacking the site: ~2.5-3.5 min in all.
+# Expected on an H100: ~60 s training (start-up dominates), ~30 s latency, ~60-90 s load test (each server also
+# captures its 56 shape buckets at start-up, a few seconds), ~15 s unpacking the site: ~3-4 min in all.
 # Smoke test on a CPU (tiny backbone, a few requests; DEEPPROMPT_DATA_DIR must hold sst2/rte/boolq/cb):
 #   SMOKE=1 OUT=/tmp/serve_smoke bash experiments/lab/serve_gpu.sh
 set -u

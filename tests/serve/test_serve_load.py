@@ -61,24 +61,27 @@ def _until(condition, timeout=30.0):
 def test_requests_queued_while_a_batch_runs_go_in_one_forward_without_waiting(registry):
     """The worker is held inside a full batch; the requests that queue meanwhile run together as soon as it
     is free, not after ``max_wait_ms`` (here a minute)."""
-    batcher = Batcher(registry, max_batch=6, max_wait_ms=60_000, mixed=True)
+    batcher = Batcher(registry, max_batch=8, max_wait_ms=60_000, mixed=True)
     try:
         registry.lock.acquire()  # the worker blocks in its batch until released
         try:
-            full = batcher.submit("rte", _examples(registry, "rte") + _examples(registry, "rte"))  # 6 rows
+            rte = _examples(registry, "rte")
+            full = batcher.submit("rte", rte + rte + rte[:2])  # 8 rows: a full batch
             _until(lambda: not batcher.queue)  # taken at once: the batch was full
-            queued = [batcher.submit(t, [e]) for t in ("sst2", "rte") for e in _examples(registry, t)]
+            queued = [
+                batcher.submit(t, [e]) for t in ("sst2", "rte") for e in _examples(registry, t)
+            ]  # 6 rows
             assert all("_rows" not in job.examples[0] for job in batcher.queue)  # not tokenized on submit
         finally:
             registry.lock.release()
         started = time.monotonic()
         answers = [f.result(timeout=20)[0] for f in queued]
         assert time.monotonic() - started < 20
-        assert len(full.result(timeout=20)) == 6
+        assert len(full.result(timeout=20)) == 8
     finally:
         batcher.stop()
     assert batcher.stats()["batches"] == 2 and batcher.stats()["mixed_batches"] == 1
-    assert batcher.stats()["rows"] == 12
+    assert batcher.stats()["rows"] == 14
     work = [
         (registry.index(t), registry.tasks[t].runner, e)
         for t in ("sst2", "rte")

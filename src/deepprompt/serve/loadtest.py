@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     f"| {mode:8s} | {clients:3d} | {result['requests_per_s']:8.1f} | {result['p50_ms']:8.1f} "
                     f"| {result['p99_ms']:8.1f} | {result['rows_per_batch']:5.1f} | {result['worker_busy']:4.2f} "
                     f"| {result['queued_ms']:6.1f} | {'-' if cpu is None else f'{cpu:4.2f}'} "
-                    f"| {result['client_cpu']:4.2f} ({processes}) |",
+                    f"| {result['client_cpu']:4.2f} ({result['client_processes']}) |",
                     flush=True,
                 )
         finally:
