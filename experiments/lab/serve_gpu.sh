@@ -7,14 +7,17 @@
 #      backbone vs with prompts, eager vs CUDA graphs, batch 1 and 32 at T128 and T256: p50/p99 on the host,
 #      CUDA-event time, the forward's kernel time (torch.profiler), graphs-vs-eager output difference;
 #  (c) the HTTP load test of real deepprompt-serve processes (python -m deepprompt.serve.loadtest): 1, 4, 16 and
-#      64 concurrent clients, mixed-task batching vs one task per batch: requests/s, p50/p99.
+#      64 concurrent clients, mixed-task batching vs one task per batch: requests/s, p50/p99, and where the time
+#      went (the batcher's worker busy fraction, queue wait, server and client CPU). The clients run in
+#      client_processes=auto processes (one per 8 clients, at most half the CPUs: 8 for 64 clients on 16 cores);
+#      each server captures every shape bucket at start-up (warmup_shapes), so the timed requests capture none.
 # Also runs the GPU half of tests/serve/test_serve_graphs.py (real captures vs eager) beside the training.
 # Writes $OUT/serve_gpu.{md,json} (with serve_latency.*, serve_load.*, serve_gpu_tests.txt, the runs' small files,
 # the server logs).
 #
 # On the GPU machine, from the repository root (.device carried):  bash experiments/lab/serve_gpu.sh
-# Expected on an H100 (not yet run there): ~60 s training (start-up dominates), ~30 s latency, ~60 s load test,
-# ~15 s unpacking the site: ~2.5-3.5 min in all.
+# Expected on an H100: ~60 s training (start-up dominates), ~30 s latency, ~60-90 s load test (each server also
+# captures its 56 shape buckets at start-up, a few seconds), ~15 s unpacking the site: ~3-4 min in all.
 # Smoke test on a CPU (tiny backbone, a few requests; DEEPPROMPT_DATA_DIR must hold sst2/rte/boolq/cb):
 #   SMOKE=1 OUT=$TMPDIR/serve_smoke bash experiments/lab/serve_gpu.sh
 set -u
@@ -38,14 +41,15 @@ if [[ $SMOKE == 1 ]]; then
   BACKBONE=(backbone=tiny)
   TRAIN=(trainer=cpu debug=limit trainer.max_epochs=1 method.prompt.length=4)
   LATENCY=(batches=[1,4] lengths=[32,64] iters=8 warmup=1 rounds=2 profile=false)
-  LOAD=(backbone=tiny device=cpu clients=[1,4] requests=12 warmup=4 inputs_per_task=8 threads=1)
+  LOAD=(backbone=tiny device=cpu clients=[1,4] requests=12 warmup=4 inputs_per_task=8 threads=1 client_processes=2)
   SERVER=()
 else
   [[ -n ${MINILM:-} ]] || { echo "MINILM is not set (source experiments/lab/device_env.sh)"; exit 1; }
   BACKBONE=(backbone=minilm "$MINILM")
   TRAIN=(trainer=gpu trainer.max_epochs=1 +trainer.limit_train_batches=300 data.limit_eval_examples=512)
   LATENCY=(batches=[1,32] lengths=[128,256] iters=200 warmup=10 rounds=4)
-  LOAD=(backbone=minilm clients=[1,4,16,64] requests=${REQUESTS:-600} warmup=40 inputs_per_task=64 max_batch=64 max_wait_ms=5)
+  LOAD=(backbone=minilm clients=[1,4,16,64] requests=${REQUESTS:-600} warmup=40 inputs_per_task=64 max_batch=64 max_wait_ms=5
+        client_processes=auto)
   SERVER=("server=[\"$MINILM\"]")
 fi
 

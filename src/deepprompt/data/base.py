@@ -83,14 +83,14 @@ class FeatureCollator:
         return 0 if key in ("attention_mask", "token_type_ids") else IGNORE_INDEX
 
     def _pad(self, rows: list[list[int]], fill: int, width: int) -> torch.Tensor:
-        out = torch.full((len(rows), width), fill, dtype=torch.long)
-        for i, values in enumerate(rows):
-            values = torch.as_tensor(values, dtype=torch.long)
-            if self.padding_side == "right":
-                out[i, : len(values)] = values
-            else:
-                out[i, width - len(values) :] = values
-        return out
+        # one tensor from padded lists: a torch call per row would cost more than the copy (the server's
+        # worker gives up the GIL at each call)
+        rows = [r.tolist() if isinstance(r, torch.Tensor) else list(r) for r in rows]
+        if self.padding_side == "right":
+            padded = [r + [fill] * (width - len(r)) for r in rows]
+        else:
+            padded = [[fill] * (width - len(r)) + r for r in rows]
+        return torch.tensor(padded, dtype=torch.long).reshape(len(rows), width)
 
     @staticmethod
     def _longest(features: Sequence[Mapping[str, Any]], key: str) -> int:

@@ -38,6 +38,17 @@ def rows_of(runner: TaskRunner, example: Example) -> list[Row]:
     return example["_rows"]
 
 
+def tokenize(work: Sequence[tuple[int, TaskRunner, Example]]) -> None:
+    """Tokenize the examples of ``work`` not tokenized yet, each task's in one call (`TaskRunner.rows_many`)."""
+    todo: dict[int, tuple[TaskRunner, list[Example]]] = {}
+    for _, runner, example in work:
+        if "_rows" not in example:
+            todo.setdefault(id(runner), (runner, []))[1].append(example)
+    for runner, examples in todo.values():
+        for example, rows in zip(examples, runner.rows_many(examples), strict=True):
+            example["_rows"] = rows
+
+
 def run_batch(
     forward: Forward,
     items: Sequence[tuple[int, TaskRunner, Row]],
@@ -71,6 +82,7 @@ def predict(
     of ``batch_size`` rows of near-equal length (less padding)."""
     rows: list[tuple[int, int, TaskRunner, Row]] = []  # (example, task index, runner, row)
     per_example: list[list[int]] = []
+    tokenize(work)
     for e, (task, runner, example) in enumerate(work):
         made = rows_of(runner, example)
         per_example.append(list(range(len(rows), len(rows) + len(made))))

@@ -145,15 +145,17 @@ class TaskRunner:
         tok, family = self.tokenizer, self.family
         if family == "classification":
             a, b = example["texts"]
-            return [self._keys(tok(a, b, truncation=True, max_length=self.max_length))]
+            return [self.token_keys(tok(a, b, truncation=True, max_length=self.max_length))]
         if family == "multiple_choice":
             return [
-                self._keys(tok(example["context"], c, truncation=True, max_length=self.max_length))
+                self.token_keys(tok(example["context"], c, truncation=True, max_length=self.max_length))
                 for c in example["choices"]
             ]
         if family == "multirc":
             return [
-                self._keys(tok(example["paragraph"], f"{q} {a}", truncation=True, max_length=self.max_length))
+                self.token_keys(
+                    tok(example["paragraph"], f"{q} {a}", truncation=True, max_length=self.max_length)
+                )
                 for q, a in example["options"]
             ]
         if family == "ner":
@@ -182,8 +184,37 @@ class TaskRunner:
             ]
         raise ValueError(f"{self.name}: the {family} family has no backbone rows (it generates)")
 
+    def rows_many(self, examples: list[Example]) -> list[list[Row]]:
+        """`rows` of several examples, with one tokenizer call for a classification task's sentences (a fast
+        tokenizer encodes a list in one pass; the rows are the ones `rows` makes one by one)."""
+        if self.family != "classification" or len(examples) < 2:
+            return [self.rows(e) for e in examples]
+        out: list[list[Row] | None] = [None] * len(examples)
+        for pairs in (True, False):  # sentence pairs and single sentences: one call each
+            picked = [i for i, e in enumerate(examples) if (e["texts"][1] is not None) == pairs]
+            if not picked:
+                continue
+            first = [examples[i]["texts"][0] for i in picked]
+            second = [examples[i]["texts"][1] for i in picked] if pairs else None
+            enc = self.tokenizer(first, second, truncation=True, max_length=self.max_length)
+            keys = [k for k in SEQUENCE_KEYS if k in enc]
+            for j, i in enumerate(picked):
+                out[i] = [{k: enc[k][j] for k in keys}]
+        return out  # type: ignore[return-value]
+
+    def count_rows(self, example: Example) -> int:
+        """How many rows `rows` makes of ``example``, without tokenizing (QA: 1, its first context window)."""
+        if "_rows" in example:
+            return len(example["_rows"])
+        if self.family == "multiple_choice":
+            return len(example["choices"])
+        if self.family == "multirc":
+            return len(example["options"])
+        return 1
+
     @staticmethod
-    def _keys(encoded) -> Row:
+    def token_keys(encoded) -> Row:
+        """The backbone keys (``input_ids`` ...) of a tokenizer output, as lists."""
         return {k: encoded[k] for k in SEQUENCE_KEYS if k in encoded}
 
     # -- backbone output -> per-row scores --------------------------------------------------------------

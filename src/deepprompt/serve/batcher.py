@@ -1,10 +1,18 @@
 """Dynamic batching: requests that arrive together run in one backbone call, whatever their tasks.
 
-Request handlers `submit` a job (a task and its examples) and await its future. One worker thread takes the
-oldest job, waits up to ``max_wait_ms`` for more to arrive until ``max_batch`` rows are gathered, and runs them
-in one forward pass of the `MultiTaskDeepPromptModel` (each row with its own task's prompts). With
-``mixed=False`` a batch takes jobs of the oldest job's task only (one task per batch: the baseline the
-load benchmark compares against). A job bigger than ``max_batch`` rows runs alone, in ``max_batch`` chunks.
+Request handlers `submit` a job (a task and its examples, not yet tokenized) and await its future. One worker
+thread runs the batches; the event loop only parses requests and answers them. The policy (continuous
+batching):
+
+- when the worker finishes a batch and jobs are queued (they arrived while it ran), it takes them at once, the
+  oldest first, up to ``max_batch`` rows: no added wait under load;
+- when the worker is idle, the job that wakes it waits up to ``max_wait_ms`` for others, until ``max_batch``
+  rows are queued (``max_wait_ms=0``: it runs alone at once).
+
+The worker tokenizes a batch's examples in one tokenizer call per task and runs them in one forward pass of the
+`MultiTaskDeepPromptModel` (each row with its own task's prompts). With ``mixed=False`` a batch takes jobs of the
+oldest job's task only (one task per batch: the baseline the load benchmark compares against). A job bigger
+than ``max_batch`` rows runs alone, in ``max_batch`` chunks.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from typing import Any
 
 import torch
 
-from deepprompt.inference.engine import predict, rows_of
+from deepprompt.inference.engine import predict
 from deepprompt.inference.families import Example
 from deepprompt.serve.registry import TaskRegistry
 
@@ -49,12 +57,15 @@ class Batcher:
         self.batches = 0
         self.rows = 0
         self.mixed_batches = 0  # batches that held more than one task
+        self.busy_s = 0.0  # the worker's time in batches (tokenizing, forward, decoding)
+        self.queued_s = 0.0  # the jobs' summed time from submit to their batch's start
+        self.jobs = 0
         self.thread = threading.Thread(target=self._loop, name="deepprompt-batcher", daemon=True)
         self.thread.start()
 
     def submit(self, task: str, examples: list[Example]) -> Future:
         runner = self.registry.tasks[task].runner
-        job = Job(task, examples, sum(len(rows_of(runner, e)) for e in examples))
+        job = Job(task, examples, sum(runner.count_rows(e) for e in examples))
         with self.cond:
             self.queue.append(job)
             self.cond.notify()
@@ -71,6 +82,9 @@ class Batcher:
             "batches": self.batches,
             "mixed_batches": self.mixed_batches,
             "rows": self.rows,
+            "jobs": self.jobs,
+            "busy_s": round(self.busy_s, 6),
+            "queued_s": round(self.queued_s, 6),
             "max_batch": self.max_batch,
             "max_wait_ms": self.max_wait * 1000,
             "mixed": self.mixed,
@@ -78,15 +92,17 @@ class Batcher:
 
     # -- worker --------------------------------------------------------------------------------------------
     def _take(self) -> list[Job]:
-        """Jobs for the next batch (the oldest first; with ``mixed=False`` only its task's)."""
+        """Jobs for the next batch (the oldest first; with ``mixed=False`` only its task's): at once when jobs
+        queued up while the last batch ran, else after up to ``max_wait`` for more to arrive."""
         with self.cond:
+            waited = not self.queue  # an idle worker: the first job may wait for company
             while not self.queue and not self.stopped:
                 self.cond.wait()
             if self.stopped:
                 return []
             first = self.queue[0]
             deadline = first.arrived + self.max_wait
-            while not self.stopped:
+            while waited and not self.stopped:
                 ready = sum(j.rows for j in self.queue if self.mixed or j.task == first.task)
                 left = deadline - time.perf_counter()
                 if ready >= self.max_batch or left <= 0:
@@ -108,6 +124,9 @@ class Batcher:
             jobs = self._take()
             if not jobs:
                 return
+            start = time.perf_counter()
+            self.jobs += len(jobs)
+            self.queued_s += sum(start - j.arrived for j in jobs)
             try:
                 self._run(jobs)
             except Exception as err:  # a failed batch answers its requests with the error, the worker goes on
@@ -115,6 +134,7 @@ class Batcher:
                 for job in jobs:
                     if not job.future.done():
                         job.future.set_exception(err)
+            self.busy_s += time.perf_counter() - start
 
     @torch.inference_mode()
     def _run(self, jobs: list[Job]) -> None:
@@ -134,7 +154,7 @@ class Batcher:
             answers = predict(registry.forward, work, self.max_batch, registry.device)
         self.batches += 1
         self.mixed_batches += len({j.task for j in live}) > 1
-        self.rows += sum(j.rows for j in live)
+        self.rows += sum(len(e["_rows"]) for j in live for e in j.examples)  # tokenized: QA's windows too
         at = 0
         for job in live:
             job.future.set_result(answers[at : at + len(job.examples)])

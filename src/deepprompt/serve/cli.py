@@ -62,6 +62,8 @@ def build_server(cfg: DictConfig):
     for name, path in prompts.items():
         registry.load(name, path)
     b = cfg.batching
+    if cfg.get("warmup_shapes", True):
+        registry.warm(int(b.max_batch))
     batcher = Batcher(registry, int(b.max_batch), float(b.max_wait_ms), bool(b.mixed))
     return registry, batcher, create_app(registry, batcher, bool(cfg.allow_task_changes))
 
@@ -74,6 +76,8 @@ def main(cfg: DictConfig) -> None:
     logging.basicConfig(
         level=str(cfg.log_level).upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
+    if cfg.get("gil_switch_ms"):
+        sys.setswitchinterval(float(cfg.gil_switch_ms) / 1000)
     try:
         _, batcher, app = build_server(cfg)
     except DeepPromptError as err:

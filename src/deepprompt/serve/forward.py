@@ -162,6 +162,29 @@ class BucketedForward:
             task_ids = torch.cat([task_ids, task_ids[-1:].expand(height - rows)])
         return task_ids, padded
 
+    def buckets(self, max_rows: int, max_length: int) -> list[tuple[int, int]]:
+        """Every ``(rows, length)`` bucket a batch of up to ``max_rows`` rows of up to ``max_length`` tokens
+        pads to (the padded batches that `graphs` captures), longest first."""
+        cap = min(max_length, self.max_length) if self.max_length else max_length
+        widths = sorted({bucket(n, self.pad_to_multiple_of, self.max_length) for n in range(1, cap + 1)})
+        heights = sorted({row_bucket(n) for n in range(1, max_rows + 1)})
+        return [(h, w) for w in reversed(widths) for h in reversed(heights)]
+
+    def warm(self, example: dict[str, torch.Tensor], max_rows: int, max_length: int, task_id: int = 0) -> int:
+        """Capture the graph of every bucket up to ``max_rows`` x ``max_length`` (with prompts) that is not
+        captured yet, so that no capture happens while serving; ``example``: a collated batch of one row (its
+        keys and dtypes are the served batches'). Returns the number of new captures (none without graphs;
+        at most ``max_shapes`` buckets in all)."""
+        if self.graphs is None or self.table.kv is None:
+            return 0
+        before = self.graphs.captures
+        for rows, length in self.buckets(max_rows, max_length):
+            if len(self.graphs.graphs) >= self.graphs.max_shapes:
+                break
+            batch = {k: v[:1, :1].expand(rows, length).contiguous() for k, v in example.items()}
+            self(torch.full((rows,), task_id, dtype=torch.long), batch)
+        return self.graphs.captures - before
+
     def __call__(self, task_ids: torch.Tensor | None, batch: dict[str, torch.Tensor]) -> SimpleNamespace:
         rows, length = batch["input_ids"].shape
         device = batch["input_ids"].device

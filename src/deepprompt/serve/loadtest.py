@@ -8,19 +8,28 @@ For each batching mode (``modes``: ``mixed``, ``per_task``) a server is started 
 ``batching.mixed`` set accordingly, the other options passed through ``server``), warmed up, and driven by
 ``clients`` closed-loop clients (httpx, asynchronous): each sends one request of one input, waits for the
 answer and sends the next, cycling through the tasks (client ``c`` starts at task ``c mod tasks``), until
-``requests`` requests per client count are answered, after ``warmup`` requests at the same concurrency (on a GPU
-the server captures a CUDA graph per new batch shape: the warm-up pays for the captures). Inputs are the first ``inputs_per_task`` examples of
-each task's validation file (the run's data folder; classification tasks). Prints a markdown table and writes the rows
-to ``out``.
+``requests`` requests per client count are answered, after ``warmup`` requests at the same concurrency.
+
+The clients run in ``client_processes`` processes (``auto``: one per 8 clients, at most half the CPUs), each an
+asyncio loop with its share of the clients and of the requests, started together: one Python process drives a
+few hundred requests/s at most, and a benchmark whose client is the bottleneck measures the client. Each row says
+where the time went: ``client_cpu`` (the client processes' CPU time over the wall time, in cores; with one process
+near 1.0 the client is the bottleneck), ``server_cpu`` (the server process's, in cores), ``worker_busy`` (the
+fraction of the time the batcher's worker spent in batches: near 1.0 the model is the bottleneck) and
+``queued_ms`` (a request's mean wait from its arrival at the batcher to its batch). Inputs are the first
+``inputs_per_task`` examples of each task's validation file (the run's data folder; classification tasks).
+Prints a markdown table and writes the rows to ``out``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
 import platform
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -44,6 +53,7 @@ DEFAULTS = {
     "max_batch": 32,
     "max_wait_ms": 5.0,
     "threads": None,
+    "client_processes": "auto",
     "server": [],  # extra deepprompt-serve overrides
     "out": None,
 }
@@ -115,37 +125,118 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 600) -> None:
     raise RuntimeError(f"no answer from {url}/health in {timeout:.0f} s")
 
 
-async def drive(url: str, inputs: dict[str, list], clients: int, total: int) -> dict[str, float]:
-    """``clients`` closed-loop clients until ``total`` requests are answered: requests/s, p50/p99 (ms)."""
+def cpu_seconds(pid: int) -> float | None:
+    """A process's user + system CPU time (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+async def _clients(url: str, inputs: dict[str, list], ids: list[int], total: int) -> dict[str, Any]:
+    """Closed-loop clients ``ids`` until ``total`` requests are answered: latencies (s), start and end times."""
     tasks = list(inputs)
     latencies: list[float] = []
     sent = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
-    async def client(c: int, http: httpx.AsyncClient) -> None:
+    tls = ssl.create_default_context()  # unused over http://, but each client would load the CA bundle again
+
+    async def client(c: int) -> None:
+        # a connection of its own, as separate users have (one pool of many connections is scanned by httpx on
+        # every request)
         nonlocal sent
         k = 0
-        while sent < total:
-            sent += 1
-            task = tasks[(c + k) % len(tasks)]
-            item = inputs[task][(c * 7 + k) % len(inputs[task])]
-            k += 1
-            start = time.perf_counter()
-            r = await http.post(f"/v1/{task}/predict", json={"inputs": [item]})
-            latencies.append(time.perf_counter() - start)
-            r.raise_for_status()
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits, verify=tls) as http:
+            while sent < total:
+                sent += 1
+                task = tasks[(c + k) % len(tasks)]
+                item = inputs[task][(c * 7 + k) % len(inputs[task])]
+                k += 1
+                start = time.perf_counter()
+                r = await http.post(f"/v1/{task}/predict", json={"inputs": [item]})
+                latencies.append(time.perf_counter() - start)
+                r.raise_for_status()
 
-    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as http:
-        began = time.perf_counter()
-        await asyncio.gather(*(client(c, http) for c in range(clients)))
-        wall = time.perf_counter() - began
+    cpu = time.process_time()
+    began = time.monotonic()
+    await asyncio.gather(*(client(c) for c in ids))
+    ended = time.monotonic()
+    return {"latencies": latencies, "began": began, "ended": ended, "cpu_s": time.process_time() - cpu}
+
+
+def _summary(parts: list[dict[str, Any]]) -> dict[str, float]:
+    latencies = [x for p in parts for x in p["latencies"]]
+    wall = max(p["ended"] for p in parts) - min(p["began"] for p in parts)
     ms = np.array(latencies) * 1000
     return {
         "requests": len(latencies),
         "requests_per_s": len(latencies) / wall,
         "p50_ms": float(np.percentile(ms, 50)),
         "p99_ms": float(np.percentile(ms, 99)),
+        "wall_s": wall,
+        "client_processes": len(parts),
+        "client_cpu": sum(p["cpu_s"] for p in parts) / wall,  # cores
+        "client_cpu_max_process": max(p["cpu_s"] for p in parts) / wall,
     }
+
+
+async def drive(url: str, inputs: dict[str, list], clients: int, total: int) -> dict[str, float]:
+    """``clients`` closed-loop clients in this process until ``total`` requests are answered: requests/s,
+    p50/p99 (ms), the client's CPU (cores)."""
+    return _summary([await _clients(url, inputs, list(range(clients)), total)])
+
+
+def _client_process(url, inputs, ids, total, ready, go, results) -> None:
+    import gc
+
+    gc.disable()  # the client's pauses would count as the server's latency
+    ready.release()
+    go.wait()
+    results.put(asyncio.run(_clients(url, inputs, ids, total)))
+
+
+def load(url: str, inputs: dict[str, list], clients: int, total: int, processes: int = 1) -> dict[str, float]:
+    """`drive` with the clients spread over ``processes`` processes (client ``c`` in process ``c mod
+    processes``, the requests split evenly), started together; one process: in this one."""
+    processes = max(1, min(processes, clients, total))
+    if processes == 1:
+        return asyncio.run(drive(url, inputs, clients, total))
+    ctx = multiprocessing.get_context("spawn")
+    ready, go, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_client_process,
+            args=(
+                url,
+                inputs,
+                list(range(p, clients, processes)),
+                total // processes + (p < total % processes),
+                ready,
+                go,
+                results,
+            ),
+            daemon=True,
+        )
+        for p in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    for _ in procs:  # every process imported and waiting: start them together
+        if not ready.acquire(timeout=120):
+            raise RuntimeError("a load-test client process did not start")
+    go.set()
+    parts = [results.get(timeout=3600) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+    return _summary(parts)
+
+
+def client_processes(option, clients: int) -> int:
+    if option in (None, "auto"):
+        return max(1, min(-(-clients // 8), (os.cpu_count() or 2) // 2))
+    return int(option)
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -158,7 +249,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     inputs = task_inputs(dict(cfg.prompts), int(cfg.inputs_per_task))
     rows = []
     print(
-        "| batching | clients | requests/s | p50 ms | p99 ms | rows/forward |\n|---|---:|---:|---:|---:|---:|"
+        "| batching | clients | requests/s | p50 ms | p99 ms | rows/forward | worker busy | queued ms "
+        "| server CPU | client CPU (processes) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     load_before = os.getloadavg()
     for mode in cfg.modes:
@@ -168,17 +260,24 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         try:
             wait_ready(url, proc)
             for clients in cfg.clients:
-                # warm-up at this concurrency: the batch shapes it makes are captured (graphs) before timing
-                asyncio.run(drive(url, inputs, int(clients), int(cfg.warmup)))
+                processes = client_processes(cfg.client_processes, int(clients))
+                load(url, inputs, int(clients), int(cfg.warmup), processes)  # connections, caches
                 health = httpx.get(f"{url}/health").json()
-                result = asyncio.run(drive(url, inputs, int(clients), int(cfg.requests)))
+                cpu = cpu_seconds(proc.pid)
+                result = load(url, inputs, int(clients), int(cfg.requests), processes)
+                cpu = None if cpu is None else (cpu_seconds(proc.pid) - cpu) / result["wall_s"]
                 after = httpx.get(f"{url}/health").json()
-                before, graphs = health["batcher"], health.get("graphs")
-                batches = after["batcher"]["batches"] - before["batches"]
+                before, graphs, now = health["batcher"], health.get("graphs"), after["batcher"]
+                batches = now["batches"] - before["batches"]
                 result |= {
                     "mode": mode,
                     "clients": int(clients),
-                    "rows_per_batch": (after["batcher"]["rows"] - before["rows"]) / max(batches, 1),
+                    "rows_per_batch": (now["rows"] - before["rows"]) / max(batches, 1),
+                    "server_cpu": cpu,  # cores
+                    "worker_busy": (now["busy_s"] - before["busy_s"]) / result["wall_s"],
+                    "queued_ms": 1000
+                    * (now["queued_s"] - before["queued_s"])
+                    / max(now["jobs"] - before["jobs"], 1),
                     # during the timed requests: graph captures, replays and eager forwards (null: no graphs)
                     "graphs": graphs
                     and {k: after["graphs"][k] - graphs[k] for k in ("captures", "replays", "eager_calls")},
@@ -186,7 +285,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 rows.append(result)
                 print(
                     f"| {mode:8s} | {clients:3d} | {result['requests_per_s']:8.1f} | {result['p50_ms']:8.1f} "
-                    f"| {result['p99_ms']:8.1f} | {result['rows_per_batch']:5.1f} |",
+                    f"| {result['p99_ms']:8.1f} | {result['rows_per_batch']:5.1f} | {result['worker_busy']:4.2f} "
+                    f"| {result['queued_ms']:6.1f} | {'-' if cpu is None else f'{cpu:4.2f}'} "
+                    f"| {result['client_cpu']:4.2f} ({result['client_processes']}) |",
                     flush=True,
                 )
         finally:
@@ -200,6 +301,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             "device": cfg.device,
             "tasks": list(cfg.prompts),
             "load_average_before_after": [load_before[0], os.getloadavg()[0]],  # other work on the machine
+            "client_processes": str(cfg.client_processes),
             "command": " ".join(sys.argv),
         }
         Path(cfg.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")

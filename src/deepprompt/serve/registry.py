@@ -145,6 +145,7 @@ class TaskRegistry:
         self.multi: MultiTaskDeepPromptModel | None = None
         self.tasks: dict[str, ServedTask] = {}
         self.lock = threading.RLock()
+        self.warm_rows = 0  # warm(): each task load captures its new shape buckets up to this many rows
 
     @property
     def backbone_name(self) -> str:
@@ -199,6 +200,8 @@ class TaskRegistry:
             self.tasks[name] = task
             self._refresh()
         log.info("serving %s (%s) from %s", name, runner.family, export)
+        if self.warm_rows:
+            self.warm(self.warm_rows)
         return task
 
     def _drop(self, name: str) -> None:
@@ -223,6 +226,36 @@ class TaskRegistry:
         """The backbone with each row's task prompts (``task_ids``: indices into ``self.multi.tasks``; None: the
         bare backbone, a benchmark's baseline), padded to its shape bucket and cut back."""
         return self.engine(task_ids, batch)
+
+    def warm(self, max_rows: int) -> int:
+        """Capture the forward of every shape bucket a batch of up to ``max_rows`` rows of any served task can
+        pad to (``warmup_shapes``), so that serving captures nothing; a no-op without graphs. Returns the
+        number of new captures. Called after each task load (a longer task, or a table that had to grow, brings
+        buckets of its own)."""
+        from deepprompt.inference.engine import collate, pad_id_of
+
+        self.warm_rows = max_rows
+        captured = 0
+        with self.lock, torch.inference_mode():
+            seen = set()
+            for task in self.tasks.values():
+                runner = task.runner
+                row = runner.token_keys(runner.tokenizer("warm up"))  # the token keys of the task's rows
+                example = collate(
+                    [row], pad_id_of(runner.tokenizer), runner.tokenizer.padding_side, self.device
+                )
+                key = (tuple(sorted(example)), runner.max_length)
+                if key in seen:
+                    continue
+                seen.add(key)
+                captured += self.engine.warm(example, max_rows, runner.max_length)
+        if captured:
+            log.info(
+                "graphs: %d shape buckets captured up front (%d in all)",
+                captured,
+                len(self.engine.graphs.graphs),
+            )
+        return captured
 
     def index(self, name: str) -> int:
         return self.multi.tasks.index(name)
