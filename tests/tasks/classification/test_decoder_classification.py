@@ -16,6 +16,7 @@ from deepprompt.prompts.attention import PromptBundle
 from deepprompt.tasks.classification import ClassificationModule
 from tests.conftest import run_dirs
 from tests.tasks.generation.test_data_metrics import save_tokenizer
+from tests.tasks.generation.test_prefix_generation import OVERRIDES
 
 VOCAB = 64
 PAD = 0
@@ -24,16 +25,7 @@ TINY_LLAMA = {
     "name_or_path": "unused",  # vocab_size is given: no tokenizer is read
     "pretrained": False,
     "attn_implementation": "sdpa",
-    "config_overrides": {
-        "model_type": "llama",
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "intermediate_size": 64,
-        "max_position_embeddings": 128,
-        "vocab_size": VOCAB,
-    },
+    "config_overrides": {**OVERRIDES["llama"], "vocab_size": VOCAB},  # the generation tests' tiny Llama
     "pooling": "last",
 }
 METHODS = {
