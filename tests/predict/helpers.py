@@ -46,6 +46,8 @@ def train(root: Path, name: str, *overrides: str) -> Path:
         return done[0]
     data = data_root(root / "data")
     extra = ["backbone=tiny"]
+    if "backbone=tiny_llama" in overrides:  # a decoder classifier: an offline word-level tokenizer
+        extra = [f"backbone.name_or_path={save_tokenizer(root / 'e2e_tokenizer')}"]
     if "data=e2e" in overrides:  # tiny Llama with an offline word-level tokenizer
         tok = save_tokenizer(root / "e2e_tokenizer")
         extra = ["backbone=tiny_llama", f"backbone.name_or_path={tok}"]

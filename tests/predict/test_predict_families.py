@@ -46,6 +46,17 @@ def test_classification_probabilities_equal_the_module(trained, runs_root):
     assert [a["line"] for a in answers] == list(range(1, 17))
 
 
+def test_decoder_classifier_reads_the_last_real_token_as_the_module_does(trained, runs_root):
+    """A decoder-only classifier (head.pooling=last): predict pools each row's last real token, not the first."""
+    run = trained("rte_llama", "data=rte", "backbone=tiny_llama")
+    runner, module, answers = _predict(run, runs_root / "data" / "rte" / "val.jsonl.gz")
+    assert runner.pooling == "last"
+    expected = torch.cat([out.softmax(-1) for _, out in _module_outputs(runner, module)])
+    assert len(answers) == expected.shape[0] == 16
+    got = torch.tensor([[a["probabilities"][n] for n in ("entailment", "not_entailment")] for a in answers])
+    torch.testing.assert_close(got, expected, atol=2e-6, rtol=0)
+
+
 def test_ner_entities_equal_the_module_tags_with_character_offsets(trained, runs_root):
     run = trained("ner", "data=conll2003")
     runner, module, answers = _predict(run, runs_root / "data" / "conll2003" / "dev.txt.gz", fmt="conll")

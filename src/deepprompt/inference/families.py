@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from deepprompt.data.base import SEQUENCE_KEYS
+from deepprompt.tasks.pooling import pool
 
 Example = dict[str, Any]
 Row = dict[str, Any]
@@ -61,14 +62,6 @@ def label_names_of(datamodule, family: str) -> list[str]:
     if family == "ner":
         return list(datamodule.label_names)
     return []
-
-
-def pooled(out, input_length: int, pooling: str) -> torch.Tensor:
-    """(B, hidden) as `TaskModule.pooled`: the pooler output, or [CLS]'s state (past any virtual tokens)."""
-    if pooling == "pooler" and getattr(out, "pooler_output", None) is not None:
-        return out.pooler_output
-    states = out.last_hidden_state
-    return states[:, max(states.shape[1] - input_length, 0)]
 
 
 def token_states(out, input_length: int) -> torch.Tensor:
@@ -224,7 +217,7 @@ class TaskRunner:
         length = batch["input_ids"].shape[1]
         family = self.family
         if family in ("classification", "multirc", "multiple_choice"):
-            vec = pooled(out, length, self.pooling)[rows]
+            vec = pool(out, batch, self.pooling)[rows]
             logits = self.head(vec.to(self.head.weight.dtype)).float()
             if family == "multiple_choice":
                 return list(logits[:, 0].cpu())

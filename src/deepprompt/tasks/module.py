@@ -19,6 +19,7 @@ from deepprompt.config import HeadConfig, OptimConfig, structured
 from deepprompt.methods import build_method, method_schema
 from deepprompt.prompts import DeepPromptModel, save_prompts
 from deepprompt.tasks.optim import build_optimizer
+from deepprompt.tasks.pooling import pool
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -129,15 +130,7 @@ class TaskModule(L.LightningModule):
 
     def pooled(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, hidden): the pooler output (head.pooling=pooler, when the backbone has one) or [CLS]'s state."""
-        out = self.encode(batch)
-        if self.head_cfg.pooling == "pooler" and getattr(out, "pooler_output", None) is not None:
-            return out.pooler_output
-        states = out.last_hidden_state
-        # after input prompts (prompt_tuning, ptuning_v1) the text sits past the virtual tokens
-        offset = max(states.shape[1] - batch["input_ids"].shape[1], 0)
-        if self.head_cfg.pooling == "last":
-            return states[torch.arange(states.shape[0], device=states.device), offset + last_real(batch)]
-        return states[:, offset]
+        return pool(self.encode(batch), batch, self.head_cfg.pooling)
 
     def parameter_counts(self) -> dict[str, Any]:
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -234,17 +227,6 @@ class TaskModule(L.LightningModule):
 def is_causal(model: nn.Module) -> bool:
     """Whether ``model``'s self-attention is causal (Llama, GPT-2, Qwen ...: each token sees the ones before it)."""
     return any(getattr(m, "is_causal", False) is True for m in model.modules())
-
-
-def last_real(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """(B,) index of each row's last real token: the largest position whose attention mask is 1 (left or right
-    padding alike); the last column without a mask."""
-    ids = batch["input_ids"]
-    mask = batch.get("attention_mask")
-    if mask is None:
-        return torch.full((ids.shape[0],), ids.shape[1] - 1, dtype=torch.long, device=ids.device)
-    columns = torch.arange(mask.shape[1], device=mask.device)
-    return (mask.long() * columns).argmax(-1)
 
 
 def _writes_step_logs(trainer) -> bool:
