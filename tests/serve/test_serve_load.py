@@ -38,14 +38,6 @@ def runs(serve_runs):
     return serve_runs
 
 
-@pytest.fixture(scope="module")
-def registry(runs):
-    reg = TaskRegistry(load_run_config(runs["rte"]).backbone, "cpu", "float32", seed=42)
-    for name in ("rte", "sst2"):
-        reg.load(name, runs[name])
-    return reg
-
-
 def _examples(registry, task):
     runner = registry.tasks[task].runner
     return [example_from_fields(runner, fields, "x:1") for fields in ITEMS[task]]

@@ -6,19 +6,9 @@ import pytest
 
 from deepprompt.inference.engine import predict
 from deepprompt.inference.inputs import example_from_fields
-from deepprompt.runs.restore import load_run_config
 from deepprompt.serve.batcher import Batcher
-from deepprompt.serve.registry import TaskRegistry
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def registry(serve_runs):
-    reg = TaskRegistry(load_run_config(serve_runs["rte"]).backbone, "cpu", "float32", seed=42)
-    for name in ("rte", "sst2"):
-        reg.load(name, serve_runs[name])
-    return reg
 
 
 def _work(registry):
