@@ -10,7 +10,7 @@ from deepprompt.tasks.generation.data import (
     read_webnlg,
 )
 from deepprompt.tasks.generation.loading import load_causal_lm, load_tokenizer, resolve_model_path
-from deepprompt.tasks.generation.metrics import bleu, generation_scores, rouge_l
+from deepprompt.tasks.generation.metrics import bleu, generation_scores, rouge_l, subset_scores
 from deepprompt.tasks.generation.module import GenerationModule
 
 __all__ = [
@@ -28,4 +28,5 @@ __all__ = [
     "read_webnlg",
     "resolve_model_path",
     "rouge_l",
+    "subset_scores",
 ]

@@ -29,11 +29,14 @@ _SLOT = re.compile(r"\s*([^\[\],]+?)\s*\[([^\]]*)\]\s*(?:,|$)")
 
 @dataclass
 class Source:
-    """One distinct input and every reference for it (``line``: where it first appears)."""
+    """One distinct input and every reference for it (``line``: where it first appears; ``category``: the
+    WebNLG entry's category; ``subset``: the evaluation subset it is also scored in, e.g. ``seen``)."""
 
     text: str
     references: list[str] = field(default_factory=list)
     line: str = ""
+    category: str = ""
+    subset: str = ""
 
 
 def _open(path: Path) -> io.StringIO:
@@ -134,8 +137,9 @@ def _parse_with_lines(path: Path):
 
 
 def read_webnlg(paths: list[Path], good_only: bool) -> list[Source]:
-    """One `Source` per ``entry`` (linearised ``modifiedtripleset``); references from its ``lex`` elements
-    (``comment="good"`` ones only when ``good_only``); entries left without references are dropped."""
+    """One `Source` per ``entry`` (linearised ``modifiedtripleset``, its ``category`` attribute); references from
+    its ``lex`` elements (``comment="good"`` ones only when ``good_only``); entries left without references are
+    dropped."""
     sources = []
     for path in paths:
         root, lines = _parse_with_lines(path)
@@ -157,7 +161,7 @@ def read_webnlg(paths: list[Path], good_only: bool) -> list[Source]:
                 if (not good_only or lex.get("comment", "good") == "good") and (lex.text or "").strip()
             ]
             if refs:
-                sources.append(Source(text, refs, where))
+                sources.append(Source(text, refs, where, category=entry.get("category", "")))
     return sources
 
 
@@ -172,6 +176,15 @@ class GenerationEval(SplitView[list[Source]]):
 
     def references(self) -> list[list[str]]:
         return [s.references for s in self.data]
+
+    def subsets(self) -> dict[str, list[int]]:
+        """Indices of the sources in each named subset (WebNLG: ``seen``, ``unseen``), in order of first
+        appearance; empty when the data defines none (E2E)."""
+        out: dict[str, list[int]] = {}
+        for i, s in enumerate(self.data):
+            if s.subset:
+                out.setdefault(s.subset, []).append(i)
+        return out
 
     def decode(self, ids: torch.Tensor) -> list[str]:
         return [" ".join(t.split()) for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
@@ -194,6 +207,7 @@ class GenerationDataModule(TaskDataModule):
         max_target_length: int = 96,
         limit_train_examples: int | None = None,
         limit_eval_examples: int | None = None,
+        eval_every: int = 1,
         num_workers: int = 0,
         seed: int = 42,
         generation: dict[str, Any] | None = None,
@@ -208,6 +222,7 @@ class GenerationDataModule(TaskDataModule):
             ("batch_size", batch_size),
             ("limit_train_examples", limit_train_examples),
             ("limit_eval_examples", limit_eval_examples),
+            ("eval_every", eval_every),
         ):
             if value is not None and value < 1:
                 raise ConfigError(f"data.{name} must be >= 1, got {value}")
@@ -234,6 +249,7 @@ class GenerationDataModule(TaskDataModule):
         self.prompt_template = prompt_template
         self.max_source_length = max_source_length
         self.max_target_length = max_target_length
+        self.eval_every = eval_every
         self.generation = dict(generation or {})
         self.evaluation = GenerationEval(eval_split, self.tokenizer)
         self.sources: dict[str, list[Source]] = {}
@@ -290,7 +306,9 @@ class GenerationDataModule(TaskDataModule):
                     }
                 )
             return FeatureDataset(features)
-        sources = self.eval_sources(split)[: self.limit(split)]
+        # every k-th input, then the limit: a subset spread over the whole split (the WebNLG test file is
+        # ordered by triple count, its seen categories before the unseen ones)
+        sources = self.eval_sources(split)[:: self.eval_every][: self.limit(split)]
         self.sources[split] = sources
         if split == self.evaluation.split:
             self.evaluation.set(sources)
@@ -326,10 +344,27 @@ class E2EDataModule(GenerationDataModule):
 class WebNLGDataModule(GenerationDataModule):
     """WebNLG 2017: ``webnlg_challenge_2017/{train,dev}/*triples/*.xml[.gz]``, test
     ``test/testdata_with_lex.xml[.gz]``. Training uses ``comment="good"`` lexicalisations only (as
-    Prefix-Tuning); evaluation references are every lexicalisation of an entry."""
+    Prefix-Tuning); evaluation references are every lexicalisation of an entry.
+
+    Each evaluation entry is also scored in its subset, as Prefix-Tuning reports S/U/A: ``seen`` when its
+    category occurs in the training files (`seen_categories`, read from the data), ``unseen`` otherwise. On the
+    2017 data the 10 seen categories are Airport, Astronaut, Building, City, ComicsCharacter, Food, Monument,
+    SportsTeam, University, WrittenWork, and the test set's 5 unseen ones Artist, Athlete, CelestialBody,
+    MeanOfTransportation, Politician (971 and 891 of its 1,862 entries); the dev set is all seen.
+    """
 
     def __init__(self, task: str = "webnlg", folder: str = "webnlg/webnlg_challenge_2017", **kwargs) -> None:
         super().__init__(task=task, folder=folder, **kwargs)
+        self._train: list[Source] | None = None
+
+    def _train_sources(self) -> list[Source]:
+        if self._train is None:
+            self._train = read_webnlg(self._files("train"), good_only=True)
+        return self._train
+
+    def seen_categories(self) -> set[str]:
+        """The categories of the training files' entries."""
+        return {s.category for s in self._train_sources()}
 
     def _files(self, split: str) -> list[Path]:
         base = self.data_dir / self.folder
@@ -344,9 +379,11 @@ class WebNLGDataModule(GenerationDataModule):
         return files
 
     def train_pairs(self) -> list[tuple[str, str]]:
-        return [
-            (s.text, ref) for s in read_webnlg(self._files("train"), good_only=True) for ref in s.references
-        ]
+        return [(s.text, ref) for s in self._train_sources() for ref in s.references]
 
     def eval_sources(self, split: str) -> list[Source]:
-        return read_webnlg(self._files(split), good_only=False)
+        sources = read_webnlg(self._files(split), good_only=False)
+        seen = self.seen_categories()
+        for s in sources:
+            s.subset = "seen" if s.category in seen else "unseen"
+        return sources

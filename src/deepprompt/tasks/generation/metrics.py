@@ -1,8 +1,9 @@
-"""Corpus BLEU (sacrebleu, every reference of an input) and ROUGE-L (rouge-score, best reference), both x100."""
+"""Corpus BLEU (sacrebleu, every reference of an input) and ROUGE-L (rouge-score, best reference), both x100;
+on the whole evaluation set and on each of its named subsets (WebNLG: seen / unseen categories)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
@@ -34,3 +35,18 @@ def rouge_l(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> f
 
 def generation_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
     return {"bleu": bleu(hypotheses, references), "rouge_l": rouge_l(hypotheses, references)}
+
+
+def subset_scores(
+    hypotheses: Sequence[str],
+    references: Sequence[Sequence[str]],
+    subsets: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, float]:
+    """`generation_scores` on every input (``bleu``, ``rouge_l``), then on each non-empty subset of input
+    positions (``bleu_seen``, ``rouge_l_seen``, ...): corpus scores of that subset alone, not an average."""
+    scores = generation_scores(hypotheses, references)
+    for name, members in (subsets or {}).items():
+        if members:
+            part = generation_scores([hypotheses[i] for i in members], [references[i] for i in members])
+            scores.update({f"{k}_{name}": v for k, v in part.items()})
+    return scores

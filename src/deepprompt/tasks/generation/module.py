@@ -7,8 +7,10 @@ baselines ``prefix`` / ``prefix_mlp`` (peft's CAUSAL_LM wrapper, `deepprompt.tas
 whose ``generate`` injects the prefix cache). peft's ``prompt_tuning``/``ptuning_v1`` wrappers route prompts
 through ``PeftEncoder.forward`` only and are refused here.
 Validation generates with ``generation`` (num_beams, max_new_tokens, length_penalty, ...) and logs corpus
-``val/bleu`` (all references per input) and ``val/rouge_l``, with ``_best`` and history entries; the texts go to
-``<run dir>/predictions/<split>_epoch<N>.jsonl`` (source, hypothesis, references).
+``val/bleu`` (all references per input) and ``val/rouge_l``, with ``_best`` and history entries, and the same
+metrics on each subset the evaluation split names (WebNLG: ``val/bleu_seen``, ``val/rouge_l_seen``,
+``val/bleu_unseen``, ...; ``val/bleu`` is all); the texts go to ``<run dir>/predictions/<split>_epoch<N>.jsonl``
+(source, hypothesis, references, and subset where there is one).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from deepprompt.methods import build_method
 from deepprompt.prompts import DeepPromptModel, save_prompts
 from deepprompt.tasks.generation.data import GenerationEval
 from deepprompt.tasks.generation.loading import load_causal_lm
-from deepprompt.tasks.generation.metrics import generation_scores
+from deepprompt.tasks.generation.metrics import subset_scores
 from deepprompt.tasks.generation.prefix import CausalPrefixLM
 from deepprompt.tasks.module import TaskModule
 
@@ -128,7 +130,12 @@ class GenerationModule(TaskModule):
         self._hyps, hyps = {}, [self._hyps[i] for i in order]
         if save_as is not None:
             self._save_predictions(save_as, order, hyps)
-        return generation_scores(hyps, [refs[i] for i in order])
+        position = {index: p for p, index in enumerate(order)}
+        subsets = {
+            name: [position[i] for i in members if i in position]
+            for name, members in self._evaluation().subsets().items()
+        }
+        return subset_scores(hyps, [refs[i] for i in order], subsets)
 
     def _save_predictions(self, name: str, order: list[int], hyps: list[str]) -> None:
         """``<run dir>/predictions/<name>.jsonl``: source, hypothesis and references of each evaluated input."""
@@ -145,6 +152,8 @@ class GenerationModule(TaskModule):
                     "hypothesis": hyp,
                     "references": sources[i].references,
                 }
+                if sources[i].subset:
+                    row["subset"] = sources[i].subset
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     def on_validation_epoch_end(self) -> None:
