@@ -14,6 +14,13 @@
 #
 # GPU (call 2, at once after call 1 `smollm2_parts.sh stash`), from the repository root:
 #   carry [".smol2", ".smoldata", ".device/site.tar.xz"]:  bash experiments/lab/smollm2_gpu.sh
+# WebNLG alone (a later call to a machine that still has $SMOLLM2_DIR/hf: the assemble step is then a no-op; carry
+# [".smoldata", ".device/site.tar.xz"], .smoldata with webnlg/ from `smollm2_parts.sh split`; ~300 s): no bench, no
+# classification queue; smollm2_webnlg (GEN_PARALLEL=4 at a time): WebNLG 2017, the four methods, WEBNLG_STEPS (400)
+# steps of batch 16, then 5-beam search on every WEBNLG_TEST_EVERY-th (2) test entry, scored all/seen/unseen:
+#   PART=webnlg DEADLINE_S=300 bash experiments/lab/smollm2_gpu.sh
+#   $OUT: env.txt, assemble.log, summary.txt, runs_webnlg.tar.gz (queue_webnlg/: each run's metrics.json, .hydra/,
+#   predictions/test_epoch0.jsonl; the queue log; GPU utilisation). CPU smoke: SMOKE=1 PART=webnlg ... (~2 min).
 # MiniLM's counterpart runs of the same budget protocol (a later call; carry [".device", ".smoldata"], ~4 min):
 #   PART=minilm DEADLINE_S=300 bash experiments/lab/smollm2_gpu.sh
 # CPU smoke test of this script (tiny random Llama, an offline word-level tokenizer, a few batches, no GGUF;
@@ -48,6 +55,7 @@ PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk
 EOF
   MODEL=(backbone=tiny_llama "backbone.name_or_path=$OUT/tok" trainer=cpu)
   CLS_PLAN=smollm2_cls_smoke GEN_PLAN=smollm2_e2e_smoke BENCH_PRESET=cpu_tiny_decoder
+  if [[ $PART == webnlg ]]; then CLS_PLAN="" GEN_PLAN=smollm2_webnlg_smoke BENCH_PRESET=""; fi
   PARALLEL=${PARALLEL:-2} GEN_PARALLEL=${GEN_PARALLEL:-1}
 else
   PY=python3
@@ -62,13 +70,15 @@ else
     if (( rc != 0 )); then say "SmolLM2 is not ready (exit $rc): nothing ran"; exit $rc; fi
     MODEL=(backbone=smollm2 "backbone.name_or_path=$SMOLLM2_DIR/hf" trainer=gpu)
     CLS_PLAN=smollm2_cls GEN_PLAN=smollm2_e2e BENCH_PRESET=decoder_step
+    if [[ $PART == webnlg ]]; then CLS_PLAN="" GEN_PLAN=smollm2_webnlg BENCH_PRESET=""; fi
   fi
   export PYTHONPATH=$SMOLLM2_DIR/site:$PYTHONPATH  # gguf, rouge-score, nltk (assemble installed them)
   PARALLEL=${PARALLEL:-9} GEN_PARALLEL=${GEN_PARALLEL:-4}
 fi
 export DEEPPROMPT_DATA_DIR=$PWD/.smoldata
 if [[ ! -d .smoldata/rte && -z $GEN_PLAN && -d .device/data/rte ]]; then DEEPPROMPT_DATA_DIR=$PWD/.device/data; fi
-[[ -d $DEEPPROMPT_DATA_DIR/rte ]] || { echo "no .smoldata/ (smollm2_parts.sh split; carry it)"; exit 2; }
+NEEDS=rte; [[ $PART == webnlg ]] && NEEDS=webnlg/webnlg_challenge_2017/test
+[[ -d $DEEPPROMPT_DATA_DIR/$NEEDS ]] || { echo "no .smoldata/$NEEDS (smollm2_parts.sh split; carry it)"; exit 2; }
 LOGS=$DEEPPROMPT_OUTPUT_DIR/logs; mkdir -p "$LOGS"
 # run plumbing shared by every job: no checkpoints (a fine-tuned SmolLM2 checkpoint is 1.6 GB), no progress bars
 COMMON=("${MODEL[@]}" extras.print_config=false callbacks=none ++trainer.enable_checkpointing=false
@@ -82,25 +92,28 @@ if [[ -n $BENCH_PRESET ]]; then
 fi
 
 budget=$(( $(left) - ${PACK_S:-25} ))
-say "queues: ${budget}s ($CLS_PLAN x$PARALLEL${GEN_PLAN:+, $GEN_PLAN x$GEN_PARALLEL})"
+say "queues: ${budget}s (${CLS_PLAN:-no classification} x$PARALLEL${GEN_PLAN:+, $GEN_PLAN x$GEN_PARALLEL})"
 if command -v nvidia-smi > /dev/null && [[ ${SMOKE:-0} != 1 ]]; then
   nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 > "$LOGS/gpu_util.csv" 2>&1 &
   UTIL=$!
 fi
 # --steps-per-s: a first guess of one job's optimizer steps per second while the queues share the GPU; each queue
 # replaces it by its finished jobs' own rate (a slow quartile) once three have finished
-$PY experiments/lab/gpu_queue.py --plan "$CLS_PLAN" --budget "$budget" --parallel "$PARALLEL" \
-  --steps-per-s "${STEPS_PER_S:-6}" --startup-s 30 --root "$DEEPPROMPT_OUTPUT_DIR/queue_cls" "${COMMON[@]}" \
-  > "$LOGS/queue_cls.log" 2>&1 &
-CLS=$!
+if [[ -n $CLS_PLAN ]]; then
+  $PY experiments/lab/gpu_queue.py --plan "$CLS_PLAN" --budget "$budget" --parallel "$PARALLEL" \
+    --steps-per-s "${STEPS_PER_S:-6}" --startup-s 30 --root "$DEEPPROMPT_OUTPUT_DIR/queue_cls" "${COMMON[@]}" \
+    > "$LOGS/queue_cls.log" 2>&1 &
+  CLS=$!
+fi
+GEN_QUEUE=queue_e2e; [[ $PART == webnlg ]] && GEN_QUEUE=queue_webnlg
 if [[ -n $GEN_PLAN ]]; then
   $PY experiments/lab/gpu_queue.py --plan "$GEN_PLAN" --budget "$budget" --parallel "$GEN_PARALLEL" \
-    --steps-per-s "${GEN_STEPS_PER_S:-5}" --startup-s 60 --root "$DEEPPROMPT_OUTPUT_DIR/queue_e2e" "${COMMON[@]}" \
-    > "$LOGS/queue_e2e.log" 2>&1 &
+    --steps-per-s "${GEN_STEPS_PER_S:-5}" --startup-s 60 --root "$DEEPPROMPT_OUTPUT_DIR/$GEN_QUEUE" "${COMMON[@]}" \
+    > "$LOGS/$GEN_QUEUE.log" 2>&1 &
   GEN=$!
   wait $GEN
 fi
-wait $CLS
+[[ -n ${CLS:-} ]] && wait $CLS
 [[ -n ${UTIL:-} ]] && kill "$UTIL" 2>/dev/null
 say "queues done"
 {

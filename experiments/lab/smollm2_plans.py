@@ -12,6 +12,10 @@ Order: seed 1 of every task and method first, then seed 2, then 3; within a seed
 
 Generation (`smollm2_e2e`): E2E, 1 seed, the four methods, a fixed number of optimizer steps over the full
 training set (shuffled), then beam search (5 beams) on the official test set with all its references.
+
+Generation (`smollm2_webnlg`, experiments/generation_webnlg_smollm2): WebNLG 2017 the same way (E2E's per-method
+rates), scored on all, seen and unseen test categories; the test set is every WEBNLG_TEST_EVERY-th entry (2: 931 of
+1,862, seen and unseen alike) so that the four jobs fit one ~300 s call.
 """
 
 from __future__ import annotations
@@ -109,6 +113,45 @@ def e2e(group: str = "e2e_smollm2", steps: int | None = None, test: int | None =
     return jobs
 
 
+# WebNLG: WEBNLG_STEPS optimizer steps of batch 16 (400 x 16 = 6,400 of the 18,025 training pairs, 0.36 epoch)
+# and every WEBNLG_TEST_EVERY-th test entry (1: all 1,862; 2: 931, 486 seen + 445 unseen). References are as long
+# as E2E's (~20 words), so the test set's beam search costs about (entries / 630) x 300 training steps' time.
+def webnlg(group: str = "webnlg_smollm2", steps: int | None = None, every: int | None = None) -> list[Job]:
+    steps = steps or int(os.environ.get("WEBNLG_STEPS", "400"))
+    every = every or int(os.environ.get("WEBNLG_TEST_EVERY", "2"))
+    jobs = []
+    for priority, method in enumerate(METHODS):
+        args = [
+            "data=webnlg",
+            "data.eval_split=test",
+            f"++data.eval_every={every}",
+            "data.batch_size=16",
+            "data.eval_batch_size=64",
+            "data.generation.num_beams=5",
+            "data.generation.max_new_tokens=64",
+            "trainer.max_epochs=1",
+            f"+trainer.limit_train_batches={steps}",
+            "trainer.num_sanity_val_steps=0",
+            "optim.warmup_ratio=0.1",
+            f"method={method}",
+            *METHOD_ARGS[method],
+            f"method.lr={E2E_LR[method]}",
+            "seed=1",
+            f"task_name={group}",
+        ]
+        jobs.append(
+            Job(
+                f"webnlg_{method}_s1",
+                group,
+                args,
+                steps + (1862 // every) * 300 // 630,
+                priority,
+                monitor="val/bleu",
+            )
+        )
+    return jobs
+
+
 # CPU smoke runs of both plans (smollm2_gpu.sh SMOKE=1, backbone=tiny_llama): every method, a few batches
 SMOKE_CLS = ["trainer.max_epochs=1", "data.limit_train_examples=32", "data.limit_eval_examples=16"]
 SMOKE_E2E = [
@@ -126,6 +169,21 @@ def e2e_smoke() -> list[Job]:
     ]
 
 
+def webnlg_smoke() -> list[Job]:
+    return [
+        Job(
+            j.name,
+            j.group,
+            [*j.args, *SMOKE_E2E, "data.limit_eval_examples=4"],
+            j.steps,
+            j.priority,
+            monitor=j.monitor,
+        )
+        for j in webnlg("webnlg_smoke", steps=2, every=400)  # entries 0, 400, ... 1600: seen and unseen
+        if "method=lora" not in j.args
+    ]
+
+
 PLANS = {
     "smollm2_cls": lambda: classification("method_comparison_smollm2"),
     "minilm_budget": lambda: classification("method_comparison_minilm_budget"),
@@ -134,4 +192,6 @@ PLANS = {
         "method_comparison_smoke", tasks=("cb", "rte"), seeds=(1,), extra=SMOKE_CLS
     ),
     "smollm2_e2e_smoke": e2e_smoke,
+    "smollm2_webnlg": lambda: webnlg(),
+    "smollm2_webnlg_smoke": webnlg_smoke,
 }

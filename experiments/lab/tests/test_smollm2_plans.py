@@ -43,3 +43,20 @@ def test_e2e_plan_trains_on_the_full_set_and_decodes_the_test_set_with_beams():
     for job in jobs:
         assert "data.eval_split=test" in job.args and "data.generation.num_beams=5" in job.args
         assert not any(a.startswith("data.limit_train_examples") for a in job.args)
+
+
+def test_webnlg_plan_decodes_a_spread_test_subset_at_e2e_rates():
+    jobs = smollm2_plans.PLANS["smollm2_webnlg"]()
+    assert [j.name for j in jobs] == [f"webnlg_{m}_s1" for m in smollm2_plans.METHODS]
+    for job, method in zip(jobs, smollm2_plans.METHODS, strict=True):
+        assert {"data=webnlg", "data.eval_split=test", "++data.eval_every=2", "data.batch_size=16"} <= set(
+            job.args
+        )
+        assert "data.generation.num_beams=5" in job.args and "seed=1" in job.args
+        assert f"method.lr={smollm2_plans.E2E_LR[method]}" in job.args
+        assert not any(
+            a.startswith(("data.limit_train_examples", "data.limit_eval_examples")) for a in job.args
+        )
+        assert job.steps == 400 + 931 * 300 // 630  # training steps + the beam search's cost in steps
+    smoke = smollm2_plans.PLANS["smollm2_webnlg_smoke"]()
+    assert smoke and all("data.limit_eval_examples=4" in j.args for j in smoke)
