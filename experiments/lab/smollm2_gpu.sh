@@ -20,7 +20,7 @@
 # steps of batch 16, then 5-beam search on every WEBNLG_TEST_EVERY-th (2) test entry, scored all/seen/unseen:
 #   PART=webnlg DEADLINE_S=300 bash experiments/lab/smollm2_gpu.sh
 #   $OUT: env.txt, assemble.log, summary.txt, runs_webnlg.tar.gz (queue_webnlg/: each run's metrics.json, .hydra/,
-#   predictions/test_epoch0.jsonl; the queue log; GPU utilisation). CPU smoke: SMOKE=1 PART=webnlg ... (~2 min).
+#   predictions/test_epoch0.jsonl; the queue log; GPU utilisation). CPU smoke: SMOKE=1 PART=webnlg ... (~1 min).
 # MiniLM's counterpart runs of the same budget protocol (a later call; carry [".device", ".smoldata"], ~4 min):
 #   PART=minilm DEADLINE_S=300 bash experiments/lab/smollm2_gpu.sh
 # CPU smoke test of this script (tiny random Llama, an offline word-level tokenizer, a few batches, no GGUF;
