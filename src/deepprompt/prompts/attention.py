@@ -21,6 +21,9 @@ Speed (docs/performance.md): SDPA can only take its fused kernels when the mask 
 - With padding, transformers would build a (B, 1, n, n) mask of a bidirectional model; our mask functions build
   the key-padding mask (B, 1, 1, n) instead (the same values, broadcast over the queries), and the prefix
   columns are prepended to that: (B, 1, 1, m + n) per layer instead of a materialised (B, 1, n, m + n).
+- Every layer of a forward receives the same mask object, so the extended mask is built once per forward (kept on
+  that object) and, for SDPA, made additive once instead of SDPA converting a bool mask in every layer: a prompted
+  layer's only extra kernels are the concatenations of its prefix keys and values.
 - ``PromptBundle.compact_mask = False`` (the "naive" path, kept for the benchmark's before/after rows) builds
   the full (B, 1, n, m + n) mask in every prompted layer, padding or not, as a first prototype would.
 """
