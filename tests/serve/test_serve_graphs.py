@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections import Counter
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ from deepprompt.runs.restore import load_run_config
 from deepprompt.serve.forward import BucketedForward, PrefixTable, bucket, row_bucket
 from deepprompt.serve.registry import CachedPrompts, TaskRegistry
 from tests.prompts import helpers
+from tests.prompts.test_attention_work import VIEWS, OpCount
 from tests.prompts.test_cuda_graphs import HostReads
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -121,6 +123,36 @@ def test_replays_give_the_eager_outputs_per_bucket():
             assert _close(bare, eager(None, batch).last_hidden_state, mask) < 1e-5
     # (3 rows -> 4, len 8) twice, then 4 rows x 8, then 1 row x 8; each with and without prompts
     assert graphed.graphs.counts() == {"shapes": 4, "captures": 4, "replays": 8, "eager_calls": 0}
+
+
+def test_a_replay_for_the_server_hands_out_its_static_outputs_without_copies():
+    multi, table, eager = _setup()
+    graphed = BucketedForward(multi.model, table, pad_to_multiple_of=8, graphs=True, capture=emulated)
+    ids, mask = helpers.batch([8, 5, 8, 2], seed=5)  # 4 rows of 8: the bucket itself, nothing to cut
+    batch, task_ids = {"input_ids": ids, "attention_mask": mask}, _ids(TASKS[:4])
+    with torch.no_grad():
+        kept = graphed(task_ids, batch).last_hidden_state  # the default: a copy the next call leaves alone
+        out = graphed(task_ids, batch, copy_outputs=False)
+        want = eager(task_ids, batch, copy_outputs=False).last_hidden_state
+    ((_, _, static),) = graphed.graphs.graphs.values()
+    assert out.last_hidden_state.data_ptr() == static[0].data_ptr()  # a view, no copy of the hidden states
+    assert torch.equal(out.last_hidden_state, kept) and _close(kept, want, mask) < 1e-5
+
+
+def test_the_host_work_around_a_replay_is_the_input_copies():
+    def no_replay(fn, inputs, warmup, pool):  # a graph whose replay launches nothing: the host's work alone
+        return (lambda: None), fn(**inputs)
+
+    multi, table, _ = _setup()
+    graphed = BucketedForward(multi.model, table, pad_to_multiple_of=8, graphs=True, capture=no_replay)
+    ids, mask = helpers.batch([8, 5, 8, 2], seed=5)
+    batch, task_ids = {"input_ids": ids, "attention_mask": mask}, _ids(TASKS[:4])
+    with torch.no_grad():
+        graphed(task_ids, batch, copy_outputs=False)
+        with OpCount() as count:
+            graphed(task_ids, batch, copy_outputs=False)
+    kernels = Counter({op: n for op, n in count.ops.items() if op not in VIEWS})
+    assert kernels == Counter({"copy_": 3})  # ids, mask, task ids into the static buffers; no clone, no cast
 
 
 def test_more_shapes_than_allowed_run_eager():

@@ -8,7 +8,8 @@ suffices, with what a replay needs:
 
 - fixed shapes: one graph per signature of the fed inputs (names, shapes, dtypes); the caller pads its batches to
   a few buckets (`serve/forward.py`), and past ``max_shapes`` signatures a call runs eager;
-- static inputs: the capture reads preallocated buffers; a call copies its tensors into them, then replays;
+- static inputs: the capture reads preallocated buffers; a call copies its tensors into them (from the host too:
+  an asynchronous copy, no wait for the GPU), then replays;
 - no host reads inside: captured under ``attention.static_masks()`` (the padding mask is always built, never
   skipped after asking ``mask.all()``), so one graph serves the padded and the unpadded batches of its shape;
 - static outputs: every replay overwrites the same output tensors, so the caller copies out what it keeps
@@ -59,7 +60,8 @@ class InferenceGraphs:
 
     ``graphs(inputs, bound)`` returns the static outputs of a replay (valid until the next call), or None where the
     caller runs eager (more than ``max_shapes`` signatures). ``capture`` stands in for `cuda_capture` in the CPU
-    tests (same contract: static inputs read at replay, static outputs overwritten by it).
+    tests (same contract: static inputs read at replay, static outputs overwritten by it). ``device``: where the
+    static inputs live; a call's tensors on another device (the host) are copied in without a wait.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class InferenceGraphs:
         max_shapes: int = 128,
         warmup: int = 2,
         capture: Capture | None = None,
+        device: torch.device | None = None,
     ):
         if max_shapes < 1:
             raise ValueError(f"max_shapes must be at least 1, got {max_shapes}")
@@ -75,6 +78,7 @@ class InferenceGraphs:
         self.max_shapes = max_shapes
         self.warmup = warmup
         self.capture = capture or cuda_capture
+        self.device = device  # where the static inputs live (None: where the first call's tensors are)
         self.graphs: dict[tuple, tuple[dict[str, torch.Tensor], Callable[[], None], Outputs]] = {}
         self.pool = None
         self.captures = self.replays = self.eager_calls = 0
@@ -113,7 +117,8 @@ class InferenceGraphs:
         return outputs
 
     def _capture(self, inputs: dict[str, torch.Tensor], bound: dict[str, torch.Tensor]):
-        static = {name: t.detach().clone() for name, t in inputs.items()}
+        device = self.device
+        static = {name: t.detach().to(device or t.device, copy=True) for name, t in inputs.items()}
         if self.pool is None and self.capture is cuda_capture:
             self.pool = torch.cuda.graph_pool_handle()  # one pool: the graphs never run at the same time
         with torch.no_grad(), attention.static_masks():

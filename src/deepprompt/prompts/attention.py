@@ -21,6 +21,9 @@ Speed (docs/performance.md): SDPA can only take its fused kernels when the mask 
 - With padding, transformers would build a (B, 1, n, n) mask of a bidirectional model; our mask functions build
   the key-padding mask (B, 1, 1, n) instead (the same values, broadcast over the queries), and the prefix
   columns are prepended to that: (B, 1, 1, m + n) per layer instead of a materialised (B, 1, n, m + n).
+- Every layer of a forward receives the same mask object, so the extended mask is built once per forward (kept on
+  that object) and, for SDPA, made additive once instead of SDPA converting a bool mask in every layer: a prompted
+  layer's only extra kernels are the concatenations of its prefix keys and values.
 - ``PromptBundle.compact_mask = False`` (the "naive" path, kept for the benchmark's before/after rows) builds
   the full (B, 1, n, m + n) mask in every prompted layer, padding or not, as a first prototype would.
 """
@@ -109,29 +112,74 @@ def _extend_mask(
 
     The prefix columns are visible, or follow ``prefix_mask`` (B, m) bool (True = visible) per row. Without a
     mask (no padding) one is built only where needed: a causal layer, or a prefix position that is masked.
+
+    Every layer of a forward gets the same incoming mask object, so the extended mask is built once per forward
+    and reused (`_memo`). For SDPA it is returned additive (0 / -inf in the query's dtype): SDPA would otherwise
+    convert a bool mask in every layer; the values are those of its own conversion, so the results are the same.
     """
     if prefix_mask is not None and not _STATIC_MASKS and bool(prefix_mask.all()):
         prefix_mask = None  # every prefix position visible: the plain path
     if mask is None:
-        causal = getattr(module, "is_causal", False) and query.shape[2] > 1
-        if not causal and prefix_mask is None:
-            return None  # no padding, not causal: everything attends to everything, prefix included
-        # The stock path would pass is_causal=True to SDPA, which aligns the triangle top-left and so would
-        # hide real keys once m prefix columns are prepended. Build the causal mask explicitly instead.
-        q, n = query.shape[2], key.shape[2]
-        mask = torch.ones(q, n, dtype=torch.bool, device=query.device)
-        if causal:
-            mask = mask.tril(diagonal=n - q)
-        mask = mask[None, None]
-        if base == "eager":  # eager attention adds the mask to the scores
-            mask = _to_float(mask, query.dtype)
+        return _extend_absent(m, module, query, key, prefix_mask, base)
+    key_of_call = (m, base, query.dtype, query.shape[0], query.shape[2], key.shape[2])
+    memo = _memo(mask)
+    if memo is not None:
+        hit = memo.get(key_of_call)
+        if hit is not None and hit[0] is prefix_mask:
+            return hit[1]
+    out = _prepend(mask, m, prefix_mask)
+    if base == "sdpa" and out.dtype == torch.bool:
+        out = _to_float(out, query.dtype, float("-inf"))
+    if memo is not None:
+        memo[key_of_call] = (prefix_mask, out)
+    return out
+
+
+_MEMO = "_deepprompt_extended"
+
+
+def _memo(mask: torch.Tensor) -> dict | None:
+    """The extended masks built from ``mask`` in this forward, kept on the mask tensor itself: it lives exactly as
+    long as the forward (gradient checkpointing's recomputation passes the same object), so nothing is reused
+    across forwards. None while tracing (torch.compile, jit): the compiler sees one plain computation."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return None
+    memo = getattr(mask, _MEMO, None)
+    if memo is None:
+        try:
+            memo = {}
+            setattr(mask, _MEMO, memo)
+        except (AttributeError, RuntimeError):  # a tensor type that takes no attributes
+            return None
+    return memo
+
+
+def _extend_absent(m: int, module, query, key, prefix_mask, base: str) -> torch.Tensor | None:
+    """`_extend_mask` without an incoming mask: none where nothing is hidden, else the causal/prefix mask."""
+    causal = getattr(module, "is_causal", False) and query.shape[2] > 1
+    if not causal and prefix_mask is None:
+        return None  # no padding, not causal: everything attends to everything, prefix included
+    # The stock path would pass is_causal=True to SDPA, which aligns the triangle top-left and so would
+    # hide real keys once m prefix columns are prepended. Build the causal mask explicitly instead.
+    q, n = query.shape[2], key.shape[2]
+    mask = torch.ones(q, n, dtype=torch.bool, device=query.device)
+    if causal:
+        mask = mask.tril(diagonal=n - q)
+    mask = mask[None, None]
+    if base == "eager":  # eager attention adds the mask to the scores
+        mask = _to_float(mask, query.dtype)
+    return _prepend(mask, m, prefix_mask)
+
+
+def _prepend(mask: torch.Tensor, m: int, prefix_mask: torch.Tensor | None) -> torch.Tensor:
+    """``mask`` (B, 1, q, n) with m prefix columns in front: visible, or per row as ``prefix_mask`` (B, m)."""
     if prefix_mask is None:
         prefix_shape = (*mask.shape[:-1], m)
         if mask.dtype == torch.bool:
             prefix = torch.ones(prefix_shape, dtype=torch.bool, device=mask.device)
         else:
             prefix = torch.zeros(prefix_shape, dtype=mask.dtype, device=mask.device)
-        return torch.cat([prefix.expand(*mask.shape[:-1], m), mask], dim=-1)
+        return torch.cat([prefix, mask], dim=-1)
     batch = max(mask.shape[0], prefix_mask.shape[0])
     prefix = prefix_mask.to(device=mask.device, dtype=torch.bool)[:, None, None, :]  # (B, 1, 1, m)
     prefix = prefix.expand(batch, mask.shape[1], mask.shape[2], m)
@@ -140,9 +188,10 @@ def _extend_mask(
     return torch.cat([prefix, mask.expand(batch, -1, -1, -1)], dim=-1)
 
 
-def _to_float(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _to_float(mask: torch.Tensor, dtype: torch.dtype, hidden: float | None = None) -> torch.Tensor:
+    """A bool mask as an additive one: 0 where True, ``hidden`` (default the dtype's minimum) where False."""
     zero = torch.zeros((), dtype=dtype, device=mask.device)
-    return torch.where(mask, zero, torch.finfo(dtype).min)
+    return torch.where(mask, zero, torch.finfo(dtype).min if hidden is None else hidden)
 
 
 def _materialise(
@@ -158,7 +207,7 @@ def _materialise(
         if base == "eager":
             mask = _to_float(mask, query.dtype)
     mask = mask.expand(batch, mask.shape[1], q, n)
-    return _extend_mask(mask, m, module, query, key, prefix_mask, base).contiguous()
+    return _prepend(mask, m, prefix_mask).contiguous()
 
 
 def _with_prompts(base: str) -> Callable:

@@ -125,7 +125,11 @@ class BucketedForward:
         self.pad_rows = pad_rows
         self.pad_id = 0
         self.max_length = getattr(model.config, "max_position_embeddings", None)
-        self.graphs = InferenceGraphs(self.run, max_shapes=max_shapes, capture=capture) if graphs else None
+        self.graphs = (
+            InferenceGraphs(self.run, max_shapes=max_shapes, capture=capture, device=table.device)
+            if graphs
+            else None
+        )
         self.before_call = None  # e.g. torch.compiler.cudagraph_mark_step_begin for a reduce-overhead compile
 
     def run(
@@ -185,12 +189,21 @@ class BucketedForward:
             self(torch.full((rows,), task_id, dtype=torch.long), batch)
         return self.graphs.captures - before
 
-    def __call__(self, task_ids: torch.Tensor | None, batch: dict[str, torch.Tensor]) -> SimpleNamespace:
+    def __call__(
+        self, task_ids: torch.Tensor | None, batch: dict[str, torch.Tensor], copy_outputs: bool = True
+    ) -> SimpleNamespace:
+        """The batch's ``last_hidden_state`` (and ``pooler_output``), cut back to its rows and length.
+
+        ``copy_outputs`` false: the outputs of a replay are views of the graph's static outputs, valid until the
+        next call (the server's forward: its answers are read before the next batch runs), so no copy of the
+        hidden states is made that the head would only read one row of. ``task_ids`` may stay on the host: a
+        replay copies them into the graph's buffer without waiting for the GPU.
+        """
         rows, length = batch["input_ids"].shape
         device = batch["input_ids"].device
         task_ids, padded = self.pad(task_ids, batch)
-        if task_ids is not None:
-            task_ids = task_ids.to(device, torch.long)
+        if task_ids is not None and task_ids.dtype != torch.long:
+            task_ids = task_ids.long()
         inputs, bound = dict(padded), {}
         if task_ids is not None:
             inputs["task_ids"] = task_ids
@@ -198,9 +211,14 @@ class BucketedForward:
         outputs = None
         if self.graphs is not None:
             outputs = self.graphs(inputs, bound)
+        static = outputs is not None or self.before_call is not None  # outputs the next call overwrites
         if outputs is None:
+            if task_ids is not None:
+                inputs["task_ids"] = task_ids.to(device, non_blocking=True)  # no host wait (pageable: staged)
             if self.before_call is not None:
                 self.before_call()
             outputs = self.run(**inputs, **bound)
-        cut = [outputs[0][:rows, :length].clone()] + [t[:rows].clone() for t in outputs[1:]]
+        cut = [outputs[0][:rows, :length]] + [t[:rows] for t in outputs[1:]]
+        if static and copy_outputs:
+            cut = [t.clone() for t in cut]
         return SimpleNamespace(last_hidden_state=cut[0], pooler_output=cut[1] if len(cut) > 1 else None)

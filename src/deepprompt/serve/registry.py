@@ -224,8 +224,10 @@ class TaskRegistry:
 
     def forward(self, task_ids: torch.Tensor | None, batch: dict[str, torch.Tensor]):
         """The backbone with each row's task prompts (``task_ids``: indices into ``self.multi.tasks``; None: the
-        bare backbone, a benchmark's baseline), padded to its shape bucket and cut back."""
-        return self.engine(task_ids, batch)
+        bare backbone, a benchmark's baseline), padded to its shape bucket and cut back. The outputs may be views
+        of a graph's static outputs: read them (the heads do) before the next forward, as `predict` does under
+        ``lock``."""
+        return self.engine(task_ids, batch, copy_outputs=False)
 
     def warm(self, max_rows: int) -> int:
         """Capture the forward of every shape bucket a batch of up to ``max_rows`` rows of any served task can
