@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from deepprompt.report.build import build_report
-from deepprompt.report.collect import collect_runs, load_summaries, write_record
+from deepprompt.report.collect import collect_runs
+from deepprompt.report.summaries import load_summaries, write_record
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "report"
 RECORD = FIXTURES / "runs.jsonl"

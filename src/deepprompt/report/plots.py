@@ -24,7 +24,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from deepprompt.report.collect import AXIS_KEYS, drop_keys, natural_key
+from deepprompt.report.collect import AXIS_KEYS
+from deepprompt.report.settings import drop_keys, natural_key
 from deepprompt.report.table import MISSING, is_loss, scale
 
 DEPTH = re.compile(r"^(top|bottom)-(\d+)$")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepprompt.report.collect import PROMPT_KEYS, natural_key
+from deepprompt.report.collect import PROMPT_KEYS
+from deepprompt.report.settings import natural_key
 
 GROUP = ["task", "method", "backbone", "setting"]
 CSV_COLUMNS = [

@@ -15,7 +15,7 @@ import math
 
 import pandas as pd
 
-from deepprompt.report.collect import drop_keys, natural_key, parse_setting
+from deepprompt.report.settings import drop_keys, natural_key, parse_setting
 from deepprompt.report.table import GROUP, MISSING, format_score, is_loss, markdown_table
 
 TUNED_COLUMNS = [
