@@ -4,6 +4,8 @@ The run's saved config rebuilds its data module (tokenizer, lengths, labels) and
 ``best``, ``last``, a ``.ckpt`` file or a prompt export folder. Inputs are read in the task's own formats or
 as plain text (`deepprompt.inference.inputs`); answers come out in input order, written atomically (all or
 nothing) to ``output``, or to standard output when no file is named. The progress bar goes to stderr.
+The whole input is read and checked before the model is built and its checkpoint loaded, so a malformed
+line is reported at once.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from deepprompt.errors import DeepPromptError
 from deepprompt.inference.engine import count_rows, generate, predict
 from deepprompt.inference.families import TaskRunner
 from deepprompt.inference.inputs import read_examples
-from deepprompt.runs.build import build_data_and_module
+from deepprompt.runs.build import build_module
 from deepprompt.runs.guard import debug_enabled
 from deepprompt.runs.restore import load_run_config, load_trained, resolve_checkpoint
 from deepprompt.utils.atomic import atomic_write
+from deepprompt.utils.instantiate import build
 
 log = logging.getLogger("deepprompt.predict")
 register_resolvers()
@@ -40,18 +43,31 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-def load_run(run_dir: Path, checkpoint: str = "best", override=None, device: str = "auto"):
-    """``(runner, module)`` of a trained run, in eval mode on ``device``."""
+def open_run(run_dir: Path, override=None):
+    """``(cfg, runner)`` of a trained run before its model is built: the data module (tokenizer, lengths,
+    labels) and no head, enough to read and check inputs. The seed is set first, as training set it."""
     cfg = load_run_config(run_dir, override)
     L.seed_everything(cfg.seed, workers=False, verbose=False)  # a random backbone is rebuilt bit for bit
-    datamodule, module = build_data_and_module(cfg)
+    datamodule = build(cfg.data, "data")
+    return cfg, TaskRunner.from_datamodule(str(cfg.data.get("task", "task")), datamodule, None, "pooler")
+
+
+def load_model(
+    cfg: DictConfig, runner: TaskRunner, run_dir: Path, checkpoint: str = "best", device: str = "auto"
+):
+    """The run's module with its trained parameters, in eval mode on ``device``; ``runner`` gets its head."""
+    module = build_module(cfg, runner.datamodule)
     load_trained(module, resolve_checkpoint(run_dir, checkpoint))
     module.eval().to(pick_device(device))
-    head = getattr(module, "classifier", None)
-    runner = TaskRunner.from_datamodule(
-        str(cfg.data.get("task", "task")), datamodule, head, module.head_cfg.pooling
-    )
-    return runner, module
+    runner.head = getattr(module, "classifier", None)
+    runner.pooling = module.head_cfg.pooling
+    return module
+
+
+def load_run(run_dir: Path, checkpoint: str = "best", override=None, device: str = "auto"):
+    """``(runner, module)`` of a trained run, in eval mode on ``device``."""
+    cfg, runner = open_run(run_dir, override)
+    return runner, load_model(cfg, runner, run_dir, checkpoint, device)
 
 
 def run_predictions(
@@ -86,11 +102,12 @@ def write_lines(answers: list[dict[str, Any]], output: str | None) -> None:
 
 
 def run(cfg: DictConfig) -> int:
-    runner, module = load_run(
-        Path(cfg.run_dir), str(cfg.checkpoint), cfg.get("override"), str(cfg.get("device", "auto"))
-    )
-    batch_size = int(cfg.batch_size or getattr(runner.datamodule, "eval_batch_size", 32))
+    """Read and check every input first (a malformed line fails at once), then build and load the model."""
+    run_dir = Path(cfg.run_dir)
+    run_cfg, runner = open_run(run_dir, cfg.get("override"))
     examples = read_examples(cfg.get("input"), runner, str(cfg.get("format", "auto")))
+    module = load_model(run_cfg, runner, run_dir, str(cfg.checkpoint), str(cfg.get("device", "auto")))
+    batch_size = int(cfg.batch_size or getattr(runner.datamodule, "eval_batch_size", 32))
     answers = run_predictions(runner, module, examples, batch_size, bool(cfg.get("progress", True)))
     write_lines(answers, cfg.get("output"))
     return len(answers)
@@ -109,7 +126,7 @@ def main(cfg: DictConfig) -> None:
     log.info("%d predictions", n)
 
 
-__all__ = ["load_run", "main", "pick_device", "run_predictions"]
+__all__ = ["load_model", "load_run", "main", "open_run", "pick_device", "run_predictions"]
 
 if __name__ == "__main__":
     main()

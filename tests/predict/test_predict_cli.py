@@ -58,3 +58,28 @@ def test_malformed_input_is_one_line_naming_file_and_line_and_the_output_stays(t
     proc = predict_cli(run, f"input={text}", data=data, check=False)
     assert proc.returncode == 1 and proc.stdout == ""
     assert f"{text}:2: expected 2 tab-separated field(s)" in proc.stderr
+
+
+def test_malformed_input_is_reported_before_the_model_and_its_checkpoint_are_loaded(
+    trained, runs_root, tmp_path
+):
+    import shutil
+
+    run = shutil.copytree(trained("rte", "data=rte"), tmp_path / "run")
+    (run / "checkpoints" / "best.ckpt").write_bytes(b"not a checkpoint")  # loading it would fail
+    data = runs_root / "data"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        json.dumps({"premise": "a", "hypothesis": "b"}) + "\n" + json.dumps({"premise": "a"}) + "\n"
+    )
+    proc = predict_cli(run, f"input={bad}", data=data, check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"deepprompt-predict: error: {bad}:2: field 'hypothesis' is missing or not text: None"
+    ]
+
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"premise": "a", "hypothesis": "b"}) + "\n")
+    proc = predict_cli(run, f"input={good}", data=data, check=False)  # a good input reaches the checkpoint
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "deepprompt-predict: error: " in proc.stderr and "best.ckpt" in proc.stderr

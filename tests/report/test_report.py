@@ -9,7 +9,8 @@ import pytest
 
 from deepprompt.report import aggregate, collect_runs
 from deepprompt.report.cli import main
-from deepprompt.report.collect import run_row, setting_parts
+from deepprompt.report.collect import run_row
+from deepprompt.report.settings import setting_parts
 from deepprompt.report.table import CSV_COLUMNS, format_score
 from tests.report.synthetic import DEPTHS, LENGTHS, METHODS, SEEDS, TASKS, score, trainable
 

@@ -17,6 +17,7 @@ def test_report_on_real_sweep(run_cli, tmp_path):
         "backbone=tiny",
         "debug=limit",
         "extras.print_config=false",
+        "extras.record_host=true",  # the report lists hosts only of runs that recorded theirs
         "data=rte",
         "method.prompt.length=2,4",
         "seed=1,2",

@@ -24,7 +24,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from deepprompt.report.collect import AXIS_KEYS, drop_keys, natural_key
+from deepprompt.report.collect import AXIS_KEYS
+from deepprompt.report.settings import drop_keys, natural_key
 from deepprompt.report.table import MISSING, is_loss, scale
 
 DEPTH = re.compile(r"^(top|bottom)-(\d+)$")
@@ -93,6 +94,16 @@ def _label(method: str, other: str, extra: str = "") -> str:
     return f"{method} ({details})" if details else method
 
 
+def _finish(fig: Figure, ax, rows: pd.DataFrame, scale: float, metric: str, what: str, path: Path) -> Path:
+    """A line plot's y label, title (task, backbones: metric vs ``what``), majority line, grid and legend, saved."""
+    ax.set(ylabel=_ylabel(metric))
+    ax.set_title(f"{rows['task'].iloc[0]}, {_backbones(rows)}: {metric} vs {what}", fontsize=10)
+    _majority(ax, rows, scale)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, title=f"mean ± 1 s.d. over {_seeds(rows)}", title_fontsize=8)
+    return _save(fig, path)
+
+
 def plot_length(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
     files = []
     scale = _scale(metric, data)
@@ -131,12 +142,10 @@ def plot_length(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xticklabels([f"{t:g}" for t in ticks])
-        ax.set(xlabel="prompt length (log2)", ylabel=_ylabel(metric))
-        ax.set_title(f"{task}, {_backbones(rows)}: {metric} vs prompt length", fontsize=10)
-        _majority(ax, rows, scale)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title=f"mean ± 1 s.d. over {_seeds(rows)}", title_fontsize=8)
-        files.append(_save(fig, out / f"length_{_safe(task)}.png"))
+        ax.set(xlabel="prompt length (log2)")
+        files.append(
+            _finish(fig, ax, rows, scale, metric, "prompt length", out / f"length_{_safe(task)}.png")
+        )
     return files
 
 
@@ -178,12 +187,8 @@ def plot_depth(data: pd.DataFrame, out: Path, metric: str) -> list[Path]:
                 )
         ks = sorted(rows["k"].unique())
         ax.xaxis.set_major_locator(FixedLocator(ks))
-        ax.set(xlabel="k (layers with prompts)", ylabel=_ylabel(metric))
-        ax.set_title(f"{task}, {_backbones(rows)}: {metric} vs prompt depth", fontsize=10)
-        _majority(ax, rows, scale)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title=f"mean ± 1 s.d. over {_seeds(rows)}", title_fontsize=8)
-        files.append(_save(fig, out / f"depth_{_safe(task)}.png"))
+        ax.set(xlabel="k (layers with prompts)")
+        files.append(_finish(fig, ax, rows, scale, metric, "prompt depth", out / f"depth_{_safe(task)}.png"))
     return files
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepprompt.report.collect import PROMPT_KEYS, natural_key
+from deepprompt.report.collect import PROMPT_KEYS
+from deepprompt.report.settings import natural_key
 
 GROUP = ["task", "method", "backbone", "setting"]
-CSV_COLUMNS = [
-    *GROUP,
+# a setting's seeds, size and scores over its seeds (the results table and the tuned table)
+SEED_COLUMNS = [
     "n_seeds",
     "n_failed",
     "seeds",
@@ -27,6 +28,10 @@ CSV_COLUMNS = [
     "best_std",
     "last_mean",
     "last_std",
+]
+CSV_COLUMNS = [
+    *GROUP,
+    *SEED_COLUMNS,
     "best_epoch_mean",
     "wall_time_s_mean",
     "majority",

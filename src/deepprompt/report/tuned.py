@@ -15,8 +15,8 @@ import math
 
 import pandas as pd
 
-from deepprompt.report.collect import drop_keys, natural_key, parse_setting
-from deepprompt.report.table import GROUP, MISSING, format_score, is_loss, markdown_table
+from deepprompt.report.settings import drop_keys, natural_key, parse_setting
+from deepprompt.report.table import GROUP, MISSING, SEED_COLUMNS, format_score, is_loss, markdown_table
 
 TUNED_COLUMNS = [
     *GROUP,  # setting: the run's setting without KEY
@@ -25,15 +25,7 @@ TUNED_COLUMNS = [
     "grid",
     "select_seed",
     "select_score",
-    "n_seeds",
-    "n_failed",
-    "seeds",
-    "trainable",
-    "trainable_share",
-    "best_mean",
-    "best_std",
-    "last_mean",
-    "last_std",
+    *SEED_COLUMNS,
     "reference",
     "best_diff",
     "last_diff",

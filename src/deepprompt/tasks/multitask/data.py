@@ -215,20 +215,8 @@ class MultiTaskDataModule(TaskDataModule):
             raise ConfigError(f"data.batch_mode must be one of {BATCH_MODES}, got {batch_mode!r}")
         if steps_per_epoch is not None and steps_per_epoch < 1:
             raise ConfigError(f"data.steps_per_epoch must be >= 1 or null, got {steps_per_epoch}")
-        super().__init__(
-            tokenizer,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            max_seq_length=max_seq_length,
-            num_workers=num_workers,
-            pad_to_multiple_of=pad_to_multiple_of,
-            limit_train_examples=limit_train_examples,
-            limit_eval_examples=limit_eval_examples,
-            seed=seed,
-        )
-        self.tasks = tasks
-        self.sampling, self.temperature, self.batch_mode = sampling, temperature, batch_mode
-        self.steps_per_epoch = steps_per_epoch
+        # what every task's ClassificationDataModule shares (``per_task`` overrides it for one task); the
+        # base class takes the same sizes, so that the loaders and the module see one set of numbers
         shared = {
             "tokenizer": tokenizer,
             "data_dir": data_dir,
@@ -243,6 +231,10 @@ class MultiTaskDataModule(TaskDataModule):
             "seed": seed,
             "cache_dir": cache_dir,
         }
+        super().__init__(**{k: v for k, v in shared.items() if k != "data_dir"})
+        self.tasks = tasks
+        self.sampling, self.temperature, self.batch_mode = sampling, temperature, batch_mode
+        self.steps_per_epoch = steps_per_epoch
         self.task_modules: dict[str, ClassificationDataModule] = {}
         for task in tasks:
             extra = per_task.get(task, {})
