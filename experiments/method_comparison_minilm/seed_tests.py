@@ -30,9 +30,9 @@ from pathlib import Path
 import pandas as pd
 
 from deepprompt.data.readers import read_jsonl, read_tsv, resolve_split_file
-from deepprompt.tasks.classification.tasks import get_task
 from deepprompt.report.collect import collect_runs
 from deepprompt.report.seeds import PLUMBING_KEYS, versus
+from deepprompt.tasks.classification.tasks import get_task
 
 IGNORE = list(PLUMBING_KEYS)
 OURS = "ptuning_v2"
