@@ -11,6 +11,12 @@ finished, then takes the grid's best learning rate (by the monitored metric's be
 Usage (on the GPU machine, after `source experiments/lab/device_env.sh`):
     python3 experiments/lab/gpu_queue.py --plan call1 --budget 540 --parallel 14 --root "$TMPDIR/dp_out/q"
 Plans live in gpu_plans.py; `--dry-run` prints the job list with its commands and estimated steps.
+
+Resumable across calls: the queue's state is its --root. A later call with the same --root (a warm machine keeps
+it) skips every job whose metrics.json says finished, clears an unfinished job's folder before running it again,
+and starts from the steps/s its earlier calls measured (rates.json). `--skip-done FILE` names jobs (one
+`group/name` a line, `#` comments) that finished on a machine since lost: their results are already home.
+A job that failed on its own (not stopped at the budget) MAX_TRIES times is not started again.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from gpu_plans import PLANS, Job  # noqa: E402
 from smollm2_plans import PLANS as SMOLLM2_PLANS  # noqa: E402
 
 PLANS = {**PLANS, **SMOLLM2_PLANS}
+MAX_TRIES = 2  # a job that failed this often (not stopped at the budget) is given up
 
 
 @dataclass
@@ -113,6 +120,23 @@ def finished_before(root: Path, job: Job) -> bool:
     return False
 
 
+def read_done_list(path: str | Path) -> set[str]:
+    """Job keys (`group/name`) from a file of one key a line; blank lines and `#` comments are skipped."""
+    keys = set()
+    for line in Path(path).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            keys.add(line)
+    return keys
+
+
+def _read_json(path: Path, default):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
+
+
 def _copy_if_missing(src: str, dst: str) -> str:
     return dst if Path(dst).exists() else shutil.copy2(src, dst)
 
@@ -133,6 +157,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=os.environ.get("DEEPPROMPT_OUTPUT_DIR", "outputs") + "/queue")
     parser.add_argument(
         "--prior", help="run folders of an earlier call (same layout): finished jobs are not rerun"
+    )
+    parser.add_argument(
+        "--skip-done",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="job keys (group/name, one a line) that finished in an earlier call: not rerun (repeatable)",
+    )
+    parser.add_argument(
+        "--in-order",
+        action="store_true",
+        help="a job that does not fit the budget holds back every later job (default: smaller ones start)",
     )
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("common", nargs="*", help="overrides added to every job (e.g. the MiniLM path)")
@@ -156,18 +192,34 @@ def main(argv: list[str] | None = None) -> int:
         # never over a run that is already here (a warm machine keeps the last call's full run folders; the
         # prior only holds their slim summaries)
         shutil.copytree(args.prior, root, dirs_exist_ok=True, copy_function=_copy_if_missing)
+    skip = set().union(*(read_done_list(f) for f in args.skip_done))
+    failures: dict[str, int] = _read_json(root / "failures.json", {})
+    given_up = {key for key, n in failures.items() if n >= MAX_TRIES}
     pending = [
-        j for j in sorted(plan, key=lambda j: j.priority) if j.pick_lr_from or not finished_before(root, j)
+        j
+        for j in sorted(plan, key=lambda j: j.priority)
+        if j.pick_lr_from or not (j.key in skip or j.key in given_up or finished_before(root, j))
     ]
     print(f"{len(plan) - len(pending)} of {len(plan)} jobs finished in an earlier call", flush=True)
     queue = Queue(root=root, common=list(args.common), pending=pending, all_jobs=list(plan))
-    queue.done.update(
-        {job.key: {"rc": 0, "seconds": 0, "earlier_call": True} for job in plan if job not in pending}
-    )
+    for job in plan:
+        if job in pending:
+            continue
+        if job.key in given_up and job.key not in skip and not finished_before(root, job):
+            queue.done[job.key] = {"rc": f"given up after {failures[job.key]} failures", "seconds": 0}
+        else:
+            source = "done list" if job.key in skip and not finished_before(root, job) else "run folder"
+            queue.done[job.key] = {"rc": 0, "seconds": 0, "earlier_call": True, "from": source}
+    for job in pending:  # an unfinished folder of an earlier call (stopped at its budget, failed): start over
+        if not job.pick_lr_from and queue.run_dir(job).exists():
+            shutil.rmtree(queue.run_dir(job))
+            print(f"cleared the unfinished run folder of {job.key}", flush=True)
     t0 = time.time()
     status_every, last_status = 30.0, 0.0
 
-    rates: list[float] = []  # measured steps/s of finished jobs, which replace --steps-per-s once there are 3
+    # measured steps/s of finished jobs (this call's and earlier calls'), which replace --steps-per-s once there
+    # are 3
+    rates: list[float] = _read_json(root / "rates.json", [])
 
     def estimate(job: Job) -> float:
         rate = sorted(rates)[len(rates) // 4] if len(rates) >= 3 else args.steps_per_s  # a slow quartile
@@ -183,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
                 queue.done[r.job.key] = {"rc": rc, "seconds": round(seconds, 1), "args": r.job.args}
                 if rc == 0 and seconds > args.startup_s + 5:
                     rates.append(r.job.steps / (seconds - args.startup_s))
+                    (root / "rates.json").write_text(json.dumps(rates))
+                elif rc != 0:
+                    failures[r.job.key] = failures.get(r.job.key, 0) + 1
+                    (root / "failures.json").write_text(json.dumps(failures, indent=1))
                 print(
                     f"[{now:6.0f}s] done {r.job.name} rc={rc} in {time.time() - r.started:.0f}s", flush=True
                 )
@@ -204,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             if len(queue.running) >= args.parallel:
                 break
             if now + estimate(job) > args.budget:
+                if args.in_order:
+                    break  # nothing later starts before it
                 continue  # does not fit any more; smaller jobs further down may
             ready = queue.ready(job)
             if job.key in queue.done:  # skipped while resolving its lr
@@ -228,8 +286,10 @@ def main(argv: list[str] | None = None) -> int:
 
     for job in queue.pending:
         queue.done.setdefault(job.key, {"rc": "not started (budget)", "seconds": 0, "args": job.args})
+    left = sum(1 for key, d in queue.done.items() if d["rc"] != 0 and failures.get(key, 0) < MAX_TRIES)
     summary = {
         "plan": args.plan,
+        "left": left,  # jobs a later call would still run
         "budget_s": args.budget,
         "parallel": args.parallel,
         "wall_s": round(time.time() - t0, 1),
@@ -238,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     (root / "queue.json").write_text(json.dumps(summary, indent=1))
     finished = sum(1 for d in queue.done.values() if d["rc"] == 0)
-    print(f"queue {args.plan}: {finished}/{len(queue.done)} jobs finished in {time.time() - t0:.0f}s")
+    print(
+        f"queue {args.plan}: {finished}/{len(queue.done)} jobs finished in {time.time() - t0:.0f}s, {left} left"
+    )
     return 0
 
 

@@ -1,0 +1,111 @@
+"""The GPU job queue across short calls (experiments/lab/gpu_queue.py): a second call on the same --root skips the
+jobs whose metrics.json says finished and starts over the one stopped at the budget; a fresh root (a machine lost)
+skips the jobs a --skip-done list names; a job that fails on its own is tried MAX_TRIES times, then given up."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_gpu_queue import _load
+
+
+@pytest.fixture
+def lab(monkeypatch, tmp_path):
+    plans = _load("gpu_plans")
+    queue = _load("gpu_queue")
+    jobs = [plans.Job(f"job{i}", "g", [f"seed={i}"], steps=10, priority=i) for i in range(4)]
+    monkeypatch.setitem(queue.PLANS, "four", lambda: list(jobs))
+    launched: list[str] = []
+    behaviour: dict[str, str] = {}  # job name -> "finish" (default), "fail", "hang"
+
+    def fake_launch(self, ready):  # a real process that writes what deepprompt.train would
+        launched.append(ready.key)
+        run_dir = self.run_dir(ready)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "stale").write_text("")  # what an earlier attempt would leave
+        what = behaviour.get(ready.name, "finish")
+        code = {
+            "finish": f"open({str(run_dir / 'metrics.json')!r}, 'w').write('{{\"status\": \"finished\"}}')",
+            "fail": "raise SystemExit(1)",
+            "hang": "import time; time.sleep(60)",
+        }[what]
+        proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+        self.running.append(queue.Running(ready, proc, time.time(), tmp_path / "log"))
+
+    monkeypatch.setattr(queue.Queue, "launch", fake_launch)
+    return queue, launched, behaviour
+
+
+def _jobs(root: Path) -> dict:
+    return json.loads((root / "queue.json").read_text())
+
+
+def test_a_second_call_skips_finished_jobs_and_restarts_the_stopped_one(lab, tmp_path):
+    queue, launched, behaviour = lab
+    root = tmp_path / "warm" / "queue"
+    behaviour["job1"] = "hang"  # still running when the first call's budget ends
+    queue.main(
+        ["--plan", "four", "--budget", "4", "--parallel", "2", "--startup-s", "0", "--root", str(root)]
+    )
+    first = _jobs(root)
+    assert first["jobs"]["g/job0"]["rc"] == 0
+    assert first["jobs"]["g/job1"]["rc"] == "stopped at the budget"
+    assert first["left"] == sum(1 for d in first["jobs"].values() if d["rc"] != 0) >= 1
+
+    (root / "g" / "job1" / "metrics.csv").write_text("epoch\n0\n")  # the stopped attempt's partial log
+    launched.clear()
+    behaviour.clear()
+    queue.main(
+        ["--plan", "four", "--budget", "30", "--parallel", "2", "--startup-s", "0", "--root", str(root)]
+    )
+    assert "g/job0" not in launched and "g/job1" in launched
+    assert _jobs(root)["jobs"]["g/job0"]["earlier_call"] is True and _jobs(root)["left"] == 0
+    assert not (root / "g" / "job1" / "metrics.csv").exists()  # started over in a clean folder
+    for name in ("job0", "job1", "job2", "job3"):
+        assert json.loads((root / "g" / name / "metrics.json").read_text())["status"] == "finished"
+
+
+def test_a_fresh_machine_skips_what_the_done_list_names(lab, tmp_path):
+    queue, launched, _ = lab
+    done = tmp_path / "done.txt"
+    done.write_text("# finished on a machine since lost\ng/job0\n\ng/job2  # CB\nother/job3\n")
+    root = tmp_path / "fresh" / "queue"
+    queue.main(["--plan", "four", "--budget", "30", "--skip-done", str(done), "--root", str(root)])
+    assert sorted(launched) == ["g/job1", "g/job3"]  # other/job3 is another group's job3
+    jobs = _jobs(root)["jobs"]
+    assert jobs["g/job0"] == {"rc": 0, "seconds": 0, "earlier_call": True, "from": "done list"}
+
+
+def test_in_order_holds_back_later_jobs_behind_one_that_does_not_fit(lab, tmp_path, monkeypatch):
+    queue, launched, _ = lab
+    plans = sys.modules["gpu_plans"]
+    jobs = [
+        plans.Job("e2e", "gen", [], steps=1000, priority=0),
+        plans.Job("webnlg", "gen", [], steps=10, priority=1),
+    ]
+    monkeypatch.setitem(queue.PLANS, "gen", lambda: list(jobs))
+    args = ["--plan", "gen", "--budget", "20", "--steps-per-s", "10", "--startup-s", "0"]
+    queue.main([*args, "--in-order", "--root", str(tmp_path / "a")])
+    assert launched == []
+    queue.main([*args, "--root", str(tmp_path / "b")])
+    assert launched == ["gen/webnlg"]
+
+
+def test_a_job_failing_on_its_own_is_given_up_after_max_tries(lab, tmp_path):
+    queue, launched, behaviour = lab
+    behaviour["job3"] = "fail"
+    root = tmp_path / "queue"
+    args = ["--plan", "four", "--budget", "30", "--startup-s", "0", "--root", str(root)]
+    for _ in range(queue.MAX_TRIES):
+        queue.main(args)
+    assert launched.count("g/job3") == queue.MAX_TRIES
+    launched.clear()
+    queue.main(args)
+    assert launched == []
+    summary = _jobs(root)
+    assert summary["jobs"]["g/job3"]["rc"].startswith("given up") and summary["left"] == 0
