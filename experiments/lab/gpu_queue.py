@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         if not job.pick_lr_from and queue.run_dir(job).exists():
             shutil.rmtree(queue.run_dir(job))
             print(f"cleared the unfinished run folder of {job.key}", flush=True)
+    blocked: dict[str, int] = {}  # jobs that did not fit the budget -> their estimated seconds
     t0 = time.time()
     status_every, last_status = 30.0, 0.0
 
@@ -260,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             if len(queue.running) >= args.parallel:
                 break
             if now + estimate(job) > args.budget:
+                blocked.setdefault(job.key, round(estimate(job)))
                 if args.in_order:
                     break  # nothing later starts before it
                 continue  # does not fit any more; smaller jobs further down may
@@ -290,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "plan": args.plan,
         "left": left,  # jobs a later call would still run
+        # the first job that never fitted: a call whose queue budget is below its estimate cannot start it
+        "next": next(
+            ({"job": k, "estimate_s": v} for k, v in blocked.items() if queue.done.get(k, {}).get("rc") != 0),
+            None,
+        ),
         "budget_s": args.budget,
         "parallel": args.parallel,
         "wall_s": round(time.time() - t0, 1),

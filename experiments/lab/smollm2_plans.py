@@ -184,6 +184,16 @@ def webnlg_smoke() -> list[Job]:
     ]
 
 
+def in_sequence(*plans: list[Job]) -> list[Job]:
+    """One plan of several, each after the one before (the resumable call sequence's generation queue: E2E, then
+    WebNLG)."""
+    return [
+        Job(j.name, j.group, j.args, j.steps, 100 * index + j.priority, monitor=j.monitor)
+        for index, plan in enumerate(plans)
+        for j in plan
+    ]
+
+
 PLANS = {
     "smollm2_cls": lambda: classification("method_comparison_smollm2"),
     "minilm_budget": lambda: classification("method_comparison_minilm_budget"),
@@ -194,4 +204,6 @@ PLANS = {
     "smollm2_e2e_smoke": e2e_smoke,
     "smollm2_webnlg": lambda: webnlg(),
     "smollm2_webnlg_smoke": webnlg_smoke,
+    "smollm2_gen": lambda: in_sequence(e2e(), webnlg()),
+    "smollm2_gen_smoke": lambda: in_sequence(e2e_smoke(), webnlg_smoke()),
 }

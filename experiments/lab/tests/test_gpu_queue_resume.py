@@ -92,6 +92,7 @@ def test_in_order_holds_back_later_jobs_behind_one_that_does_not_fit(lab, tmp_pa
     args = ["--plan", "gen", "--budget", "20", "--steps-per-s", "10", "--startup-s", "0"]
     queue.main([*args, "--in-order", "--root", str(tmp_path / "a")])
     assert launched == []
+    assert _jobs(tmp_path / "a")["next"] == {"job": "gen/e2e", "estimate_s": 100}  # what a call must leave it
     queue.main([*args, "--root", str(tmp_path / "b")])
     assert launched == ["gen/webnlg"]
 

@@ -60,3 +60,10 @@ def test_webnlg_plan_decodes_a_spread_test_subset_at_e2e_rates():
         assert job.steps == 400 + 931 * 300 // 630  # training steps + the beam search's cost in steps
     smoke = smollm2_plans.PLANS["smollm2_webnlg_smoke"]()
     assert smoke and all("data.limit_eval_examples=4" in j.args for j in smoke)
+
+
+def test_generation_sequence_runs_all_of_e2e_before_webnlg():
+    jobs = sorted(smollm2_plans.PLANS["smollm2_gen"](), key=lambda j: j.priority)
+    assert [j.name for j in jobs] == [f"{t}_{m}_s1" for t in ("e2e", "webnlg") for m in smollm2_plans.METHODS]
+    assert [j.args for j in jobs] == [j.args for j in smollm2_plans.e2e() + smollm2_plans.webnlg()]
+    assert len({j.priority for j in jobs}) == 8
