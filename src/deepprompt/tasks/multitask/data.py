@@ -35,6 +35,7 @@ Validation: one loader per task, in ``tasks`` order (``dataloader_idx`` = task i
 
 from __future__ import annotations
 
+import inspect
 import math
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
@@ -51,6 +52,10 @@ from deepprompt.tasks.classification.tasks import get_task
 
 SAMPLING = ("proportional", "temperature", "uniform")
 BATCH_MODES = ("mixed", "homogeneous")
+# what ``data.per_task.<task>`` may set: the options of one task's ClassificationDataModule (all but ``task``)
+PER_TASK_KEYS = tuple(
+    sorted(name for name in inspect.signature(ClassificationDataModule).parameters if name != "task")
+)
 
 
 def task_probabilities(
@@ -210,6 +215,9 @@ class MultiTaskDataModule(TaskDataModule):
         per_task = {str(k): dict(v) for k, v in (per_task or {}).items()}
         if unknown := sorted(set(per_task) - set(tasks)):
             raise ConfigError(f"data.per_task names tasks not in data.tasks={tasks}: {unknown}")
+        for task, extra in per_task.items():
+            if bad := sorted(set(extra) - set(PER_TASK_KEYS)):
+                raise ConfigError(f"data.per_task.{task}: unknown keys {bad}; valid: {list(PER_TASK_KEYS)}")
         task_probabilities([1] * len(tasks), sampling, temperature)  # checks the names and T
         if batch_mode not in BATCH_MODES:
             raise ConfigError(f"data.batch_mode must be one of {BATCH_MODES}, got {batch_mode!r}")
@@ -237,10 +245,9 @@ class MultiTaskDataModule(TaskDataModule):
         self.steps_per_epoch = steps_per_epoch
         self.task_modules: dict[str, ClassificationDataModule] = {}
         for task in tasks:
-            extra = per_task.get(task, {})
-            if bad := sorted(set(extra) - set(shared) - {"group_by_length", "label_map"}):
-                raise ConfigError(f"data.per_task.{task}: unknown keys {bad}; valid: {sorted(shared)}")
-            self.task_modules[task] = ClassificationDataModule(task=task, **{**shared, **extra})
+            self.task_modules[task] = ClassificationDataModule(
+                task=task, **{**shared, **per_task.get(task, {})}
+            )
         self.collators = {t: MultiTaskCollator(m.collator) for t, m in self.task_modules.items()}
         self.collator = self.collators[tasks[0]]
         self.train_data: MultiTaskDataset | None = None
