@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from transformers import AutoTokenizer
 
 from deepprompt.errors import ConfigError
+from deepprompt.tasks.classification import ClassificationDataModule
 from deepprompt.tasks.multitask.data import MultiTaskDataModule
 
 # a ClassificationDataModule option each; a new option of that class belongs here once it works per task
@@ -25,7 +27,6 @@ PER_TASK = [
     "num_workers",
     "pad_to_multiple_of",
     "seed",
-    "tokenizer",
 ]
 
 
@@ -44,6 +45,14 @@ def test_unknown_per_task_key_lists_the_keys_per_task_accepts(benchmark_dir, tok
             per_task={"cb": {"max_len": 64, "label_map": {0: "entailment"}}},
         )
     assert str(info.value) == f"data.per_task.cb: unknown keys ['max_len']; valid: {PER_TASK}"
+    # one backbone, one vocabulary: no task reads with a tokenizer of its own
+    with pytest.raises(ConfigError, match=r"data.per_task.cb: unknown keys \['tokenizer'\]"):
+        MultiTaskDataModule(
+            tasks=["rte", "cb"],
+            tokenizer=tokenizer_path,
+            data_dir=str(benchmark_dir),
+            per_task={"cb": {"tokenizer": tokenizer_path}},
+        )
 
 
 def test_per_task_label_map_says_what_one_tasks_numbered_labels_mean(tmp_path, tokenizer_path):
@@ -64,3 +73,55 @@ def test_per_task_label_map_says_what_one_tasks_numbered_labels_mean(tmp_path, t
     # CB's label ids: entailment 0, contradiction 1, neutral 2
     assert dm.task_modules["cb"].dataset("train").labels == [0, 2, 1]
     assert dm.task_modules["rte"].label_map == {}
+
+
+def test_the_tokenizer_is_loaded_once_for_all_tasks_and_features_are_each_tasks_own(
+    benchmark_dir, tokenizer_path, monkeypatch
+):
+    loads = []
+    real = AutoTokenizer.from_pretrained
+
+    def counted(*args, **kwargs):
+        loads.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", counted)
+    tasks = ["rte", "cb", "sst2"]
+    dm = MultiTaskDataModule(
+        tasks=tasks,
+        tokenizer=tokenizer_path,
+        data_dir=str(benchmark_dir),
+        max_seq_length=64,
+        per_task={"cb": {"max_seq_length": 12}},  # truncates CB's pairs (up to ~20 tokens)
+    )
+    assert loads == [tokenizer_path]
+    assert all(m.tokenizer is dm.tokenizer for m in dm.task_modules.values())
+    dm.setup("fit")
+    assert len(loads) == 1
+
+    truncated = False
+    for task in tasks:
+        length = 12 if task == "cb" else 64
+        alone = ClassificationDataModule(
+            task=task, tokenizer=tokenizer_path, data_dir=str(benchmark_dir), max_seq_length=length
+        )
+        alone.setup("fit")
+        for split in ("train", "validation"):
+            features = dm.task_modules[task].dataset(split).features
+            assert features == alone.dataset(split).features, (task, split)
+            truncated |= any(len(f["input_ids"]) == 12 for f in features) and task == "cb"
+        assert dm.collators[task].collator.pad_token_id == alone.collator.pad_token_id
+    assert truncated
+    assert len(loads) == 1 + len(tasks)  # the single-task modules: one each
+
+
+def test_a_per_task_length_beyond_the_tokenizers_limit_fails_on_the_one_load(benchmark_dir, tokenizer_path):
+    with pytest.raises(
+        ConfigError, match=r"max_seq_length=1024 exceeds the tokenizer's model_max_length=512"
+    ):
+        MultiTaskDataModule(
+            tasks=["rte", "boolq"],
+            tokenizer=tokenizer_path,
+            data_dir=str(benchmark_dir),
+            per_task={"boolq": {"max_seq_length": 1024}},
+        )

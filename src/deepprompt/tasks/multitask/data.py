@@ -1,8 +1,8 @@
 """Joint multi-task training data: several classification tasks, one train loader that samples them.
 
-``MultiTaskDataModule(tasks=[rte, cb, boolq], ...)`` builds one `ClassificationDataModule` per task (shared
-tokenizer, lengths and batch sizes; ``per_task`` overrides any of them for one task, e.g. BoolQ's
-``max_seq_length``) and adds ``task_ids`` (the task's index in ``tasks``) to every batch.
+``MultiTaskDataModule(tasks=[rte, cb, boolq], ...)`` builds one `ClassificationDataModule` per task (one
+tokenizer, loaded once and handed to each; shared lengths and batch sizes, which ``per_task`` overrides for one
+task, e.g. BoolQ's ``max_seq_length``) and adds ``task_ids`` (the task's index in ``tasks``) to every batch.
 
 **Sampling** (:func:`task_probabilities`): task i is drawn with probability ``p_i``:
 
@@ -52,9 +52,14 @@ from deepprompt.tasks.classification.tasks import get_task
 
 SAMPLING = ("proportional", "temperature", "uniform")
 BATCH_MODES = ("mixed", "homogeneous")
-# what ``data.per_task.<task>`` may set: the options of one task's ClassificationDataModule (all but ``task``)
+# what ``data.per_task.<task>`` may set: the options of one task's ClassificationDataModule, but ``task`` and
+# ``tokenizer`` (one backbone, one vocabulary: every task reads with ``data.tokenizer``, loaded once)
 PER_TASK_KEYS = tuple(
-    sorted(name for name in inspect.signature(ClassificationDataModule).parameters if name != "task")
+    sorted(
+        name
+        for name in inspect.signature(ClassificationDataModule).parameters
+        if name not in ("task", "tokenizer")
+    )
 )
 
 
@@ -187,6 +192,8 @@ class MultiTaskSampler(DistributedSampler):
 class MultiTaskDataModule(TaskDataModule):
     """Several classification tasks for one `MultiTaskModule`: a sampled train loader, one val loader per task."""
 
+    load_tokenizer = staticmethod(ClassificationDataModule.load_tokenizer)  # a GGUF file's too; once, shared
+
     def __init__(
         self,
         tasks: Sequence[str],
@@ -223,10 +230,13 @@ class MultiTaskDataModule(TaskDataModule):
             raise ConfigError(f"data.batch_mode must be one of {BATCH_MODES}, got {batch_mode!r}")
         if steps_per_epoch is not None and steps_per_epoch < 1:
             raise ConfigError(f"data.steps_per_epoch must be >= 1 or null, got {steps_per_epoch}")
+        # the tokenizer, loaded once (start-up time) for the longest max_seq_length any task asks for
+        longest = max(per_task.get(t, {}).get("max_seq_length", max_seq_length) for t in tasks)
+        loaded, _ = self.load_tokenizer(tokenizer, longest)
         # what every task's ClassificationDataModule shares (``per_task`` overrides it for one task); the
         # base class takes the same sizes, so that the loaders and the module see one set of numbers
         shared = {
-            "tokenizer": tokenizer,
+            "tokenizer": loaded,
             "data_dir": data_dir,
             "batch_size": batch_size,
             "eval_batch_size": eval_batch_size,
