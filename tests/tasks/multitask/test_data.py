@@ -125,3 +125,26 @@ def test_a_per_task_length_beyond_the_tokenizers_limit_fails_on_the_one_load(ben
             data_dir=str(benchmark_dir),
             per_task={"boolq": {"max_seq_length": 1024}},
         )
+
+
+def test_a_per_task_label_map_that_is_no_mapping_fails_as_data_label_map_does(benchmark_dir, tokenizer_path):
+    """The data module reads a label map through the same function as the config schema: the same message."""
+    from deepprompt.config import DataConfig, typed_keys
+
+    with pytest.raises(ConfigError) as schema:
+        typed_keys(DataConfig, {"label_map": ["entailment", "neutral"]}, "data")
+    with pytest.raises(ConfigError) as module:
+        MultiTaskDataModule(
+            tasks=["rte", "cb"],
+            tokenizer=tokenizer_path,
+            data_dir=str(benchmark_dir),
+            per_task={"cb": {"label_map": ["entailment", "neutral"]}},
+        )
+    assert (
+        str(module.value)
+        == str(schema.value)
+        == (
+            "data.label_map must map raw labels to label names, e.g. {0: entailment, 1: neutral}, "
+            "got ['entailment', 'neutral']"
+        )
+    )

@@ -11,15 +11,16 @@ from deepprompt.data.readers import Row, excerpt, read_jsonl, read_tsv
 from deepprompt.data.sources import hub_source, local_source_key, read_split
 from deepprompt.data.tokenizing import load_tokenizer
 from deepprompt.errors import ConfigError, DataFormatError
-from deepprompt.tasks.classification.tasks import ClassificationTask, get_task
+from deepprompt.tasks.classification.tasks import ClassificationTask, get_task, label_map_by_raw
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 
 def check_label_map(task: ClassificationTask, label_map: Mapping[Any, str] | None) -> dict[str, str]:
-    """``data.label_map`` as ``{str(raw label): label name}``; ConfigError for a name the task does not have."""
-    mapped = {str(k).lower() if isinstance(k, bool) else str(k): v for k, v in (label_map or {}).items()}
+    """``data.label_map`` as ``{str(raw label): label name}`` (`label_map_by_raw`); ConfigError for a name the
+    task does not have."""
+    mapped = label_map_by_raw(label_map)
     for raw, name in mapped.items():
         if name not in task.label_names:
             raise ConfigError(
