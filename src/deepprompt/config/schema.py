@@ -18,6 +18,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 from deepprompt.config.cli_errors import unknown_key_message
 from deepprompt.errors import ConfigError
+from deepprompt.tasks.classification.tasks import label_map_by_raw  # the task registry: no torch
 
 T = TypeVar("T")
 
@@ -118,15 +119,8 @@ def typed_keys(cls: type[T], data: Any, where: str) -> T:
     subset = {
         k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in subset.items()
     }
-    if subset.get("label_map") is not None and not isinstance(subset["label_map"], dict):
-        raise ConfigError(
-            f"{where}.label_map must map raw labels to label names, e.g. {{0: entailment, 1: neutral}}, "
-            f"got {subset['label_map']!r}"
-        )
-    if isinstance(subset.get("label_map"), dict):  # numbers as keys (data.label_map={0: entailment})
-        subset["label_map"] = {
-            str(k).lower() if isinstance(k, bool) else str(k): v for k, v in subset["label_map"].items()
-        }
+    if subset.get("label_map") is not None:  # numbers as keys (data.label_map={0: entailment}): as text
+        subset["label_map"] = label_map_by_raw(subset["label_map"], where)
     return structured(cls, subset, where)
 
 

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deepprompt.data.base import SEQUENCE_KEYS, FeatureDataset, TaskDataModule
 from deepprompt.data.readers import Row, excerpt, read_jsonl, read_tsv
 from deepprompt.data.sources import hub_source, local_source_key, read_split
 from deepprompt.data.tokenizing import load_tokenizer
 from deepprompt.errors import ConfigError, DataFormatError
-from deepprompt.tasks.classification.tasks import ClassificationTask, get_task
+from deepprompt.tasks.classification.tasks import ClassificationTask, get_task, label_map_by_raw
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def check_label_map(task: ClassificationTask, label_map: Mapping[Any, str] | None) -> dict[str, str]:
-    """``data.label_map`` as ``{str(raw label): label name}``; ConfigError for a name the task does not have."""
-    mapped = {str(k).lower() if isinstance(k, bool) else str(k): v for k, v in (label_map or {}).items()}
+    """``data.label_map`` as ``{str(raw label): label name}`` (`label_map_by_raw`); ConfigError for a name the
+    task does not have."""
+    mapped = label_map_by_raw(label_map)
     for raw, name in mapped.items():
         if name not in task.label_names:
             raise ConfigError(
@@ -41,6 +45,9 @@ class ClassificationDataModule(TaskDataModule):
     the module's position ids and last-token head ignore (``head.pooling: last``). Such tokenizers have no
     separator token and join a text pair with nothing between, so the second text starts on a new line
     (``PAIR_BREAK``).
+
+    ``tokenizer`` is a Hub name, a folder or a GGUF file, or a tokenizer already loaded (`load_tokenizer`), which
+    several data modules then share: `MultiTaskDataModule` loads one for all its tasks.
     """
 
     PAIR_BREAK = "\n"
@@ -48,7 +55,7 @@ class ClassificationDataModule(TaskDataModule):
     def __init__(
         self,
         task: str,
-        tokenizer: str,
+        tokenizer: str | PreTrainedTokenizerBase,
         data_dir: str | None = None,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
@@ -77,13 +84,19 @@ class ClassificationDataModule(TaskDataModule):
             cache_dir=cache_dir,
         )
         self.label_map = check_label_map(task_spec, label_map)
-        self.save_hyperparameters(ignore=["label_map"])
+        # a tokenizer handed in (shared by the tasks of a MultiTaskDataModule) is an object, no hyperparameter
+        self.save_hyperparameters(
+            ignore=["label_map"] if isinstance(tokenizer, str) else ["label_map", "tokenizer"]
+        )
         self._task = task_spec
         self.data_dir = data_dir
 
     @staticmethod
-    def load_tokenizer(name: str, max_seq_length: int):
-        """The tokenizer and its pad id: from a Hub name or folder, or the one inside a GGUF file."""
+    def load_tokenizer(name: str | PreTrainedTokenizerBase, max_seq_length: int):
+        """The tokenizer and its pad id: from a Hub name or folder, or the one inside a GGUF file. A tokenizer
+        already loaded is used as it is (whoever loaded it checked ``max_seq_length`` against its limit)."""
+        if not isinstance(name, str):
+            return name, _pad_id(name, name.name_or_path)
         from deepprompt.backbones import resolve_model_path
 
         folder, gguf = resolve_model_path(name)
@@ -92,10 +105,7 @@ class ClassificationDataModule(TaskDataModule):
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        if pad is None:
-            raise ConfigError(f"tokenizer {name} has neither a pad nor an eos token to pad with")
-        return tokenizer, pad
+        return tokenizer, _pad_id(tokenizer, name)
 
     # What the Lightning module that trains on this data (see deepprompt.tasks.registry) needs to know.
     def module_kwargs(self) -> dict[str, Any]:
@@ -192,3 +202,11 @@ class ClassificationDataModule(TaskDataModule):
         return FeatureDataset(
             [{**{key: encoded[key][i] for key in keys}, "labels": label} for i, label in enumerate(labels)]
         )
+
+
+def _pad_id(tokenizer: PreTrainedTokenizerBase, name: str) -> int:
+    """The pad token's id, else eos's (the attention mask hides padding, so any id works)."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad is None:
+        raise ConfigError(f"tokenizer {name} has neither a pad nor an eos token to pad with")
+    return pad

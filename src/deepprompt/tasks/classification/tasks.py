@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from deepprompt.data.readers import excerpt
-from deepprompt.errors import DeepPromptError
+from deepprompt.errors import ConfigError, DeepPromptError
 
 SPLITS = ("train", "validation")
+
+
+def label_map_by_raw(label_map: Any, where: str = "data") -> dict[str, str]:
+    """``<where>.label_map`` (``{raw label: label name}``) keyed by the text a file's label is compared as:
+    ``0`` -> ``"0"``, YAML's ``true`` -> ``"true"`` (not Python's ``"True"``); None -> ``{}``. The config
+    schema and the data module both read it through here. ConfigError for anything but a mapping."""
+    if label_map is None:
+        return {}
+    if not isinstance(label_map, Mapping):
+        raise ConfigError(
+            f"{where}.label_map must map raw labels to label names, e.g. {{0: entailment, 1: neutral}}, "
+            f"got {label_map!r}"
+        )
+    return {str(k).lower() if isinstance(k, bool) else str(k): v for k, v in label_map.items()}
 
 
 class UnknownTaskError(DeepPromptError, KeyError):

@@ -1,8 +1,8 @@
 """Joint multi-task training data: several classification tasks, one train loader that samples them.
 
-``MultiTaskDataModule(tasks=[rte, cb, boolq], ...)`` builds one `ClassificationDataModule` per task (shared
-tokenizer, lengths and batch sizes; ``per_task`` overrides any of them for one task, e.g. BoolQ's
-``max_seq_length``) and adds ``task_ids`` (the task's index in ``tasks``) to every batch.
+``MultiTaskDataModule(tasks=[rte, cb, boolq], ...)`` builds one `ClassificationDataModule` per task (one
+tokenizer, loaded once and handed to each; shared lengths and batch sizes, which ``per_task`` overrides for one
+task, e.g. BoolQ's ``max_seq_length``) and adds ``task_ids`` (the task's index in ``tasks``) to every batch.
 
 **Sampling** (:func:`task_probabilities`): task i is drawn with probability ``p_i``:
 
@@ -35,6 +35,7 @@ Validation: one loader per task, in ``tasks`` order (``dataloader_idx`` = task i
 
 from __future__ import annotations
 
+import inspect
 import math
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
@@ -51,6 +52,15 @@ from deepprompt.tasks.classification.tasks import get_task
 
 SAMPLING = ("proportional", "temperature", "uniform")
 BATCH_MODES = ("mixed", "homogeneous")
+# what ``data.per_task.<task>`` may set: the options of one task's ClassificationDataModule, but ``task`` and
+# ``tokenizer`` (one backbone, one vocabulary: every task reads with ``data.tokenizer``, loaded once)
+PER_TASK_KEYS = tuple(
+    sorted(
+        name
+        for name in inspect.signature(ClassificationDataModule).parameters
+        if name not in ("task", "tokenizer")
+    )
+)
 
 
 def task_probabilities(
@@ -182,6 +192,8 @@ class MultiTaskSampler(DistributedSampler):
 class MultiTaskDataModule(TaskDataModule):
     """Several classification tasks for one `MultiTaskModule`: a sampled train loader, one val loader per task."""
 
+    load_tokenizer = staticmethod(ClassificationDataModule.load_tokenizer)  # a GGUF file's too; once, shared
+
     def __init__(
         self,
         tasks: Sequence[str],
@@ -210,15 +222,21 @@ class MultiTaskDataModule(TaskDataModule):
         per_task = {str(k): dict(v) for k, v in (per_task or {}).items()}
         if unknown := sorted(set(per_task) - set(tasks)):
             raise ConfigError(f"data.per_task names tasks not in data.tasks={tasks}: {unknown}")
+        for task, extra in per_task.items():
+            if bad := sorted(set(extra) - set(PER_TASK_KEYS)):
+                raise ConfigError(f"data.per_task.{task}: unknown keys {bad}; valid: {list(PER_TASK_KEYS)}")
         task_probabilities([1] * len(tasks), sampling, temperature)  # checks the names and T
         if batch_mode not in BATCH_MODES:
             raise ConfigError(f"data.batch_mode must be one of {BATCH_MODES}, got {batch_mode!r}")
         if steps_per_epoch is not None and steps_per_epoch < 1:
             raise ConfigError(f"data.steps_per_epoch must be >= 1 or null, got {steps_per_epoch}")
+        # the tokenizer, loaded once (start-up time) for the longest max_seq_length any task asks for
+        longest = max(per_task.get(t, {}).get("max_seq_length", max_seq_length) for t in tasks)
+        loaded, _ = self.load_tokenizer(tokenizer, longest)
         # what every task's ClassificationDataModule shares (``per_task`` overrides it for one task); the
         # base class takes the same sizes, so that the loaders and the module see one set of numbers
         shared = {
-            "tokenizer": tokenizer,
+            "tokenizer": loaded,
             "data_dir": data_dir,
             "batch_size": batch_size,
             "eval_batch_size": eval_batch_size,
@@ -237,10 +255,9 @@ class MultiTaskDataModule(TaskDataModule):
         self.steps_per_epoch = steps_per_epoch
         self.task_modules: dict[str, ClassificationDataModule] = {}
         for task in tasks:
-            extra = per_task.get(task, {})
-            if bad := sorted(set(extra) - set(shared) - {"group_by_length", "label_map"}):
-                raise ConfigError(f"data.per_task.{task}: unknown keys {bad}; valid: {sorted(shared)}")
-            self.task_modules[task] = ClassificationDataModule(task=task, **{**shared, **extra})
+            self.task_modules[task] = ClassificationDataModule(
+                task=task, **{**shared, **per_task.get(task, {})}
+            )
         self.collators = {t: MultiTaskCollator(m.collator) for t, m in self.task_modules.items()}
         self.collator = self.collators[tasks[0]]
         self.train_data: MultiTaskDataset | None = None
