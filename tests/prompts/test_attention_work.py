@@ -109,3 +109,104 @@ def test_padded_outputs_equal_the_per_layer_masks(tiny, monkeypatch):
             want = naive.eval()(input_ids=ids, attention_mask=mask).last_hidden_state
             real = mask.bool()
             torch.testing.assert_close(got[real], want[real], atol=1e-6, rtol=1e-6)
+
+
+# -- several tasks in one batch, prompts of different lengths: a per-row prefix mask (B, m) -----------------------
+TASKS = {"long": DeepPromptConfig(length=4, dropout=0.0), "short": DeepPromptConfig(length=2, dropout=0.0)}
+
+
+def _served(tiny, layers: int, configs=TASKS, attn: str = "sdpa"):
+    """The server's prompted forward: a tiny backbone and every task's cached prefixes in one `PrefixTable`."""
+    from deepprompt.prompts.multitask import MultiTaskDeepPromptModel
+    from deepprompt.serve.forward import PrefixTable
+    from deepprompt.serve.registry import CachedPrompts
+
+    torch.manual_seed(0)
+    multi = MultiTaskDeepPromptModel(tiny.build("bert", attn, layers=layers), configs).eval()
+    table = PrefixTable(torch.device("cpu"), torch.float32)
+    table.rebuild([CachedPrompts(multi.encoders[t], torch.float32, torch.device("cpu"))() for t in configs])
+    return multi, table
+
+
+def _served_call(multi, table, ids, mask, task_ids):
+    prompts = table.gather(task_ids, **table.tensors())
+    return multi.model(input_ids=ids, attention_mask=mask, deep_prompts=prompts).last_hidden_state
+
+
+def _mixed_ops(tiny, layers: int, lengths: list[int], static: bool, attn: str = "sdpa") -> Counter:
+    """The aten ops the served prompts add to a forward of tasks 0, 1, 0 (prompted minus bare)."""
+    multi, table = _served(tiny, layers, attn=attn)
+    ids, mask = tiny.batch(lengths)
+    task_ids = torch.tensor([0, 1, 0][: len(lengths)])
+    counts = []
+    with torch.no_grad(), attention_module.static_masks() if static else torch.no_grad():
+        for call in (
+            lambda: _served_call(multi, table, ids, mask, task_ids),
+            lambda: multi.model(input_ids=ids, attention_mask=mask),
+        ):
+            call()
+            with OpCount() as count:
+                call()
+            counts.append(count.ops)
+    return counts[0] - counts[1]
+
+
+@pytest.mark.parametrize("static", [True, False])
+@pytest.mark.parametrize("lengths", [[7, 3, 5], [5, 5, 5]], ids=["padded", "unpadded"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_a_per_row_prefix_mask_is_extended_once_per_forward(tiny, lengths, static, attn):
+    """Tasks of different prompt lengths, each prompting every layer: one prefix mask for all layers, so a
+    prompted layer again adds only its key and value concatenation (not a mask extension, nor a host read of
+    ``prefix_mask.all()``, per layer)."""
+    growth = Counter()
+    two, four = (_mixed_ops(tiny, layers, lengths, static, attn) for layers in (2, 4))
+    for op in set(two) | set(four):
+        if op not in VIEWS and four[op] != two[op]:
+            growth[op] = (four[op] - two[op]) / 2
+    want = Counter({"cat": 2})
+    if attn == "eager" and lengths == [5, 5, 5] and not static:
+        want["add"] = 1  # eager adds the prefix mask to the scores; the bare forward has no mask to add
+    assert growth == want
+
+
+def test_the_shared_prefix_mask_gives_the_per_layer_outputs(tiny):
+    multi, table = _served(tiny, 3)
+    assert table.masked and table.uniform
+    task_ids = torch.tensor([0, 1, 1, 0])
+    for ids, mask in (tiny.batch([7, 3, 5, 6], seed=2), tiny.batch([6, 6, 6, 6], seed=3)):
+        with torch.no_grad():
+            shared = _served_call(multi, table, ids, mask, task_ids)
+            table.uniform = False  # each layer its own view of the visibility: the mask extended per layer
+            per_layer = _served_call(multi, table, ids, mask, task_ids)
+            table.uniform = True
+            uncached = multi(task_ids, input_ids=ids, attention_mask=mask).last_hidden_state
+        assert torch.equal(shared, per_layer)
+        real = mask.bool()
+        torch.testing.assert_close(shared[real], uncached[real], atol=1e-6, rtol=1e-6)
+
+
+def test_layers_of_different_visibility_keep_their_own_prefix_masks(tiny):
+    configs = {**TASKS, "deep": DeepPromptConfig(length=[0, 2, 6], dropout=0.0)}  # no prompt in layer 0
+    multi, table = _served(tiny, 3, configs)
+    assert table.masked and not table.uniform
+    task_ids = torch.tensor([0, 1, 2])
+    ids, mask = tiny.batch([7, 3, 5], seed=4)
+    gathered = table.gather(task_ids, **table.tensors())
+    assert gathered[1][2] is not gathered[2][2] and not torch.equal(gathered[1][2], gathered[2][2])
+    built = multi.build_prompts(task_ids)
+    assert built[1][2] is not built[2][2]
+    with torch.no_grad():
+        got = _served_call(multi, table, ids, mask, task_ids)
+        want = multi(task_ids, input_ids=ids, attention_mask=mask).last_hidden_state
+    real = mask.bool()
+    torch.testing.assert_close(got[real], want[real], atol=1e-6, rtol=1e-6)
+
+
+def test_the_multitask_model_hands_every_layer_one_prefix_mask_where_lengths_agree(tiny):
+    from deepprompt.prompts.multitask import MultiTaskDeepPromptModel
+
+    multi = MultiTaskDeepPromptModel(tiny.build("bert", layers=3), TASKS).eval()
+    prompts = multi.build_prompts(torch.tensor([0, 1, 0]))
+    masks = [prompts[layer][2] for layer in range(3)]
+    assert masks[0] is masks[1] is masks[2]
+    assert masks[0].tolist() == [[True] * 4, [True, True, False, False], [True] * 4]

@@ -4,6 +4,10 @@
 server's `MultiTaskDeepPromptModel` (``task_ids``: each row's task index). Each task's `TaskRunner` turns its
 examples into rows, reads its rows' head scores from the output and decodes them, so either caller gives the
 same answers for the same inputs.
+
+On a GPU the loop does not wait for it: a batch goes from the host collate to the device by an asynchronous copy
+from pinned memory, and the heads' scores stay on the device until the end (or every `HOST_FLUSH_ROWS` rows),
+when they come back in one transfer per dtype. The host meanwhile collates the next batch.
 """
 
 from __future__ import annotations
@@ -18,13 +22,41 @@ from deepprompt.inference.families import Example, Row, TaskRunner
 
 Forward = Callable[[torch.Tensor, dict[str, torch.Tensor]], Any]
 
+HOST_FLUSH_ROWS = 16384  # scores kept on the device at most (rows) before they are fetched: bounds its memory
+
+
+def to_device(tensor: torch.Tensor, device) -> torch.Tensor:
+    """A host ``tensor`` on a CUDA ``device`` without a host wait: copied into pinned memory, then asynchronously
+    to the device (a copy from pageable memory waits for the device). The pinned copy is the copy's own, so the
+    caller may change ``tensor`` at once, and PyTorch's host allocator reuses the block only once the transfer is
+    done. Elsewhere a plain ``.to``."""
+    device = torch.device(device)
+    if device.type != "cuda" or tensor.device.type != "cpu":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+def to_host(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``tensors`` on the CPU, in one device-to-host transfer per dtype (each a wait for the device)."""
+    out: list[torch.Tensor | None] = [t if t.device.type == "cpu" else None for t in tensors]
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(tensors):
+        if out[i] is None:
+            groups.setdefault((t.device, t.dtype), []).append(i)
+    for members in groups.values():
+        flat = torch.cat([tensors[i].reshape(-1) for i in members]).cpu()
+        for i, part in zip(members, flat.split([tensors[i].numel() for i in members]), strict=True):
+            out[i] = part.view(tensors[i].shape)
+    return out  # type: ignore[return-value]
+
 
 def collate(rows: Sequence[Row], pad_id: int, padding_side: str, device) -> dict[str, torch.Tensor]:
-    """The rows' token keys padded to their longest (the data modules' own collator), on ``device``."""
+    """The rows' token keys padded to their longest (the data modules' own collator), on ``device`` (copied
+    without a host wait, `to_device`)."""
     batch = FeatureCollator(pad_id, None, padding_side)(
         [{k: r[k] for k in SEQUENCE_KEYS if k in r} for r in rows]
     )
-    return {k: v.to(device) for k, v in batch.items()}
+    return {k: to_device(v, device) for k, v in batch.items()}
 
 
 def pad_id_of(tokenizer) -> int:
@@ -53,22 +85,25 @@ def run_batch(
     forward: Forward,
     items: Sequence[tuple[int, TaskRunner, Row]],
     device,
-) -> list[torch.Tensor]:
-    """One backbone call over ``(task index, runner, row)`` items; each row's scores, in item order."""
+) -> list[tuple[list[int], torch.Tensor]]:
+    """One backbone call over ``(task index, runner, row)`` items: per task, ``(item positions, scores)`` with
+    the scores of those rows stacked (one row each), left on the device (`to_host` fetches them)."""
     tokenizer = items[0][1].tokenizer
     batch = collate([row for _, _, row in items], pad_id_of(tokenizer), tokenizer.padding_side, device)
-    task_ids = torch.tensor([t for t, _, _ in items], dtype=torch.long)
+    task_ids = torch.tensor([t for t, _, _ in items], dtype=torch.long)  # on the host: the forward moves it
     out = forward(task_ids, batch)
-    scores: list[torch.Tensor | None] = [None] * len(items)
     by_runner: dict[int, list[int]] = {}
     for i, (_, runner, _) in enumerate(items):
         by_runner.setdefault(id(runner), []).append(i)
+    scored = []
     for positions in by_runner.values():
         runner = items[positions[0]][1]
-        index = torch.tensor(positions, device=batch["input_ids"].device)
-        for position, score in zip(positions, runner.scores(out, index, batch), strict=True):
-            scores[position] = score
-    return scores  # type: ignore[return-value]
+        if len(positions) == len(items):
+            index = slice(None)  # one task: every row, no index to copy
+        else:
+            index = to_device(torch.tensor(positions), batch["input_ids"].device)
+        scored.append((positions, runner.scores(out, index, batch)))
+    return scored
 
 
 def predict(
@@ -89,13 +124,23 @@ def predict(
         rows += [(e, task, runner, row) for row in made]
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i][3]["input_ids"]))
     scores: list[torch.Tensor | None] = [None] * len(rows)
+    pending: list[tuple[list[int], torch.Tensor]] = []  # (rows, their scores still on the device)
+
+    def fetch() -> None:
+        for (which, _), host in zip(pending, to_host([t for _, t in pending]), strict=True):
+            for i, s in zip(which, host, strict=True):
+                scores[i] = s
+        pending.clear()
+
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        out = run_batch(forward, [(rows[i][1], rows[i][2], rows[i][3]) for i in chunk], device)
-        for i, s in zip(chunk, out, strict=True):
-            scores[i] = s
+        for positions, s in run_batch(forward, [(rows[i][1], rows[i][2], rows[i][3]) for i in chunk], device):
+            pending.append(([chunk[p] for p in positions], s))
+        if sum(len(w) for w, _ in pending) >= HOST_FLUSH_ROWS:
+            fetch()
         if progress is not None:
             progress(len(chunk))
+    fetch()
     answers = []
     for (_, runner, example), positions in zip(work, per_example, strict=True):
         answers.append(
@@ -119,7 +164,9 @@ def generate(module, runner: TaskRunner, examples: Sequence[Example], batch_size
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         batch = collator([{"input_ids": prompts[i], "attention_mask": [1] * len(prompts[i])} for i in chunk])
-        new = module.generate(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        new = module.generate(
+            to_device(batch["input_ids"], device), to_device(batch["attention_mask"], device)
+        )
         for i, text in zip(chunk, dm.decode(new.cpu()), strict=True):
             texts[i] = text
         if progress is not None:

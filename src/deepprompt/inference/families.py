@@ -7,7 +7,8 @@ server's `MultiTaskDeepPromptModel`, where each row carries its task's prompts).
 
 An example becomes one or more rows: one for a sentence (pair) or a sentence to tag, one per choice (COPA),
 one per answer option (MultiRC), one per context window (QA). ``scores`` maps each row's backbone output to
-a small CPU tensor; ``decode`` turns an example's rows back into its answer:
+a small tensor (left on the device: the engine fetches them together); ``decode`` turns an example's rows back
+into its answer:
 
 * classification: ``{"label", "probabilities": {label: p}}``
 * multiple choice (COPA): ``{"label": "choice1"|"choice2", "choice": i, "probabilities"}``
@@ -212,24 +213,26 @@ class TaskRunner:
 
     # -- backbone output -> per-row scores --------------------------------------------------------------
     @torch.no_grad()
-    def scores(self, out, rows: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-        """This task's rows (indices ``rows`` of the batch) of the backbone output -> one CPU tensor per row."""
+    def scores(self, out, rows: torch.Tensor | slice, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """This task's rows (indices ``rows`` of the batch) of the backbone output -> their scores, one row each,
+        on the output's device (new tensors, never views of ``out``: they stay valid when the next forward
+        overwrites a graph's static outputs)."""
         length = batch["input_ids"].shape[1]
         family = self.family
         if family in ("classification", "multirc", "multiple_choice"):
             vec = pool(out, batch, self.pooling)[rows]
             logits = self.head(vec.to(self.head.weight.dtype)).float()
             if family == "multiple_choice":
-                return list(logits[:, 0].cpu())
-            return list(logits.softmax(-1).cpu())
+                return logits[:, 0]
+            return logits.softmax(-1)
         states = token_states(out, length)[rows]
         logits = self.head(states.to(self.head.weight.dtype)).float()
         if family == "ner":
-            return list(logits.argmax(-1).cpu())
+            return logits.argmax(-1)
         start, end = logits.unbind(-1)  # qa
         pad = batch["attention_mask"][rows] == 0
         start, end = start.masked_fill(pad, -1e4), end.masked_fill(pad, -1e4)
-        return list(torch.stack([start, end], -1).cpu())
+        return torch.stack([start, end], -1)
 
     # -- rows -> answer ---------------------------------------------------------------------------------
     def decode(self, example: Example, rows: list[Row], scores: list[torch.Tensor]) -> dict[str, Any]:

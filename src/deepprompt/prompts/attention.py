@@ -23,7 +23,9 @@ Speed (docs/performance.md): SDPA can only take its fused kernels when the mask 
   columns are prepended to that: (B, 1, 1, m + n) per layer instead of a materialised (B, 1, n, m + n).
 - Every layer of a forward receives the same mask object, so the extended mask is built once per forward (kept on
   that object) and, for SDPA, made additive once instead of SDPA converting a bool mask in every layer: a prompted
-  layer's only extra kernels are the concatenations of its prefix keys and values.
+  layer's only extra kernels are the concatenations of its prefix keys and values. A per-row prefix mask (tasks of
+  different prompt lengths in one batch) is part of the key: layers handed the same prefix-mask object share one
+  extended mask; layers whose visibility differs get their own.
 - ``PromptBundle.compact_mask = False`` (the "naive" path, kept for the benchmark's before/after rows) builds
   the full (B, 1, n, m + n) mask in every prompted layer, padding or not, as a first prototype would.
 """
@@ -114,24 +116,36 @@ def _extend_mask(
     mask (no padding) one is built only where needed: a causal layer, or a prefix position that is masked.
 
     Every layer of a forward gets the same incoming mask object, so the extended mask is built once per forward
-    and reused (`_memo`). For SDPA it is returned additive (0 / -inf in the query's dtype): SDPA would otherwise
-    convert a bool mask in every layer; the values are those of its own conversion, so the results are the same.
+    and reused (`_memo`); with a per-row prefix mask, layers that share the same ``prefix_mask`` object share the
+    extended mask too (the serving table and `MultiTaskDeepPromptModel` hand every layer the same object where
+    the visibility is the same in all layers). For SDPA it is returned additive (0 / -inf in the query's dtype):
+    SDPA would otherwise convert a bool mask in every layer; the values are those of its own conversion, so the
+    results are the same.
     """
-    if prefix_mask is not None and not _STATIC_MASKS and bool(prefix_mask.all()):
-        prefix_mask = None  # every prefix position visible: the plain path
-    if mask is None:
-        return _extend_absent(m, module, query, key, prefix_mask, base)
-    key_of_call = (m, base, query.dtype, query.shape[0], query.shape[2], key.shape[2])
-    memo = _memo(mask)
+    causal = getattr(module, "is_causal", False) and query.shape[2] > 1
+    key_of_call = (m, base, query.dtype, query.shape[0], query.shape[2], key.shape[2], causal, _STATIC_MASKS)
+    holder = mask if mask is not None else prefix_mask  # lives as long as the forward: the memo hangs on it
+    memo = _memo(holder) if holder is not None else None
     if memo is not None:
         hit = memo.get(key_of_call)
         if hit is not None and hit[0] is prefix_mask:
             return hit[1]
-    out = _prepend(mask, m, prefix_mask)
-    if base == "sdpa" and out.dtype == torch.bool:
-        out = _to_float(out, query.dtype, float("-inf"))
+    out = _build_extended(mask, m, module, query, key, prefix_mask, base)
     if memo is not None:
         memo[key_of_call] = (prefix_mask, out)
+    return out
+
+
+def _build_extended(mask, m: int, module, query, key, prefix_mask, base: str) -> torch.Tensor | None:
+    """`_extend_mask` without the memo."""
+    if prefix_mask is not None and not _STATIC_MASKS and bool(prefix_mask.all()):
+        prefix_mask = None  # every prefix position visible: the plain path
+    if mask is None:
+        out = _extend_absent(m, module, query, key, prefix_mask, base)
+    else:
+        out = _prepend(mask, m, prefix_mask)
+    if base == "sdpa" and out is not None and out.dtype == torch.bool:
+        out = _to_float(out, query.dtype, float("-inf"))
     return out
 
 

@@ -77,9 +77,10 @@ class MultiTaskDeepPromptModel(nn.Module):
         rows = slot.to(index.device)[index].to(device)  # (B,) row -> stacked task (index may be on the GPU)
         g = self.geometry
         out = {}
+        masks: dict[tuple[int, ...], torch.Tensor] = {}  # the present tasks' lengths -> their (B, m_max) mask
         for layer in layers:
             m_max = max(p[layer][0].shape[2] for p in per_task.values() if layer in p)
-            keys, values, masks = [], [], []
+            keys, values, lengths = [], [], []
             for t in present:
                 prompt = per_task[t].get(layer)
                 m = 0 if prompt is None else prompt[0].shape[2]
@@ -87,11 +88,17 @@ class MultiTaskDeepPromptModel(nn.Module):
                 pad = ref.new_zeros(1, g.num_kv_heads, m_max - m, g.head_dim)
                 keys.append(pad if prompt is None else torch.cat([prompt[0], pad], dim=2))
                 values.append(pad if prompt is None else torch.cat([prompt[1], pad], dim=2))
-                masks.append(torch.arange(m_max, device=ref.device) < m)
+                lengths.append(m)
             key = torch.cat(keys)[rows]  # (B, kv_heads, m_max, head_dim)
             value = torch.cat(values)[rows]
-            mask = torch.stack(masks)[rows]  # (B, m_max)
-            out[layer] = (key, value) if bool(mask.all()) else (key, value, mask)
+            if all(m == m_max for m in lengths):  # every row sees every position: no prefix mask
+                out[layer] = (key, value)
+                continue
+            # layers with the same lengths share one mask object: the attention extends it once per forward
+            if tuple(lengths) not in masks:
+                columns = torch.arange(m_max, device=ref.device)
+                masks[tuple(lengths)] = torch.stack([columns < m for m in lengths])[rows]
+            out[layer] = (key, value, masks[tuple(lengths)])  # mask (B, m_max), True = a real position
         return out
 
     def forward(self, task_ids, *args, **kwargs):

@@ -49,13 +49,14 @@ class PrefixTable:
         self.masked = (
             False  # some task leaves a prefix position of some layer empty: the gather adds the mask
         )
+        self.uniform = True  # every task's visibility is the same in all layers: one prefix mask for all
 
     def rebuild(self, prompts: list[LayerPrompts]) -> bool:
         """Refill from each task's ``{layer: (key, value)}`` (each ``(1, kv_heads, m, head_dim)``); True when the
         storage or layout changed (graphs that read the old table must be dropped)."""
         if not prompts:
             changed = self.kv is not None
-            self.kv, self.visible, self.layers, self.masked = None, None, (), False
+            self.kv, self.visible, self.layers, self.masked, self.uniform = None, None, (), False, True
             return changed
         layers = tuple(sorted({layer for p in prompts for layer in p}))
         ref = next(kv[0] for p in prompts for kv in p.values())
@@ -73,18 +74,19 @@ class PrefixTable:
                     kv[t, i, 1, :, : value.shape[2]] = value[0]
                     visible[t, i, : key.shape[2]] = True
         masked = not bool(visible[: len(prompts)].all())
+        uniform = bool((visible == visible[:, :1]).all())
         if (
             self.kv is not None
             and self.kv.shape[1:] == kv.shape[1:]
             and self.kv.shape[0] >= capacity
-            and (self.layers, self.masked) == (layers, masked)
+            and (self.layers, self.masked, self.uniform) == (layers, masked, uniform)
         ):
             self.kv.zero_()
             self.kv[:capacity].copy_(kv)
             self.visible.zero_()
             self.visible[:capacity].copy_(visible)
             return False
-        self.kv, self.visible, self.layers, self.masked = kv, visible, layers, masked
+        self.kv, self.visible, self.layers, self.masked, self.uniform = kv, visible, layers, masked, uniform
         return True
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -94,10 +96,17 @@ class PrefixTable:
     def gather(
         self, task_ids: torch.Tensor, prefix_kv: torch.Tensor, prefix_visible: torch.Tensor
     ) -> dict[int, tuple[torch.Tensor, ...]]:
-        """``deep_prompts`` for a batch whose row b belongs to task ``task_ids[b]`` (on the table's device)."""
+        """``deep_prompts`` for a batch whose row b belongs to task ``task_ids[b]`` (on the table's device).
+
+        Where each task's visibility is the same in every layer (each prompts all layers, with its own length),
+        every layer gets the same prefix-mask object, so the attention builds the extended mask once per forward;
+        otherwise each layer its own."""
         rows = prefix_kv.index_select(0, task_ids)  # (B, layers, 2, kv_heads, m, head_dim)
         if not self.masked:
             return {layer: (rows[:, i, 0], rows[:, i, 1]) for i, layer in enumerate(self.layers)}
+        if self.uniform:
+            shared = prefix_visible[:, 0].index_select(0, task_ids)  # (B, m), the same in every layer
+            return {layer: (rows[:, i, 0], rows[:, i, 1], shared) for i, layer in enumerate(self.layers)}
         visible = prefix_visible.index_select(0, task_ids)  # (B, layers, m)
         return {layer: (rows[:, i, 0], rows[:, i, 1], visible[:, i]) for i, layer in enumerate(self.layers)}
 
