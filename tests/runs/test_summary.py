@@ -37,14 +37,14 @@ def test_host_only_when_asked(tmp_path):
     assert written["host"] == platform.node()
 
 
-def test_train_writes_no_host_and_no_absolute_path_by_default(run_cli, tmp_path):
-    run_cli("deepprompt.train", *TINY)
-    [run] = run_dirs(tmp_path / "outputs")
-    text = (run / "metrics.json").read_text()
+def test_train_writes_no_host_and_no_absolute_path_by_default(tiny_run, tmp_path_factory):
+    # deepprompt-train backbone=tiny debug=limit data=rte method.prompt.length=4, no extras.record_host
+    text = (tiny_run.run / "metrics.json").read_text()
     summary = json.loads(text)
     assert summary["status"] == "finished" and "host" not in summary
     assert summary["run_dir"] == "."
-    assert str(tmp_path) not in text
+    # the base of every test folder: holds the run folder and the data folder alike
+    assert str(tmp_path_factory.getbasetemp()) not in text
 
 
 def test_train_records_the_host_with_record_host(run_cli, tmp_path):
