@@ -128,7 +128,7 @@ def test_run_stopped_by_sigterm_resumes_with_its_command_like_an_uninterrupted_r
     run_cli("deepprompt.train", *RUN, f"hydra.run.dir={full}")
     a, b = metrics(full), metrics(run)
     assert b["status"] == "finished" and b["steps"] == a["steps"] == 8
-    assert b["resumed_from"] == str(run / "checkpoints" / "last.ckpt")
+    assert b["resumed_from"] == "checkpoints/last.ckpt"  # metrics.json: paths relative to the run folder
     assert a["history"] == b["history"] and a["best"] == b["best"] and a["last"] == b["last"]
     # metrics.csv kept the steps before the stop and has each step once, with the uninterrupted run's losses
     steps = [int(r["step"]) for r in _csv_rows(run) if r.get("train/loss")]
@@ -157,7 +157,7 @@ def test_stop_signal_stops_a_sweep_which_resumes_when_rerun(run_cli, benchmark_d
     assert words[:2] == ["deepprompt-train", "-m"] and words[-1] == f"hydra.sweep.dir={sweep}"
     run_cli("deepprompt.train", *words[1:], env=env_with_repo())
     assert [metrics(d)["status"] for d in run_dirs(sweep)] == ["finished", "finished"]
-    assert metrics(sweep / "0")["resumed_from"] == str(sweep / "0" / "checkpoints" / "last.ckpt")
+    assert metrics(sweep / "0")["resumed_from"] == "checkpoints/last.ckpt"  # relative to the run folder
 
 
 def test_second_process_in_a_run_folder_fails_and_a_dead_holder_does_not_block(
