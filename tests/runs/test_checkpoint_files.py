@@ -128,6 +128,11 @@ def _eval(benchmark_dir: Path, cwd: Path, *args: str):
     )
 
 
+# slow: the default suite checks its parts: the truncated-file message (N bytes) in
+# test_load_checkpoint_refuses_code_and_reads_real_checkpoints, a truncated ckpt_path as one line in
+# test_resume.py::test_truncated_checkpoint_is_named_in_one_line, and deepprompt-eval turning a CheckpointError into
+# one line naming the file in test_malicious_checkpoint_runs_no_code_in_any_command[eval]
+@pytest.mark.slow
 def test_eval_truncated_checkpoint_is_one_line_with_the_path(trained, benchmark_dir, tmp_path):
     half = tmp_path / "half.ckpt"
     whole = (trained / "checkpoints" / "best.ckpt").read_bytes()
