@@ -180,6 +180,7 @@ TINY_SWEEP = (
     "extras.print_config=false",
     "data=cb",
     "method.prompt.length=2,4",
+    "extras.record_host=true",  # tiny_run records no host: between them, both sides of the switch
 )
 
 
@@ -193,8 +194,8 @@ class TinySweep:
 
 @pytest.fixture(scope="session")
 def tiny_sweep(benchmark_dir, tmp_path_factory) -> TinySweep:
-    """``deepprompt-train`` + ``TINY_SWEEP`` (two jobs in one process), run once a session for the tests that read
-    a finished sweep."""
+    """``deepprompt-train`` + ``TINY_SWEEP`` (two jobs in one process, the host recorded), run once a session for
+    the tests that read a finished sweep."""
     root = tmp_path_factory.mktemp("tiny_sweep")
     proc = cli("deepprompt.train", *TINY_SWEEP, data_dir=benchmark_dir, out=root / "outputs", cwd=root)
     return TinySweep(run_dirs(root / "outputs"), proc)

@@ -84,6 +84,8 @@ def test_bad_value_is_refused_by_the_typed_sections(override, message):
         validate(compose_cfg([*TINY, "data=rte", override]))
 
 
+@pytest.mark.slow  # the default suite checks this in tests/runs/test_errors.py::test_bad_values_fail_in_one_line_
+# before_data_loading[method.lr=nan] (the same check, exit status 1, the whole error line, no traceback)
 def test_bad_value_fails_with_one_clear_line(run_cli):
     """From the command line a refused value is one line and exit status 1 (every refusal above takes this way)."""
     proc = run_cli("deepprompt.train", *TINY, "data=rte", "method.lr=-1", check=False)
@@ -92,6 +94,8 @@ def test_bad_value_fails_with_one_clear_line(run_cli):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # the default suite checks both in tests/cli/test_first_hour.py::test_mistakes_are_one_line_
+# within_5_seconds_offline (method.prompt.lenght=8: the key named; method=lorra: the valid options listed)
 def test_unknown_key_and_option_are_named(run_cli):
     proc = run_cli("deepprompt.train", *TINY, "method.prompt.lenght=3", check=False)
     assert proc.returncode != 0 and "lenght" in proc.stderr
@@ -115,6 +119,8 @@ def test_eval_reproduces_best_epoch_score(tiny_run_copy, one_thread):
     assert from_prompts["val/loss"] == pytest.approx(best["val/loss"], rel=1e-5)
 
 
+@pytest.mark.slow  # the default suite checks the same offline files and record in every job of
+# test_wandb_multirun_gives_each_job_its_own_run_in_one_group (one launch for both)
 def test_wandb_offline_run_files(run_cli, tmp_path):
     run_cli("deepprompt.train", *TINY, "data=rte", "logger=wandb", env={"WANDB_MODE": "offline"})
     [run] = run_dirs(tmp_path / "outputs")
@@ -141,9 +147,14 @@ def test_wandb_multirun_gives_each_job_its_own_run_in_one_group(run_cli, tmp_pat
     assert len(runs) == 2
     groups = set()
     for run in runs:
-        [events] = (run / "wandb").glob("offline-run-*/*.wandb")  # one W&B run per job, in its own folder
+        [offline] = (run / "wandb").glob("offline-run-*")  # one W&B run per job, in its own folder
+        [events] = offline.glob("*.wandb")
+        # offline runs keep config and metrics in the record log (protobuf); its strings are plain bytes
+        log = events.read_bytes()
+        for expected in (b"ptuning_v2", b"trainable_share", b"val/acc", b"train/loss"):
+            assert expected in log, expected
         sweep = "/".join(run.parent.parts[-3:]).encode()  # <task_name>/multiruns/<time>
-        assert sweep in events.read_bytes()
+        assert sweep in log
         groups.add(sweep)
     assert len(groups) == 1
 

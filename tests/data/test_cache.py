@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import run_dirs
 
 from deepprompt.data import cache
 
@@ -35,16 +34,16 @@ def rows(dm, split: str) -> list[dict]:
 
 
 # -- a sweep ---------------------------------------------------------------------------------------------------
-def test_second_job_of_a_sweep_reuses_the_first_jobs_tokenized_data(run_cli, tmp_path):
-    run_cli("deepprompt.train", "-m", *TINY, "data=sst2", "method.prompt.length=2,4")
-    first, second = run_dirs(tmp_path / "outputs")
+def test_second_job_of_a_sweep_reuses_the_first_jobs_tokenized_data(tiny_sweep, run_cli, tmp_path):
+    # deepprompt-train -m backbone=tiny debug=limit data=cb method.prompt.length=2,4: one process, two jobs
+    first, second = tiny_sweep.runs
+    [sweep_cache] = [p / ".cache" for p in first.parents if (p / ".cache").is_dir()]
     log_first, log_second = ((d / "train.log").read_text() for d in (first, second))
-    assert "tokenized data: built sst2 train" in log_first
-    assert "tokenized data: built sst2 validation" in log_first
+    assert "tokenized data: built cb train" in log_first
+    assert "tokenized data: built cb validation" in log_first
     assert "tokenized data: built" not in log_second
     assert log_second.count("tokenized data: reused") == 2
-    stored = entries(tmp_path / "outputs" / ".cache")
-    assert [p.name.split("-")[:2] for p in stored] == [["sst2", "train"], ["sst2", "validation"]]
+    assert [p.name.split("-")[:2] for p in entries(sweep_cache)] == [["cb", "train"], ["cb", "validation"]]
     for run in (first, second):
         summary = json.loads((run / "metrics.json").read_text())
         assert summary["status"] == "finished"
@@ -57,12 +56,16 @@ def test_second_job_of_a_sweep_reuses_the_first_jobs_tokenized_data(run_cli, tmp
     )  # same process, own clock
     assert "start-up: " in log_second
 
-    # a new process (each job of the submitit and SLURM launchers is one) reads them too, and leaves them as they are
+    # a new process (each job of the submitit and SLURM launchers is one) reads them too, and leaves them as they
+    # are; it gets a copy of the sweep's cache in its own output folder (the session's sweep stays untouched)
+    cache_dir = tmp_path / "outputs" / ".cache"
+    shutil.copytree(sweep_cache, cache_dir)
+    stored = entries(cache_dir)
     before = {p: identity(p) for p in stored}
-    proc = run_cli("deepprompt.train", *TINY, "data=sst2", "method.prompt.length=8")
+    proc = run_cli("deepprompt.train", *TINY, "data=cb", "method.prompt.length=8")
     assert proc.stdout.count("tokenized data: reused") == 2, proc.stdout[-2000:]
-    assert {p: identity(p) for p in entries(tmp_path / "outputs" / ".cache")} == before
-    assert not [p for p in (tmp_path / "outputs" / ".cache" / "tokenized").iterdir() if p.suffix != ".dpt"]
+    assert {p: identity(p) for p in entries(cache_dir)} == before
+    assert not [p for p in (cache_dir / "tokenized").iterdir() if p.suffix != ".dpt"]
 
 
 # -- keys ------------------------------------------------------------------------------------------------------

@@ -15,16 +15,22 @@ TINY = ("backbone=tiny", "debug=limit", "extras.print_config=false")
 
 
 class SlowSteps(Callback):
-    """Sleep after each training batch: leaves time to kill the process between two checkpoints.
+    """Sleep between two training batches: leaves time to kill the process between two checkpoints.
 
-    ``DEEPPROMPT_TEST_SLOW_S`` overrides ``seconds`` (the environment is not part of the run's config: a
-    relaunch with another pace is the same run)."""
+    The sleep comes at the start of every batch but the process's first, so after the checkpoints of the step
+    before (Lightning runs checkpoint callbacks after all others at a batch's end: a sleep there would delay
+    each step's checkpoint, and a test waiting for one, by the whole pause). ``DEEPPROMPT_TEST_SLOW_S``
+    overrides ``seconds`` (the environment is not part of the run's config: a relaunch with another pace is the
+    same run)."""
 
     def __init__(self, seconds: float = 0.3) -> None:
         self.seconds = float(os.environ.get("DEEPPROMPT_TEST_SLOW_S", seconds))
+        self.started = False
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        time.sleep(self.seconds)
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.started:
+            time.sleep(self.seconds)
+        self.started = True
 
 
 class PoisonLoss(Callback):

@@ -4,6 +4,7 @@ line naming it, in deepprompt-eval, deepprompt-compress and training's ckpt_path
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,26 +40,11 @@ def _unsafe(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def trained(benchmark_dir, tmp_path_factory) -> Path:
-    """One tiny P-Tuning v2 run on RTE (prompt length 4) shared by the CLI tests below."""
-    root = tmp_path_factory.mktemp("trained")
-    run = root / "run"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "deepprompt.train",
-            *TINY,
-            "data=rte",
-            "method.prompt.length=4",
-            f"hydra.run.dir={run}",
-        ],
-        env=_env(benchmark_dir),
-        cwd=root,
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+def trained(tiny_run, tmp_path_factory) -> Path:
+    """A copy of the session's tiny P-Tuning v2 run on RTE (prompt length 4, ``tiny_run``) shared by the CLI tests
+    below: they hand its folder to deepprompt-eval/compress, so they get their own copy, not the session's."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    shutil.copytree(tiny_run.run, run)
     return run
 
 
@@ -142,6 +128,11 @@ def _eval(benchmark_dir: Path, cwd: Path, *args: str):
     )
 
 
+# slow: the default suite checks its parts: the truncated-file message (N bytes) in
+# test_load_checkpoint_refuses_code_and_reads_real_checkpoints, a truncated ckpt_path as one line in
+# test_resume.py::test_truncated_checkpoint_is_named_in_one_line, and deepprompt-eval turning a CheckpointError into
+# one line naming the file in test_malicious_checkpoint_runs_no_code_in_any_command[eval]
+@pytest.mark.slow
 def test_eval_truncated_checkpoint_is_one_line_with_the_path(trained, benchmark_dir, tmp_path):
     half = tmp_path / "half.ckpt"
     whole = (trained / "checkpoints" / "best.ckpt").read_bytes()

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import run_dirs
+from tests.conftest import TINY_RUN, run_dirs
 from tests.runs.helpers import TINY, env_with_repo, metrics
 
 # 4 batches an epoch (debug=limit), 2 epochs, a mid-epoch last.ckpt after every step, a CSV row every step
@@ -128,7 +128,7 @@ def test_run_stopped_by_sigterm_resumes_with_its_command_like_an_uninterrupted_r
     run_cli("deepprompt.train", *RUN, f"hydra.run.dir={full}")
     a, b = metrics(full), metrics(run)
     assert b["status"] == "finished" and b["steps"] == a["steps"] == 8
-    assert b["resumed_from"] == str(run / "checkpoints" / "last.ckpt")
+    assert b["resumed_from"] == "checkpoints/last.ckpt"  # metrics.json: paths relative to the run folder
     assert a["history"] == b["history"] and a["best"] == b["best"] and a["last"] == b["last"]
     # metrics.csv kept the steps before the stop and has each step once, with the uninterrupted run's losses
     steps = [int(r["step"]) for r in _csv_rows(run) if r.get("train/loss")]
@@ -157,7 +157,7 @@ def test_stop_signal_stops_a_sweep_which_resumes_when_rerun(run_cli, benchmark_d
     assert words[:2] == ["deepprompt-train", "-m"] and words[-1] == f"hydra.sweep.dir={sweep}"
     run_cli("deepprompt.train", *words[1:], env=env_with_repo())
     assert [metrics(d)["status"] for d in run_dirs(sweep)] == ["finished", "finished"]
-    assert metrics(sweep / "0")["resumed_from"] == str(sweep / "0" / "checkpoints" / "last.ckpt")
+    assert metrics(sweep / "0")["resumed_from"] == "checkpoints/last.ckpt"  # relative to the run folder
 
 
 def test_second_process_in_a_run_folder_fails_and_a_dead_holder_does_not_block(
@@ -194,10 +194,9 @@ def test_second_process_in_a_run_folder_fails_and_a_dead_holder_does_not_block(
     assert metrics(run)["status"] == "finished" and metrics(run)["resumed_from"]
 
 
-def test_relaunch_with_another_config_is_refused_and_a_finished_record_kept(run_cli, tmp_path):
-    run = tmp_path / "run"
-    args = (*TINY, "data=rte", "trainer.max_epochs=1", f"hydra.run.dir={run}")
-    run_cli("deepprompt.train", *args)
+def test_relaunch_with_another_config_is_refused_and_a_finished_record_kept(run_cli, tiny_run_copy):
+    run = tiny_run_copy  # a finished run of deepprompt-train TINY_RUN (2 epochs), relaunched into its folder
+    args = (*TINY_RUN, f"hydra.run.dir={run}")
     record = {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()}
     summary = (run / "metrics.json").read_bytes()
 
@@ -207,7 +206,7 @@ def test_relaunch_with_another_config_is_refused_and_a_finished_record_kept(run_
     assert f"{run} holds a run with another configuration: method.lr (0.01 -> 0.5), seed (42 -> 3)" in line
 
     # the same run with keys that may change on a relaunch: skipped as finished
-    same = run_cli("deepprompt.train", *args, "trainer.max_epochs=2", "data.num_workers=1", "logger=csv")
+    same = run_cli("deepprompt.train", *args, "trainer.max_epochs=3", "data.num_workers=1", "logger=csv")
     assert "already finished" in same.stdout + same.stderr
     assert {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()} == record  # as it was
     assert (run / "metrics.json").read_bytes() == summary

@@ -6,9 +6,6 @@ import json
 import platform
 
 from deepprompt.runs.summary import write_summary
-from tests.conftest import run_dirs
-
-TINY = ("backbone=tiny", "debug=limit", "extras.print_config=false", "data=rte", "method.prompt.length=2")
 
 
 def test_absolute_paths_are_written_relative_to_the_run_folder(tmp_path):
@@ -37,17 +34,17 @@ def test_host_only_when_asked(tmp_path):
     assert written["host"] == platform.node()
 
 
-def test_train_writes_no_host_and_no_absolute_path_by_default(run_cli, tmp_path):
-    run_cli("deepprompt.train", *TINY)
-    [run] = run_dirs(tmp_path / "outputs")
-    text = (run / "metrics.json").read_text()
+def test_train_writes_no_host_and_no_absolute_path_by_default(tiny_run, tmp_path_factory):
+    # deepprompt-train backbone=tiny debug=limit data=rte method.prompt.length=4, no extras.record_host
+    text = (tiny_run.run / "metrics.json").read_text()
     summary = json.loads(text)
     assert summary["status"] == "finished" and "host" not in summary
     assert summary["run_dir"] == "."
-    assert str(tmp_path) not in text
+    # the base of every test folder: holds the run folder and the data folder alike
+    assert str(tmp_path_factory.getbasetemp()) not in text
 
 
-def test_train_records_the_host_with_record_host(run_cli, tmp_path):
-    run_cli("deepprompt.train", *TINY, "extras.record_host=true")
-    [run] = run_dirs(tmp_path / "outputs")
-    assert json.loads((run / "metrics.json").read_text())["host"] == platform.node()
+def test_train_records_the_host_with_record_host(tiny_sweep):
+    # deepprompt-train -m backbone=tiny debug=limit data=cb method.prompt.length=2,4 extras.record_host=true
+    for run in tiny_sweep.runs:
+        assert json.loads((run / "metrics.json").read_text())["host"] == platform.node()

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from deepprompt.prompts.attention import PromptBundle
 from deepprompt.tasks.classification import ClassificationModule
-from tests.conftest import run_dirs
+from tests.conftest import cli, run_dirs
 from tests.tasks.generation.test_data_metrics import save_tokenizer
 from tests.tasks.generation.test_prefix_generation import OVERRIDES
 
@@ -144,37 +145,33 @@ def test_unwrapped_backbone_is_bit_identical_to_a_plain_llama():
     assert torch.equal(ours, ref)
 
 
-def test_lora_targets_come_from_the_backbone_config(run_cli, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_llama_runs(benchmark_dir, tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    """``deepprompt-train -m backbone=tiny_llama data=rte debug=limit method=lora,ptuning_v2`` (offline word-level
+    tokenizer): one process for the two CLI tests below; {method: (run folder, the process's stdout)}."""
+    root = tmp_path_factory.mktemp("tiny_llama")
+    tok = save_tokenizer(root / "tok")
+    proc = cli(
+        "deepprompt.train", "-m", "backbone=tiny_llama", f"backbone.name_or_path={tok}", "data=rte",
+        "debug=limit", "method=lora,ptuning_v2", "extras.print_config=false",
+        data_dir=benchmark_dir, out=root / "outputs", cwd=root,
+    )  # fmt: skip
+    runs = {json.loads((d / "metrics.json").read_text())["method"]: d for d in run_dirs(root / "outputs")}
+    assert sorted(runs) == ["lora", "ptuning_v2"], proc.stdout[-2000:]
+    return {method: (run, proc.stdout) for method, run in runs.items()}
+
+
+def test_lora_targets_come_from_the_backbone_config(tiny_llama_runs):
     """`backbone=tiny_llama method=lora` adapts q_proj/v_proj (the backbone's names), not BERT's query/value."""
-    tok = save_tokenizer(tmp_path / "tok")
-    proc = run_cli(
-        "deepprompt.train",
-        "backbone=tiny_llama",
-        f"backbone.name_or_path={tok}",
-        "data=rte",
-        "debug=limit",
-        "method=lora",
-        "trainer.max_epochs=1",
-        "extras.print_config=false",
-    )
-    (run,) = run_dirs(tmp_path / "outputs")
+    run, stdout = tiny_llama_runs["lora"]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["status"] == "finished" and metrics["task"] == "rte", proc.stdout[-2000:]
+    assert metrics["status"] == "finished" and metrics["task"] == "rte", stdout[-2000:]
     config = (run / ".hydra" / "config.yaml").read_text()
     assert "- q_proj" in config and "- v_proj" in config
 
 
-def test_cli_tiny_llama_rte_ptuning_v2(run_cli, tmp_path):
-    tok = save_tokenizer(tmp_path / "tok")
-    run_cli(
-        "deepprompt.train",
-        "backbone=tiny_llama",
-        f"backbone.name_or_path={tok}",
-        "data=rte",
-        "debug=limit",
-        "extras.print_config=false",
-    )
-    (run,) = run_dirs(tmp_path / "outputs")
+def test_cli_tiny_llama_rte_ptuning_v2(tiny_llama_runs):
+    run, _ = tiny_llama_runs["ptuning_v2"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "finished" and metrics["backbone"] == "tiny_llama"
     assert 0.0 <= metrics["last"]["val/acc"] <= 1.0 and metrics["epochs"] == 2
