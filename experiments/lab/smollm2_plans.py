@@ -85,32 +85,44 @@ def classification(group: str, tasks=TASK_ORDER, methods=METHODS, seeds=SEEDS, e
 E2E_LR = {"ptuning_v2": "2e-2", "prefix": "2e-2", "lora": "2e-3", "finetune": "5e-5"}
 
 
+def _generation_args(data: list[str], steps: int, method: str, group: str) -> list[str]:
+    """One generation job's overrides: ``data`` (the dataset and its test subset), ``steps`` optimizer steps of
+    batch 16, then 5-beam search on the test split; the method's E2E learning rate, seed 1."""
+    return [
+        *data,
+        "data.eval_split=test",
+        "data.batch_size=16",
+        "data.eval_batch_size=64",
+        "data.generation.num_beams=5",
+        "data.generation.max_new_tokens=64",
+        "trainer.max_epochs=1",
+        f"+trainer.limit_train_batches={steps}",
+        "trainer.num_sanity_val_steps=0",
+        "optim.warmup_ratio=0.1",
+        f"method={method}",
+        *METHOD_ARGS[method],
+        f"method.lr={E2E_LR[method]}",
+        "seed=1",
+        f"task_name={group}",
+    ]
+
+
 def e2e(group: str = "e2e_smollm2", steps: int | None = None, test: int | None = None) -> list[Job]:
     steps = steps or int(os.environ.get("E2E_STEPS", "800"))
     test = test or os.environ.get("E2E_TEST") or None  # None: all 630 test MRs
-    jobs = []
-    for priority, method in enumerate(METHODS):
-        args = [
-            "data=e2e",
-            "data.eval_split=test",
-            "data.batch_size=16",
-            "data.eval_batch_size=64",
-            "data.generation.num_beams=5",
-            "data.generation.max_new_tokens=64",
-            f"data.limit_eval_examples={test or 'null'}",
-            "trainer.max_epochs=1",
-            f"+trainer.limit_train_batches={steps}",
-            "trainer.num_sanity_val_steps=0",
-            "optim.warmup_ratio=0.1",
-            f"method={method}",
-            *METHOD_ARGS[method],
-            f"method.lr={E2E_LR[method]}",
-            "seed=1",
-            f"task_name={group}",
-        ]
-        # the estimate adds the test set's beam search (~300 training steps' time)
-        jobs.append(Job(f"e2e_{method}_s1", group, args, steps + 300, priority, monitor="val/bleu"))
-    return jobs
+    data = ["data=e2e", f"data.limit_eval_examples={test or 'null'}"]
+    # the estimate adds the test set's beam search (~300 training steps' time)
+    return [
+        Job(
+            f"e2e_{method}_s1",
+            group,
+            _generation_args(data, steps, method, group),
+            steps + 300,
+            priority,
+            monitor="val/bleu",
+        )
+        for priority, method in enumerate(METHODS)
+    ]
 
 
 # WebNLG: WEBNLG_STEPS optimizer steps of batch 16 (400 x 16 = 6,400 of the 18,025 training pairs, 0.36 epoch)
@@ -119,37 +131,19 @@ def e2e(group: str = "e2e_smollm2", steps: int | None = None, test: int | None =
 def webnlg(group: str = "webnlg_smollm2", steps: int | None = None, every: int | None = None) -> list[Job]:
     steps = steps or int(os.environ.get("WEBNLG_STEPS", "400"))
     every = every or int(os.environ.get("WEBNLG_TEST_EVERY", "2"))
-    jobs = []
-    for priority, method in enumerate(METHODS):
-        args = [
-            "data=webnlg",
-            "data.eval_split=test",
-            f"++data.eval_every={every}",
-            "data.batch_size=16",
-            "data.eval_batch_size=64",
-            "data.generation.num_beams=5",
-            "data.generation.max_new_tokens=64",
-            "trainer.max_epochs=1",
-            f"+trainer.limit_train_batches={steps}",
-            "trainer.num_sanity_val_steps=0",
-            "optim.warmup_ratio=0.1",
-            f"method={method}",
-            *METHOD_ARGS[method],
-            f"method.lr={E2E_LR[method]}",
-            "seed=1",
-            f"task_name={group}",
-        ]
-        jobs.append(
-            Job(
-                f"webnlg_{method}_s1",
-                group,
-                args,
-                steps + (1862 // every) * 300 // 630,
-                priority,
-                monitor="val/bleu",
-            )
+    data = ["data=webnlg", f"++data.eval_every={every}"]
+    estimate = steps + (1862 // every) * 300 // 630
+    return [
+        Job(
+            f"webnlg_{method}_s1",
+            group,
+            _generation_args(data, steps, method, group),
+            estimate,
+            priority,
+            monitor="val/bleu",
         )
-    return jobs
+        for priority, method in enumerate(METHODS)
+    ]
 
 
 # CPU smoke runs of both plans (smollm2_gpu.sh SMOKE=1, backbone=tiny_llama): every method, a few batches
