@@ -20,6 +20,11 @@
 # captures its 56 shape buckets at start-up, a few seconds), ~15 s unpacking the site: ~3-4 min in all.
 # Smoke test on a CPU (tiny backbone, a few requests; DEEPPROMPT_DATA_DIR must hold sst2/rte/boolq/cb):
 #   SMOKE=1 OUT=$TMPDIR/serve_smoke bash experiments/lab/serve_gpu.sh
+# SHAPE=large: the latency of (b) alone on a randomly initialised backbone of roberta-large's shape (24 layers,
+# hidden 1024, 16 heads, FFN 4096; BERT layers with MiniLM's vocabulary: the shape the latency targets name, as no
+# such weights reach the device); its prompts are trained for a few steps (their values do not change the time).
+#   SHAPE=large bash experiments/lab/serve_gpu.sh      (~2 min on an H100)
+#   LARGE_SHAPE="hidden_size=64 num_hidden_layers=3 num_attention_heads=4 intermediate_size=128": a smaller one
 set -u
 export OUT=${OUT:-${TMPDIR:-/tmp}/serve_gpu}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
@@ -52,9 +57,19 @@ else
         client_processes=auto)
   SERVER=("server=[\"$MINILM\"]")
 fi
+SHAPE=${SHAPE:-minilm} SUFFIX=""
+if [[ $SHAPE == large ]]; then  # random weights of roberta-large's shape; latency only
+  LARGE_SHAPE=${LARGE_SHAPE:-hidden_size=1024 num_hidden_layers=24 num_attention_heads=16 intermediate_size=4096}
+  BACKBONE=(backbone=tiny ${MINILM:-})
+  for kv in $LARGE_SHAPE; do BACKBONE+=("backbone.config_overrides.$kv"); done
+  TRAIN+=(+trainer.max_steps=4)
+  SKIP_LATENCY=0 SKIP_LOAD=1
+  RUNS=$RUNS-large SUFFIX=_large
+  rm -rf "$RUNS" && mkdir -p "$RUNS"
+fi
 
 # the real captures against the eager forward (tests/serve/test_serve_graphs.py, GPU half), beside the training
-if [[ $SMOKE != 1 ]]; then
+if [[ $SMOKE != 1 && $SHAPE != large ]]; then
   $PY -m pytest -q -p no:cacheprovider tests/serve/test_serve_graphs.py -k gpu > "$OUT/serve_gpu_tests.txt" 2>&1 &
 fi
 # (a) four short runs side by side
@@ -76,10 +91,14 @@ echo "== (a) four runs trained side by side in $train_s s"
 [[ -f $OUT/serve_gpu_tests.txt ]] && echo "== GPU tests: $(tail -n1 "$OUT/serve_gpu_tests.txt")"
 
 # (b) latency, one process (SKIP_LATENCY=1: the load test alone)
-[[ ${SKIP_LATENCY:-0} == 1 ]] || $PY -m deepprompt.serve.latency "prompts={$prompts}" "${LATENCY[@]}" "out=$OUT/serve_latency.json" \
-  2> "$OUT/serve_latency.log" | tee "$OUT/serve_latency.md"
-[[ ${SKIP_LATENCY:-0} == 1 || -f $OUT/serve_latency.json ]] || { tail -n 30 "$OUT/serve_latency.log"; exit 1; }
+[[ ${SKIP_LATENCY:-0} == 1 ]] || $PY -m deepprompt.serve.latency "prompts={$prompts}" "${LATENCY[@]}" "out=$OUT/serve_latency$SUFFIX.json" \
+  2> "$OUT/serve_latency$SUFFIX.log" | tee "$OUT/serve_latency$SUFFIX.md"
+[[ ${SKIP_LATENCY:-0} == 1 || -f $OUT/serve_latency$SUFFIX.json ]] || { tail -n 30 "$OUT/serve_latency$SUFFIX.log"; exit 1; }
 
+if [[ ${SKIP_LOAD:-0} == 1 ]]; then
+  tar -C "$RUNS" --exclude='*.ckpt' --exclude='*.safetensors' -czf "$OUT/serve_gpu_runs_$SHAPE.tar.gz" .
+  exit 0
+fi
 # (c) HTTP load test (each batching mode: its own server process, started, warmed up, driven, stopped)
 (cd "$OUT" && $PY -m deepprompt.serve.loadtest "prompts={$prompts}" "${LOAD[@]}" "${SERVER[@]}" \
   "out=$OUT/serve_load.json") 2> "$OUT/serve_load.log" | tee "$OUT/serve_load.md"

@@ -167,6 +167,10 @@ def measure(cfg) -> dict[str, Any]:
             "device": torch.cuda.get_device_name(registry.device) if cuda else platform.processor() or "cpu",
             "dtype": str(registry.dtype).removeprefix("torch."),
             "backbone": registry.backbone_name,
+            "shape": {  # layers, hidden size, heads, FFN: what the time depends on (random or trained weights)
+                k: getattr(registry.model.config, k, None)
+                for k in ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
+            },
             "tasks": {n: t.prompt.length for n, t in registry.tasks.items()},
             "torch": torch.__version__,
             "graphs": None if graphs is None else graphs.counts(),
@@ -250,7 +254,8 @@ def main(argv: list[str] | None = None) -> dict:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     torch.manual_seed(int(cfg.seed))
     result = measure(cfg)
-    print(f"{result['meta']['device']}, {result['meta']['dtype']}, {result['meta']['backbone']}")
+    shape = ", ".join(f"{k} {v}" for k, v in result["meta"]["shape"].items())
+    print(f"{result['meta']['device']}, {result['meta']['dtype']}, {result['meta']['backbone']} ({shape})")
     print(render(result))
     if cfg.out:
         Path(cfg.out).write_text(json.dumps(result, indent=2) + "\n")
