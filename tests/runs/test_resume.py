@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import gc
 import os
 import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -81,6 +83,29 @@ def test_loader_state_resumes_mid_epoch_at_the_next_batch(sampler, workers, pers
     resumed.load_state_dict(state)
     assert _epoch(resumed, 1) == uninterrupted[1][3:]
     assert _epoch(resumed, 2) == uninterrupted[2]
+
+
+@pytest.mark.parametrize("sampler", ["random", "length-grouped"])
+def test_a_dropped_resumable_loader_stops_its_persistent_workers_at_once(sampler):
+    """A job's train loader, once dropped, is freed by reference counting and stops its workers then: the loader
+    must not sit in a reference cycle with its persistent iterator. In a cycle it waits for the cyclic collector
+    (in a multirun process: some later job), whose finalizing order can close the workers' queues first; each
+    worker is then joined for 5 s and killed."""
+    gc.disable()  # only reference counting may free it
+    try:
+        loader = _loader(sampler, workers=2, persistent=True)
+        _epoch(loader, 0)
+        _epoch(loader, 1, stop=2)  # a resumed-style break mid-epoch: the iterator stays with the loader
+        workers = list(loader._iterator._workers)
+        assert all(w.is_alive() for w in workers)
+        alive = weakref.ref(loader)
+        del loader
+        assert alive() is None, "the loader is kept alive by a reference cycle"
+        for w in workers:
+            w.join(timeout=3)
+        assert not any(w.is_alive() for w in workers), "the persistent workers did not stop with their loader"
+    finally:
+        gc.enable()
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ Dropout randomness is made resumable separately (:class:`deepprompt.callbacks.St
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -73,10 +74,16 @@ class EpochRandomSampler(RandomSampler):
 
 
 class _SkippingBatches:
-    """The loader's index sampler, skipping the batches a resumed epoch already trained on."""
+    """The loader's index sampler, skipping the batches a resumed epoch already trained on.
+
+    It holds the loader weakly: a persistent-workers iterator keeps this sampler and the loader keeps that
+    iterator, and a strong reference would close the loop, so a dropped loader would wait for the cyclic garbage
+    collector, whose arbitrary finalizing order can close the workers' queues before they are told to stop
+    (then every worker is joined for 5 s and killed).
+    """
 
     def __init__(self, loader: ResumableDataLoader, base) -> None:
-        self.loader, self.base = loader, base
+        self.loader, self.base = weakref.ref(loader), base
 
     def __len__(self) -> int:
         return len(self.base)
@@ -84,7 +91,8 @@ class _SkippingBatches:
     def __iter__(self) -> Iterator:
         # the skip stays until the epoch's iterator is built (see _ResumingIterator): a multi-process
         # iterator asks for the index iterator twice (in __init__ and _reset) and uses only the second
-        return islice(iter(self.base), self.loader._skip, None)
+        loader = self.loader()
+        return islice(iter(self.base), loader._skip if loader is not None else 0, None)
 
 
 class _ResumingIterator:
