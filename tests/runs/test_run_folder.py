@@ -23,6 +23,42 @@ def test_lock_is_exclusive_and_released(tmp_path):
     RunLock(tmp_path).acquire().release()  # free again
 
 
+def test_a_killed_holders_forked_children_do_not_keep_the_lock(tmp_path):
+    """kill -9 of a run with DataLoader workers, then a relaunch at once: the workers (forked, alive until their
+    watchdog sees the parent gone, up to seconds later) must not hold the folder for the dead run."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import multiprocessing as mp, sys, time\n"
+            "from deepprompt.runs.lock import RunLock\n"
+            "RunLock(sys.argv[1]).acquire()\n"
+            "child = mp.get_context('fork').Process(target=time.sleep, args=(60,))\n"
+            "child.start()\n"
+            "print(child.pid, flush=True)\n"
+            "time.sleep(60)\n",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    child = int(holder.stdout.readline())
+    try:
+        with pytest.raises(RunLocked, match=f"pid {holder.pid} "):
+            RunLock(tmp_path).acquire()  # held while the run lives
+        holder.kill()
+        holder.wait(timeout=30)
+        os.kill(child, 0)  # the forked child outlives it
+        RunLock(tmp_path).acquire().release()  # and the folder is free at once
+    finally:
+        holder.kill()
+        try:
+            os.kill(child, 9)
+        except ProcessLookupError:
+            pass
+
+
 def test_lock_without_flock_detects_a_stale_holder_by_pid_and_age(tmp_path, monkeypatch):
     monkeypatch.setattr(lock_module, "fcntl", None)
     held = tmp_path / ".deepprompt" / "lock.held"

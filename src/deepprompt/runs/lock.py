@@ -1,7 +1,9 @@
 """One process at a time in a run folder: an exclusive lock on ``<run_dir>/.deepprompt/lock``.
 
 The lock is an ``flock`` on the file, so the kernel releases it when the process ends however it ends (SIGKILL
-included): a lock file left behind by a dead run is stale by construction and taken over. The file records the
+included): a lock file left behind by a dead run is stale by construction and taken over. A forked child (a
+DataLoader worker) closes its copy of the descriptor at once: a flock belongs to the open file, so a worker that
+outlives a killed run by its watchdog's few seconds would otherwise keep the folder locked after the run died. The file records the
 holder (pid, host, start time) for the message the second process prints. Where ``flock`` is not supported
 (some network file systems) the file itself is the lock, created exclusively, and a leftover one is stale when
 its pid is gone on this host or when it is older than ``DEEPPROMPT_LOCK_STALE_S`` (default 24 h) on another.
@@ -25,6 +27,23 @@ try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
+
+
+_HELD: set[int] = set()  # this process's lock descriptors
+
+
+def _close_held_in_child() -> None:
+    """After a fork: the child holds no run folder (only the process that acquired the lock does)."""
+    for fd in _HELD:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_in_child)
 
 
 class RunLocked(DeepPromptError):
@@ -89,6 +108,7 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, record.encode())
         self._fd = fd
+        _HELD.add(fd)
         return self
 
     def _acquire_exclusive_file(self, record: str) -> RunLock:
@@ -118,6 +138,7 @@ class RunLock:
 
     def release(self) -> None:
         if self._fd is not None:
+            _HELD.discard(self._fd)
             os.close(self._fd)  # closing drops the flock; the file stays (unlinking it would race a waiter)
             self._fd = None
         if self._exclusive_file:
