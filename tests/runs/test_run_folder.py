@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -53,10 +54,8 @@ def test_a_killed_holders_forked_children_do_not_keep_the_lock(tmp_path):
         RunLock(tmp_path).acquire().release()  # and the folder is free at once
     finally:
         holder.kill()
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(child, 9)
-        except ProcessLookupError:
-            pass
 
 
 def test_lock_without_flock_detects_a_stale_holder_by_pid_and_age(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ its pid is gone on this host or when it is older than ``DEEPPROMPT_LOCK_STALE_S`
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -35,10 +36,8 @@ _HELD: set[int] = set()  # this process's lock descriptors
 def _close_held_in_child() -> None:
     """After a fork: the child holds no run folder (only the process that acquired the lock does)."""
     for fd in _HELD:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
     _HELD.clear()
 
 
