@@ -119,7 +119,7 @@ def test_backbone_whose_attention_cannot_take_prompts(run_cli, tmp_path):
         ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "*.onnx", "onnx", "openvino"),
     )
     config = {
-        "model_type": "deberta-v2",
+        "model_type": "deberta",  # DeBERTa v1: hand-written attention without an adapter (v2/v3 take prompts)
         "hidden_size": 32,
         "num_hidden_layers": 2,
         "num_attention_heads": 4,
@@ -133,10 +133,10 @@ def test_backbone_whose_attention_cannot_take_prompts(run_cli, tmp_path):
         *TINY,
         "data=rte",
         f"backbone.name_or_path={folder}",
-        "backbone.attn_implementation=eager",  # transformers itself refuses sdpa for DeBERTa-v2
+        "backbone.attn_implementation=eager",  # transformers itself refuses sdpa for DeBERTa
         check=False,
     )
-    _one_clear_line(proc, "DebertaV2")
+    _one_clear_line(proc, "DebertaModel")
 
 
 @pytest.mark.parametrize(
