@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics import MaxMetric, Metric
 
 from deepprompt.backbones import BackboneConfig, load_backbone
 from deepprompt.config import HeadConfig, OptimConfig, structured
@@ -24,15 +24,39 @@ from deepprompt.tasks.pooling import pool
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def running_mean() -> MeanMetric:
-    """A mean of per-step losses that never blocks on the GPU.
+class RunningMean(Metric):
+    """A weighted mean of per-step values (losses) that never blocks on the GPU; synchronised across processes.
 
-    torchmetrics' default (``nan_strategy="warn"``) asks ``isnan(x).any()`` on every update: a host-device sync
-    per training step, which serialises the host's launches with the GPU's work (MiniLM steps are
-    host-bound) and silently drops NaN losses from the mean. ``disable``: no check, a NaN shows up as a NaN mean
-    (the nan_guard callback stops such a run).
+    ``update(value, weight=1)``: ``value`` a scalar or a tensor (each element weighted by ``weight``). No NaN
+    check (a NaN shows up as a NaN mean; the nan_guard callback stops such a run). torchmetrics' ``MeanMetric``
+    does not fit: by default it asks ``isnan(x).any()`` on every update, a host-device sync per training step
+    that serialises the host's launches with the GPU's work (MiniLM steps are host-bound), and with
+    ``nan_strategy="disable"`` (torchmetrics 1.9) it drops the weights, so a loss weighted by the batch size
+    became the mean of the batch means (the last, smaller batch, or a DDP rank's shorter shard, over-counted).
     """
-    return MeanMetric(nan_strategy="disable")
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("weight", torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, value: torch.Tensor | float, weight: torch.Tensor | float = 1.0) -> None:
+        value = torch.as_tensor(value, device=self.total.device).detach().to(self.total.dtype)
+        weight = torch.as_tensor(weight, device=self.total.device).to(self.total.dtype)
+        weight = torch.broadcast_to(weight, value.shape)
+        # a weight of 0 adds nothing, even to a NaN value (a batch with no labelled token has a NaN mean loss)
+        self.total += torch.where(weight != 0, value * weight, 0.0).sum()
+        self.weight += weight.sum()
+
+    def compute(self) -> torch.Tensor:
+        return self.total / self.weight
+
+
+def running_mean() -> RunningMean:
+    """A weighted running mean of losses (:class:`RunningMean`)."""
+    return RunningMean()
 
 
 def typed_configs(

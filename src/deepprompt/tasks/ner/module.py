@@ -62,7 +62,11 @@ class TokenClassificationModule(TaskModule):
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         logits = self(batch).float()
-        self.eval_loss[dataloader_idx](self.loss_fn(logits.flatten(0, 1), batch["labels"].flatten()))
+        labels = batch["labels"].flatten()
+        # weighted by the labelled tokens (the loss is their mean): the token mean over the split, whatever the batches
+        self.eval_loss[dataloader_idx](
+            self.loss_fn(logits.flatten(0, 1), labels), weight=(labels != -100).sum()
+        )
         self.entity[dataloader_idx].update(*self.word_predictions(logits, batch))
 
     def on_validation_epoch_end(self) -> None:

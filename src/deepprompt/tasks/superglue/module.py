@@ -43,7 +43,8 @@ class MultipleChoiceModule(TaskModule):
 
     def validation_step(self, batch, batch_idx):
         scores = self(batch).float()
-        self.val_loss(self.loss_fn(scores, batch["labels"]))
+        # weighted by the batch size: the example mean, whatever the batches (uneven DDP shards, last batch)
+        self.val_loss(self.loss_fn(scores, batch["labels"]), weight=scores.shape[0])
         self.val_acc.update(scores.argmax(-1), batch["labels"])
 
     def on_validation_epoch_end(self) -> None:
