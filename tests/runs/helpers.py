@@ -55,13 +55,17 @@ def metrics(run_dir: Path) -> dict:
 
 
 class KillAt(Callback):
-    """SIGKILL this very process at the end of optimizer step ``step`` (before that step's checkpoint)."""
+    """SIGKILL this very process at the end of optimizer step ``step`` (before that step's checkpoint).
+
+    ``KILL_AT=off`` in the environment disarms it: a relaunch keeps the killed run's configuration (a relaunch
+    with other values is refused) and runs to the end.
+    """
 
     def __init__(self, step: int) -> None:
         self.step = step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step >= self.step:
+        if trainer.global_step >= self.step and os.environ.get("KILL_AT") != "off":
             import signal
 
             os.kill(os.getpid(), signal.SIGKILL)

@@ -246,17 +246,15 @@ def test_joint_run_killed_mid_epoch_resumes_exactly(run_cli, tmp_path):
     )
     run_cli("deepprompt.train", *args, f"hydra.run.dir={tmp_path / 'full'}")
     killed = tmp_path / "killed"
+    kill = ("+callbacks.kill._target_=tests.runs.helpers.KillAt", "+callbacks.kill.step=6")
     proc = run_cli(
-        "deepprompt.train",
-        *args,
-        f"hydra.run.dir={killed}",
-        "+callbacks.kill._target_=tests.runs.helpers.KillAt",
-        "+callbacks.kill.step=6",
-        check=False,
-        env=env_with_repo(),
+        "deepprompt.train", *args, f"hydra.run.dir={killed}", *kill, check=False, env=env_with_repo()
     )
     assert proc.returncode != 0 and not (killed / "metrics.json").exists()
-    run_cli("deepprompt.train", *args, f"hydra.run.dir={killed}")
+    # the same configuration (a relaunch with other values is refused), the kill disarmed
+    run_cli(
+        "deepprompt.train", *args, f"hydra.run.dir={killed}", *kill, env={**env_with_repo(), "KILL_AT": "off"}
+    )
     full = json.loads((tmp_path / "full" / "metrics.json").read_text())
     resumed = json.loads((killed / "metrics.json").read_text())
     assert resumed["resumed_from"].endswith("last.ckpt") and resumed["steps"] == full["steps"] == 8
