@@ -101,8 +101,9 @@ NEEDS=rte; [[ $PART == webnlg ]] && NEEDS=webnlg/webnlg_challenge_2017/test
 CALL=call_$(date -u +%Y%m%dT%H%M%SZ)
 LOGS=$STATE/logs/$CALL; mkdir -p "$LOGS"
 SKIP=(); [[ -f $DONE_LIST ]] && SKIP=(--skip-done "$DONE_LIST") && say "done list: $(grep -cv '^#' "$DONE_LIST") jobs"
-# run plumbing shared by every job: no checkpoints (a fine-tuned SmolLM2 checkpoint is 1.6 GB), no progress bars
-COMMON=("${MODEL[@]}" extras.print_config=false callbacks=none ++trainer.enable_checkpointing=false
+# run plumbing shared by every job: no checkpoints (a fine-tuned SmolLM2 checkpoint is 1.6 GB), no progress bars;
+# the NaN guard stays (a diverged run stops at its first non-finite loss instead of spending the call)
+COMMON=("${MODEL[@]}" extras.print_config=false callbacks=nan_guard ++trainer.enable_checkpointing=false
   +trainer.enable_progress_bar=false)
 BENCH_JSON=$STATE/bench_decoder.json
 bench() {
