@@ -2,6 +2,8 @@
 
 import json
 
+import torch
+
 from deepprompt.runs.restore import load_run_config
 from deepprompt.serve import latency
 
@@ -40,3 +42,11 @@ def test_latency_rows_ratios_and_the_backbones_shape(serve_runs, tmp_path, capsy
         assert r["prompts_over_bare_eager"] == want and "graphs_speedup" not in r
     printed = capsys.readouterr().out
     assert "num_hidden_layers 2, hidden_size 32" in printed and "| 3 | 8 | yes | no |" in printed
+
+
+def test_kernel_breakdown_ranks_the_ops_of_a_call():
+    a, b = torch.randn(256, 256), torch.randn(256, 256)
+    total, top = latency.kernel_ms(lambda: (a @ b).relu_(), n=3, top=2, device="cpu")
+    assert total is not None and total > 0
+    assert len(top) == 2 and top[0]["ms"] >= top[1]["ms"] > 0
+    assert any("mm" in k["name"] for k in top) and all(k["calls"] == 1 for k in top if "mm" in k["name"])

@@ -14,7 +14,8 @@ a CPU the graph rows are left out). Variants alternate in ``rounds`` so that a d
 Per call, on the host: the wall time from the call to the end of its work on the GPU (synchronized): p50/p99.
 On the GPU: the CUDA-event time around the call (``event_ms``: for an eager call it includes the GPU waiting
 for the host's launches), and the time of the forward's kernels alone (``kernel_ms``: torch.profiler's sum of
-the kernel times of an eager call; the GPU time of the forward). ``max_diff``: the largest difference between
+the kernel times of an eager call; the GPU time of the forward; ``top_kernels``: its largest kernels, to tell
+where a difference between variants goes). ``max_diff``: the largest difference between
 the graph and eager outputs of a shape. Prints a markdown table; writes rows and ratios to ``out``.
 """
 
@@ -80,25 +81,36 @@ def make_batch(registry, rows: int, length: int, seed: int) -> tuple[torch.Tenso
     return task_ids, {k: v.to(registry.device) for k, v in batch.items()}
 
 
-def kernel_ms(call, n: int = 5) -> float | None:
-    """The summed kernel time of one ``call()`` (torch.profiler, mean of ``n``); None where it cannot tell."""
+def kernel_ms(call, n: int = 5, top: int = 10, device: str = "cuda") -> tuple[float | None, list[dict]]:
+    """The summed kernel time of one ``call()`` (torch.profiler, mean of ``n``) and its ``top`` kernels by time
+    (name, ms per call, launches per call); (None, []) where it cannot tell. ``device="cpu"``: the CPU ops' self
+    time instead (tests)."""
     try:
         from torch.autograd import DeviceType
         from torch.profiler import ProfilerActivity, profile
 
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        cuda = device == "cuda"
+        activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
+        with profile(activities=activities) as prof:
             for _ in range(n):
                 call()
-            torch.cuda.synchronize()
-        total = sum(
-            getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
-            for e in prof.key_averages()
-            if e.device_type == DeviceType.CUDA
-        )
-        return total / n / 1000 if total else None
+            if cuda:
+                torch.cuda.synchronize()
+
+        def self_us(e) -> float:
+            if not cuda:
+                return e.self_cpu_time_total
+            return getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
+
+        kind = DeviceType.CUDA if cuda else DeviceType.CPU
+        kernels = [(e.key, self_us(e), e.count) for e in prof.key_averages() if e.device_type == kind]
+        total = sum(t for _, t, _ in kernels)
+        ranked = sorted(kernels, key=lambda k: -k[1])[:top]
+        breakdown = [{"name": k[:120], "ms": t / n / 1000, "calls": c / n} for k, t, c in ranked]
+        return (total / n / 1000 if total else None), breakdown
     except Exception as err:  # a profiler without CUPTI: the event times remain
         print(f"latency: no kernel times ({err})", file=sys.stderr)
-        return None
+        return None, []
 
 
 def measure(cfg) -> dict[str, Any]:
@@ -137,10 +149,10 @@ def measure(cfg) -> dict[str, Any]:
                             walls[v].append(wall)
                             if event is not None:
                                 events[v].append(event)
-                kernels = {}
+                kernels, breakdowns = {}, {}
                 if cuda and cfg.profile:
                     for p in ("bare", "prompts"):
-                        kernels[p] = kernel_ms(calls[(p, "eager")])
+                        kernels[p], breakdowns[p] = kernel_ms(calls[(p, "eager")])
             for p, g in variants:
                 ms = np.array(walls[(p, g)])
                 diff = None
@@ -157,6 +169,7 @@ def measure(cfg) -> dict[str, Any]:
                         "mean_ms": float(ms.mean()),
                         "event_ms": float(np.median(events[(p, g)])) if events[(p, g)] else None,
                         "kernel_ms": kernels.get(p),
+                        "top_kernels": breakdowns.get(p, []) if g == "eager" else [],
                         "max_diff": diff,
                         "calls": len(ms),
                     }
