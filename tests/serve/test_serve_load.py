@@ -98,6 +98,25 @@ def test_an_idle_worker_still_waits_for_company_up_to_max_wait(registry):
     assert (batcher.stats()["batches"], batcher.stats()["rows"]) == (1, 2)
 
 
+def test_an_idle_worker_waits_only_for_as_many_rows_as_the_last_batch_had(registry):
+    """Two clients that each wait for their answer before asking again: after a batch of 2 rows, the next 2 run as
+    soon as both are queued, not after ``max_wait_ms`` (here raised to a minute once the first batch formed)."""
+    batcher = Batcher(registry, max_batch=8, max_wait_ms=200, mixed=True)
+    try:
+        ask = lambda: [batcher.submit(t, _examples(registry, t)[:1]) for t in ("rte", "sst2")]  # noqa: E731
+        for f in ask():  # no batch before: waits up to max_wait for company, gets both
+            f.result(timeout=30)
+        assert (batcher.stats()["batches"], batcher.last_rows) == (1, 2)
+        batcher.max_wait = 60.0
+        started = time.monotonic()
+        for f in ask():
+            f.result(timeout=30)
+        assert time.monotonic() - started < 30
+    finally:
+        batcher.stop()
+    assert (batcher.stats()["batches"], batcher.stats()["rows"]) == (2, 4)
+
+
 def test_a_batch_is_tokenized_in_one_call_per_task_with_the_same_rows(registry, monkeypatch):
     for task in ("rte", "sst2"):  # a sentence pair and a single sentence
         runner = registry.tasks[task].runner

@@ -6,8 +6,10 @@ batching):
 
 - when the worker finishes a batch and jobs are queued (they arrived while it ran), it takes them at once, the
   oldest first, up to ``max_batch`` rows: no added wait under load;
-- when the worker is idle, the job that wakes it waits up to ``max_wait_ms`` for others, until ``max_batch``
-  rows are queued (``max_wait_ms=0``: it runs alone at once).
+- when the worker is idle, the job that wakes it waits up to ``max_wait_ms`` for others, until as many rows are
+  queued as the last batch had (at most ``max_batch``; ``max_batch`` before the first batch): clients that wait
+  for their answers before they ask again (4 clients: 4 rows a batch) are not held the full ``max_wait_ms`` for
+  company that is not coming (``max_wait_ms=0``: it runs alone at once).
 
 The worker tokenizes a batch's examples in one tokenizer call per task and runs them in one forward pass of the
 `MultiTaskDeepPromptModel` (each row with its own task's prompts). With ``mixed=False`` a batch takes jobs of the
@@ -60,6 +62,7 @@ class Batcher:
         self.busy_s = 0.0  # the worker's time in batches (tokenizing, forward, decoding)
         self.queued_s = 0.0  # the jobs' summed time from submit to their batch's start
         self.jobs = 0
+        self.last_rows = 0  # rows of the last batch: how much company an idle worker waits for
         self.thread = threading.Thread(target=self._loop, name="deepprompt-batcher", daemon=True)
         self.thread.start()
 
@@ -102,10 +105,11 @@ class Batcher:
                 return []
             first = self.queue[0]
             deadline = first.arrived + self.max_wait
+            enough = min(self.max_batch, self.last_rows or self.max_batch)  # the company the last batch had
             while waited and not self.stopped:
                 ready = sum(j.rows for j in self.queue if self.mixed or j.task == first.task)
                 left = deadline - time.perf_counter()
-                if ready >= self.max_batch or left <= 0:
+                if ready >= enough or left <= 0:
                     break
                 self.cond.wait(timeout=left)
             taken, rows = [], 0
@@ -117,6 +121,7 @@ class Batcher:
                 taken.append(job)
                 rows += job.rows
                 self.queue.remove(job)
+            self.last_rows = rows
             return taken
 
     def _loop(self) -> None:
