@@ -3,8 +3,8 @@
 The lock is an ``flock`` on the file, so the kernel releases it when the process ends however it ends (SIGKILL
 included): a lock file left behind by a dead run is stale by construction and taken over. A forked child (a
 DataLoader worker) closes its copy of the descriptor at once: a flock belongs to the open file, so a worker that
-outlives a killed run by its watchdog's few seconds would otherwise keep the folder locked after the run died. The file records the
-holder (pid, host, start time) for the message the second process prints. Where ``flock`` is not supported
+outlives a killed run by its watchdog's few seconds would otherwise keep the folder locked after the run died.
+The file records the holder (pid, host, start time) for the message the second process prints. Where ``flock`` is not supported
 (some network file systems) the file itself is the lock, created exclusively, and a leftover one is stale when
 its pid is gone on this host or when it is older than ``DEEPPROMPT_LOCK_STALE_S`` (default 24 h) on another.
 """
