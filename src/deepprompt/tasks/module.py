@@ -54,11 +54,6 @@ class RunningMean(Metric):
         return self.total / self.weight
 
 
-def running_mean() -> RunningMean:
-    """A weighted running mean of losses (:class:`RunningMean`)."""
-    return RunningMean()
-
-
 def typed_configs(
     backbone: Any, method: Any, head: Any = None, optim: Any = None
 ) -> tuple[BackboneConfig, Any, HeadConfig, OptimConfig]:
@@ -94,7 +89,7 @@ class TaskModule(L.LightningModule):
         # a decoder-only backbone (causal self-attention): its inputs get position ids that skip the padding
         self.causal = is_causal(self._backbone())
         self.dropout = nn.Dropout(self.head_cfg.dropout)
-        self.train_loss = running_mean()
+        self.train_loss = RunningMean()
         self.val_best = nn.ModuleDict({name: MaxMetric() for name in self.best_metrics})
         self.history: list[dict[str, float]] = []
 

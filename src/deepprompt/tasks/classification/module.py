@@ -7,7 +7,7 @@ from torch import nn
 from torchmetrics import MaxMetric
 
 from deepprompt.tasks.classification.metrics import classification_metrics
-from deepprompt.tasks.module import MODEL_INPUTS, TaskModule, running_mean
+from deepprompt.tasks.module import MODEL_INPUTS, RunningMean, TaskModule
 
 __all__ = ["MODEL_INPUTS", "ClassificationModule"]
 
@@ -35,7 +35,7 @@ class ClassificationModule(TaskModule):
         self.loss_fn = nn.CrossEntropyLoss()
         self.val_metrics = classification_metrics(list(metrics), num_labels).clone(prefix="val/")
         self.val_best = nn.ModuleDict({name: MaxMetric() for name in metrics})
-        self.val_loss = running_mean()
+        self.val_loss = RunningMean()
         # from_pretrained returns eval mode and Lightning keeps sub-module modes: train mode as the official code
         # (the frozen backbone's dropout stays active while the prompts train).
         self.train()

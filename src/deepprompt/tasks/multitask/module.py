@@ -28,7 +28,7 @@ from torchmetrics import MaxMetric
 from deepprompt.errors import ConfigError
 from deepprompt.prompts.multitask import MultiTaskDeepPromptModel, save_task_prompts
 from deepprompt.tasks.classification.metrics import classification_metrics
-from deepprompt.tasks.module import MODEL_INPUTS, TaskModule, running_mean
+from deepprompt.tasks.module import MODEL_INPUTS, RunningMean, TaskModule
 from deepprompt.utils.history import best_and_last
 
 
@@ -58,7 +58,7 @@ class MultiTaskModule(TaskModule):
                 for t, spec in self.task_specs.items()
             }
         )
-        self.val_losses = nn.ModuleDict({t: running_mean() for t in self.tasks})
+        self.val_losses = nn.ModuleDict({t: RunningMean() for t in self.tasks})
         self.average_metrics = [
             m
             for m in self.task_specs[self.tasks[0]].get("metrics", ("acc",))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepprompt.tasks.module import TaskModule, running_mean
+from deepprompt.data.base import IGNORE_INDEX
+from deepprompt.tasks.module import RunningMean, TaskModule
 from deepprompt.tasks.ner.metrics import EntityF1
 
 SPLIT_PREFIX = ("val", "test")  # dataloader_idx 0: dev, 1: test (run as a second validation loader)
@@ -33,9 +34,9 @@ class TokenClassificationModule(TaskModule):
         self.save_hyperparameters()
         self.label_names = list(label_names)
         self.classifier = self.linear(self.hidden_size, len(self.label_names))
-        self.loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
+        self.loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
         self.entity = nn.ModuleList([EntityF1() for _ in SPLIT_PREFIX])
-        self.eval_loss = nn.ModuleList([running_mean() for _ in SPLIT_PREFIX])
+        self.eval_loss = nn.ModuleList([RunningMean() for _ in SPLIT_PREFIX])
         self.train()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -65,7 +66,7 @@ class TokenClassificationModule(TaskModule):
         labels = batch["labels"].flatten()
         # weighted by the labelled tokens (the loss is their mean): the token mean over the split, whatever the batches
         self.eval_loss[dataloader_idx](
-            self.loss_fn(logits.flatten(0, 1), labels), weight=(labels != -100).sum()
+            self.loss_fn(logits.flatten(0, 1), labels), weight=(labels != IGNORE_INDEX).sum()
         )
         self.entity[dataloader_idx].update(*self.word_predictions(logits, batch))
 

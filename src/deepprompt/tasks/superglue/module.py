@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from deepprompt.tasks.module import TaskModule, running_mean
+from deepprompt.tasks.module import RunningMean, TaskModule
 
 
 class MultipleChoiceModule(TaskModule):
@@ -29,7 +29,7 @@ class MultipleChoiceModule(TaskModule):
         self.classifier = self.linear(self.hidden_size, 1)
         self.loss_fn = nn.CrossEntropyLoss()
         self.val_acc = MulticlassAccuracy(num_classes=num_choices, average="micro")
-        self.val_loss = running_mean()
+        self.val_loss = RunningMean()
         self.train()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
