@@ -18,10 +18,7 @@ for sub in train200_test40 train512_test50; do
 done
 # GPU: the four methods on the full training set, 5-beam search on the official test set (runs_gpu.jsonl)
 if [[ $# -ge 1 ]]; then
-  $PY -c "import sys; from deepprompt.report.collect import write_record; print('wrote', write_record([sys.argv[1]], sys.argv[2]))" "$1" "$S/runs_gpu.jsonl"
-  # the data and model folders as the calls named them, not where this machine unpacked them
-  sed -i -E -e 's#"data_dir": "[^"]*(\.smoldata|\.device/data)"#"data_dir": "\1"#g' \
-    -e 's#backbone.name_or_path=[^"]*/smollm2/hf#backbone.name_or_path=$TMPDIR/smollm2/hf#g' "$S/runs_gpu.jsonl"
+  PYTHON="$PY" bash experiments/lab/record_runs.sh "$1" "$S/runs_gpu.jsonl"  # free of machine paths
 fi
 if [[ -f $S/runs_gpu.jsonl ]]; then
   GPU_IGNORE="$IGNORE --ignore=trainer.limit_train_batches --ignore=optim.warmup_ratio --ignore=method.prompt.init_std --ignore=method.init_std --ignore=fast_path --ignore=extras.print_config --ignore=trainer.enable_progress_bar --ignore=backbone --ignore=backbone.name_or_path --ignore=task_name"

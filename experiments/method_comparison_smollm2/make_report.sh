@@ -11,9 +11,8 @@ cd "$(dirname "$0")/../.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 PY="${PYTHON:-python}"
 S=experiments/method_comparison_smollm2
-record() {  # run folders -> one compact record (runs.jsonl format); the data and model folders as the calls named them
-  $PY -c "import sys; from deepprompt.report.collect import write_record; print('wrote', write_record([sys.argv[1]], sys.argv[2]))" "$1" "$2"
-  sed -i -E -e 's#"data_dir": "[^"]*(\.smoldata|\.device/data)"#"data_dir": "\1"#g' -e 's#backbone.name_or_path=[^"]*/smollm2/hf#backbone.name_or_path=$TMPDIR/smollm2/hf#g' "$2"
+record() {  # run folders -> one compact record (runs.jsonl format), free of machine paths
+  PYTHON="$PY" bash experiments/lab/record_runs.sh "$1" "$2"
 }
 if [[ $# -ge 1 ]]; then record "$1" "$S/runs.jsonl"; fi
 if [[ -n ${MINILM_RUNS:-} ]]; then record "$MINILM_RUNS" "$S/minilm_budget.jsonl"; fi
