@@ -194,6 +194,7 @@ class TaskDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir else None  # None or "": every run tokenizes
         self.tokenizer, pad_id = self.load_tokenizer(tokenizer, max_seq_length)
         self.collator = FeatureCollator(pad_id, pad_to_multiple_of, self.tokenizer.padding_side)
+        self.train_collator = self.collator  # a family may pad its training batches otherwise (generation)
         self._datasets: dict[str, FeatureDataset] = {}
 
     @staticmethod
@@ -265,7 +266,7 @@ class TaskDataModule(L.LightningDataModule):
             sampler = LengthGroupedSampler(data.lengths, self.batch_size, seed=self.seed)
         else:
             sampler = RandomSampler(data, generator=torch.Generator().manual_seed(self.seed))
-        return self._loader(data, self.batch_size, sampler)
+        return self._loader(data, self.batch_size, sampler, self.train_collator)
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         """Evaluation splits in file order (several: dataloader_idx follows ``eval_splits``)."""
@@ -275,12 +276,18 @@ class TaskDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader | list[DataLoader]:
         return self.val_dataloader()
 
-    def _loader(self, data: FeatureDataset, batch_size: int, sampler: Sampler[int] | None) -> DataLoader:
+    def _loader(
+        self,
+        data: FeatureDataset,
+        batch_size: int,
+        sampler: Sampler[int] | None,
+        collator: FeatureCollator | None = None,
+    ) -> DataLoader:
         return DataLoader(
             data,
             batch_size=batch_size,
             sampler=sampler,
-            collate_fn=self.collator,
+            collate_fn=collator or self.collator,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )

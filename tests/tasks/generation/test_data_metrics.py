@@ -42,12 +42,15 @@ E2E_WORDS = [
 ]
 
 
-def write_e2e(root, n_train=12):
+def write_e2e(root, n_train=12, short_every=None):
+    """E2E files of two MRs; ``short_every``: every k-th training pair a shorter one (batches that need padding)."""
     rows = [
         '"name[The Vaults], eatType[pub]",The Vaults is a pub .',
         '"name[The Vaults], food[English]",The Vaults serves English food .',
     ]
-    train = "mr,ref\n" + "\n".join(rows[i % 2] for i in range(n_train)) + "\n"
+    short = '"name[The Vaults]",The Vaults .'
+    pairs = [short if short_every and i % short_every == 0 else rows[i % 2] for i in range(n_train)]
+    train = "mr,ref\n" + "\n".join(pairs) + "\n"
     dev = "mr,ref\n" + rows[0] + "\n" + rows[1] + "\n" + '"name[The Vaults], eatType[pub]",The Vaults pub .\n'
     (root / "e2e").mkdir(parents=True, exist_ok=True)
     for name, text in (("trainset.csv.gz", train), ("devset.csv.gz", dev), ("testset_w_refs.csv.gz", dev)):
@@ -139,7 +142,7 @@ def test_read_webnlg_good_only_and_line_errors(tmp_path):
 def test_e2e_datamodule_features_mask_the_source_and_group_references(tmp_path):
     dm = E2EDataModule(
         tokenizer=save_tokenizer(tmp_path / "tok"),
-        data_dir=str(write_e2e(tmp_path)),
+        data_dir=str(write_e2e(tmp_path, short_every=3)),
         batch_size=4,
         limit_train_examples=6,
         generation={"num_beams": 2},
@@ -149,12 +152,20 @@ def test_e2e_datamodule_features_mask_the_source_and_group_references(tmp_path):
     batch = next(iter(dm.train_dataloader()))
     ids, labels, mask = batch["input_ids"], batch["labels"], batch["attention_mask"]
     assert ids.shape == labels.shape == mask.shape
-    assert torch.all(mask[:, -1] == 1)  # left padded
-    row = 0
+    # training batches are right padded: every row starts with a real token, so no query of a causal model
+    # attends to padding only; evaluation batches are left padded (generation continues the prompt)
+    masks = [b["attention_mask"] for b in dm.train_dataloader()]
+    assert all(torch.all(m[:, 0] == 1) for m in masks) and not all(torch.all(m[:, -1] == 1) for m in masks)
+    batch = next(b for b in dm.train_dataloader() if not torch.all(b["attention_mask"][:, -1] == 1))
+    ids, labels, mask = batch["input_ids"], batch["labels"], batch["attention_mask"]
+    row = int(mask.sum(1).argmin())  # a padded row
     prompt_len = int(((labels[row] == -100) & (mask[row] == 1)).sum())
     decoded_prompt = dm.tokenizer.decode(ids[row][mask[row] == 1][:prompt_len])
     assert decoded_prompt.endswith("||") and decoded_prompt.startswith("name : The Vaults")
-    assert labels[row, -1] == dm.tokenizer.eos_token_id
+    last = int(mask[row].sum()) - 1
+    assert labels[row, last] == dm.tokenizer.eos_token_id and torch.all(labels[row, last + 1 :] == -100)
+    evaluation = dm.val_dataloader().collate_fn([{"input_ids": [5, 6, 7]}, {"input_ids": [5]}])
+    assert evaluation["input_ids"][1].tolist() == [dm.tokenizer.pad_token_id] * 2 + [5]
     assert dm.references() == [
         ["The Vaults is a pub .", "The Vaults pub ."],
         ["The Vaults serves English food ."],

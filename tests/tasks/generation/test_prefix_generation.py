@@ -186,3 +186,35 @@ def test_prefix_compile_is_refused_for_a_causal_lm():
     """``method.compile`` compiles an encoder's backbone; the causal prefix LM has no such path and says so."""
     with pytest.raises(ConfigError, match="method.compile='default'.*set method.compile=none"):
         module("gpt2", "prefix", compile="default")
+
+
+def _padded(rows: list[list[int]], labels: list[list[int]], side: str):
+    """A batch of ``rows`` (token ids) and their ``labels``, padded on ``side``."""
+    width = max(map(len, rows))
+    ids, mask, lab = [], [], []
+    for r, y in zip(rows, labels, strict=True):
+        pad = width - len(r)
+        before, after = (pad, 0) if side == "left" else (0, pad)
+        ids.append([PAD] * before + r + [PAD] * after)
+        mask.append([0] * before + [1] * len(r) + [0] * after)
+        lab.append([-100] * before + y + [-100] * after)
+    return {k: torch.tensor(v) for k, v in (("input_ids", ids), ("attention_mask", mask), ("labels", lab))}
+
+
+@pytest.mark.parametrize("method", ["finetune", "ptuning_v2", "prefix", "lora"])
+def test_training_loss_and_gradients_do_not_depend_on_the_padding_side(method):
+    """Training batches are right-padded (no fully masked query row), evaluation batches left-padded: the
+    positions come from the mask, so the loss and its gradients are the same on either side."""
+    m = module("llama", method).train()
+    g = torch.Generator().manual_seed(3)
+    rows = [torch.randint(3, VOCAB, (n,), generator=g).tolist() for n in (9, 3, 6)]
+    labels = [[-100] * (len(r) // 2) + r[len(r) // 2 :] for r in rows]
+    grads = {}
+    for side in ("left", "right"):
+        m.zero_grad()
+        loss = m.loss(_padded(rows, labels, side))
+        loss.backward()
+        grads[side] = (loss.detach(), [p.grad.clone() for p in m.parameters() if p.requires_grad])
+    assert torch.allclose(grads["left"][0], grads["right"][0], atol=1e-6)
+    for a, b in zip(grads["left"][1], grads["right"][1], strict=True):
+        assert torch.allclose(a, b, atol=1e-5)

@@ -3,8 +3,11 @@
 A training example is ``prompt + target + eos`` with the loss on the target only (prompt tokens labelled
 -100): ``prompt = prompt_template.format(source=<linearised input>)`` and ``target = " " + reference``.
 An evaluation example is one distinct input (E2E: one MR; WebNLG: one entry) with *all* its references,
-so corpus BLEU is multi-reference. Batches are left-padded (generation continues the prompt); the module
-passes position ids from the attention mask, so left padding shifts nothing.
+so corpus BLEU is multi-reference. Evaluation batches are left-padded (generation continues the prompt);
+training batches are right-padded: with left padding the pad positions of a causal model attend to nothing (every
+key up to them is padding), a fully masked attention row whose gradient not every fused GPU kernel keeps finite;
+right-padded, every query sees at least its row's first token. The module passes position ids from the attention
+mask, so the side of the padding shifts nothing: loss and gradients are the same either way (tested).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 
 import torch
 
-from deepprompt.data.base import IGNORE_INDEX, FeatureDataset, SplitView, TaskDataModule
+from deepprompt.data.base import IGNORE_INDEX, FeatureCollator, FeatureDataset, SplitView, TaskDataModule
 from deepprompt.data.readers import read_text, resolve_split_file
 from deepprompt.data.sources import read_split
 from deepprompt.errors import ConfigError, DataFormatError
@@ -241,6 +244,8 @@ class GenerationDataModule(TaskDataModule):
         )
         if self.tokenizer.eos_token_id is None:
             raise ConfigError(f"tokenizer {tokenizer} has no eos token to end targets with")
+        # training batches pad on the right (no fully masked query row; see the module docstring)
+        self.train_collator = FeatureCollator(self.collator.pad_token_id, None, "right")
         self.task = task
         self.data_dir = Path(data_dir)
         self.folder = folder
