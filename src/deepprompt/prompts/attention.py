@@ -224,18 +224,25 @@ def _materialise(
     return _prepend(mask, m, prefix_mask).contiguous()
 
 
+def with_prefix(prefix: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    """(B or 1, H, m, d) prefix in front of (B, H, n, d) keys or values -> (B, H, m + n, d).
+
+    This copy is what a prompted layer costs beyond the longer attention: at batch 32 on roberta-large's shape
+    the two per layer take 1.4 of the 1.6 ms that prompts add to a 5.6 ms forward on an H100 (docs/serving.md).
+    """
+    batch = states.shape[0]
+    return torch.cat([prefix.to(states.dtype).expand(batch, -1, -1, -1), states], dim=2)
+
+
 def _with_prompts(base: str) -> Callable:
     def attention(module, query, key, value, attention_mask, deep_prompts=None, **kwargs):
         prompt = deep_prompts.get(module.layer_idx) if deep_prompts else None
         if prompt is not None:
             prefix_key, prefix_value = prompt[0], prompt[1]
             prefix_mask = prompt[2] if len(prompt) > 2 else None
-            batch = key.shape[0]
             m = prefix_key.shape[2]
-            key = torch.cat(
-                [prefix_key.to(key.dtype).expand(batch, -1, -1, -1), key], dim=2
-            )  # (B, H, m+n, d)
-            value = torch.cat([prefix_value.to(value.dtype).expand(batch, -1, -1, -1), value], dim=2)
+            key = with_prefix(prefix_key, key)  # (B, H, m+n, d)
+            value = with_prefix(prefix_value, value)
             if not getattr(deep_prompts, "compact_mask", True):
                 attention_mask = _materialise(
                     attention_mask, m, module, query, key[:, :, m:], prefix_mask, base

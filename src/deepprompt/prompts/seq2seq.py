@@ -27,6 +27,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_mask
 
 from deepprompt.errors import UnsupportedBackboneError
+from deepprompt.prompts.attention import with_prefix
 from deepprompt.prompts.config import DeepPromptConfig
 from deepprompt.prompts.encoder import PromptEncoder
 from deepprompt.prompts.geometry import BackboneGeometry
@@ -62,11 +63,10 @@ def _with_prompts(base: str) -> Callable:
         prompt = deep_prompts.get((_role(module), module.layer_idx)) if deep_prompts else None
         if prompt is not None:
             prefix_key, prefix_value = prompt
-            batch, m = key.shape[0], prefix_key.shape[2]
+            m = prefix_key.shape[2]
             causal = _role(module) == "decoder"
             attention_mask, position_bias = _extend(attention_mask, position_bias, m, causal, query, key)
-            key = torch.cat([prefix_key.to(key.dtype).expand(batch, -1, -1, -1), key], dim=2)
-            value = torch.cat([prefix_value.to(value.dtype).expand(batch, -1, -1, -1), value], dim=2)
+            key, value = with_prefix(prefix_key, key), with_prefix(prefix_value, value)
             if base == "sdpa":
                 kwargs["is_causal"] = False  # causality, if any, is in the explicit mask now
         inner = (
