@@ -16,7 +16,10 @@ Resumable across calls: the queue's state is its --root. A later call with the s
 it) skips every job whose metrics.json says finished, clears an unfinished job's folder before running it again,
 and starts from the steps/s its earlier calls measured (rates.json). `--skip-done FILE` names jobs (one
 `group/name` a line, `#` comments) that finished on a machine since lost: their results are already home.
-A job that failed on its own (not stopped at the budget) MAX_TRIES times is not started again.
+A job that failed on its own (not stopped at the budget) MAX_TRIES times is not started again; a job that ran out of
+GPU memory (its log says OutOfMemoryError: the jobs beside it took the memory) is not counted as failed and goes
+back in the queue. `--min-free-gib G`: a job starts only while the GPU has G GiB free (nvidia-smi), at least `--launch-gap-s`
+after the one before, so that the memory a new job takes shows before the next one is admitted.
 """
 
 from __future__ import annotations
@@ -39,6 +42,32 @@ from smollm2_plans import PLANS as SMOLLM2_PLANS  # noqa: E402
 
 PLANS = {**PLANS, **SMOLLM2_PLANS}
 MAX_TRIES = 2  # a job that failed this often (not stopped at the budget) is given up
+OOM = "OutOfMemoryError"  # in a failed job's log: the GPU was full, not the job's own failure
+
+
+def ran_out_of_memory(log: Path) -> bool:
+    """The failed job's log names CUDA running out of memory."""
+    try:
+        with log.open("rb") as f:
+            f.seek(max(0, log.stat().st_size - 20000))
+            return OOM.encode() in f.read()
+    except OSError:
+        return False
+
+
+def free_gib() -> float | None:
+    """Free memory of GPU 0 in GiB (nvidia-smi), None where it cannot be read."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits", "-i", "0"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        return float(out.split()[0]) / 1024
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
 
 
 @dataclass
@@ -170,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="a job that does not fit the budget holds back every later job (default: smaller ones start)",
     )
+    parser.add_argument(
+        "--min-free-gib", type=float, default=0.0, help="start a job only while the GPU has this much free"
+    )
+    parser.add_argument(
+        "--launch-gap-s", type=float, default=0.0, help="with --min-free-gib: seconds between two starts"
+    )
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("common", nargs="*", help="overrides added to every job (e.g. the MiniLM path)")
     args = parser.parse_args(argv)
@@ -226,6 +261,15 @@ def main(argv: list[str] | None = None) -> int:
         rate = sorted(rates)[len(rates) // 4] if len(rates) >= 3 else args.steps_per_s  # a slow quartile
         return args.startup_s + job.steps / rate
 
+    last_launch = -float("inf")
+
+    def room(now: float) -> bool:
+        """--min-free-gib: the GPU has the room, and the last start had time to take its memory."""
+        if now - last_launch < args.launch_gap_s:
+            return False
+        free = free_gib()
+        return free is None or free >= args.min_free_gib
+
     while queue.pending or queue.running:
         now = time.time() - t0
         for r in list(queue.running):
@@ -237,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
                 if rc == 0 and seconds > args.startup_s + 5:
                     rates.append(r.job.steps / (seconds - args.startup_s))
                     (root / "rates.json").write_text(json.dumps(rates))
+                elif rc != 0 and ran_out_of_memory(r.log):  # back in line, from a clean folder
+                    del queue.done[r.job.key]
+                    shutil.rmtree(queue.run_dir(r.job), ignore_errors=True)
+                    queue.pending.append(r.job)
+                    queue.pending.sort(key=lambda j: j.priority)
+                    print(f"[{now:6.0f}s] {r.job.name} ran out of GPU memory: back in the queue", flush=True)
                 elif rc != 0:
                     failures[r.job.key] = failures.get(r.job.key, 0) + 1
                     (root / "failures.json").write_text(json.dumps(failures, indent=1))
@@ -260,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         for job in list(queue.pending):
             if len(queue.running) >= args.parallel:
                 break
+            if args.min_free_gib and not room(now):
+                break
             if now + estimate(job) > args.budget:
                 blocked.setdefault(job.key, round(estimate(job)))
                 if args.in_order:
@@ -273,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             queue.pending.remove(job)
             queue.launch(ready)
+            last_launch = now
             print(f"[{now:6.0f}s] start {ready.name} (~{estimate(ready):.0f}s)", flush=True)
         if not queue.running and all(
             queue.ready(j) is None or now + estimate(j) > args.budget for j in queue.pending

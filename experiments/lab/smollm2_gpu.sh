@@ -127,16 +127,20 @@ fi
 CLS_ROOT=$STATE/queue_cls; [[ $PART == minilm ]] && CLS_ROOT=$STATE/queue_minilm
 GEN_ROOT=$STATE/queue_gen
 # --steps-per-s: a first guess of one job's optimizer steps per second while the queues share the GPU; each queue
-# replaces it by its finished jobs' own rate (a slow quartile, kept across calls) once three have finished
+# replaces it by its finished jobs' own rate (a slow quartile, kept across calls) once three have finished.
+# --min-free-gib/--launch-gap-s: a job starts only while the GPU has MIN_FREE_GIB free, 8 s after the last start
+# (13 jobs at once once filled an 80 GB GPU: two jobs ran out of memory); one that still does goes back in line.
+MEMORY=(--min-free-gib "${MIN_FREE_GIB:-12}" --launch-gap-s "${LAUNCH_GAP_S:-8}")
+[[ ${SMOKE:-0} == 1 ]] && MEMORY=()
 if [[ -n $CLS_PLAN ]] && (( budget > 0 )); then
-  $PY experiments/lab/gpu_queue.py --plan "$CLS_PLAN" --budget "$budget" --parallel "$PARALLEL" \
+  $PY experiments/lab/gpu_queue.py --plan "$CLS_PLAN" --budget "$budget" --parallel "$PARALLEL" "${MEMORY[@]}" \
     --steps-per-s "${STEPS_PER_S:-6}" --startup-s 30 --root "$CLS_ROOT" "${SKIP[@]}" "${COMMON[@]}" \
     > "$LOGS/queue_cls.log" 2>&1 &
   CLS=$!
 fi
 if [[ -n $GEN_PLAN ]] && (( budget > 0 )); then
   $PY experiments/lab/gpu_queue.py --plan "$GEN_PLAN" --budget "$budget" --parallel "$GEN_PARALLEL" --in-order \
-    --steps-per-s "${GEN_STEPS_PER_S:-5}" --startup-s 60 --root "$GEN_ROOT" "${SKIP[@]}" "${COMMON[@]}" \
+    "${MEMORY[@]}" --steps-per-s "${GEN_STEPS_PER_S:-5}" --startup-s 60 --root "$GEN_ROOT" "${SKIP[@]}" "${COMMON[@]}" \
     > "$LOGS/queue_gen.log" 2>&1 &
   GEN=$!
 fi

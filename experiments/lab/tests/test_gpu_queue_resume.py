@@ -110,3 +110,67 @@ def test_a_job_failing_on_its_own_is_given_up_after_max_tries(lab, tmp_path):
     assert launched == []
     summary = _jobs(root)
     assert summary["jobs"]["g/job3"]["rc"].startswith("given up") and summary["left"] == 0
+
+
+def test_a_job_that_ran_out_of_gpu_memory_goes_back_in_the_queue_uncounted(lab, tmp_path, monkeypatch):
+    """An OutOfMemoryError in the log is the neighbours' doing: the job runs again, its failures stay at 0."""
+    queue, launched, behaviour = lab
+    tries = {"n": 0}
+    real = queue.Queue.launch
+
+    def launch_oom_once(self, ready):
+        if ready.name == "job2" and tries["n"] == 0:
+            tries["n"] += 1
+            log = tmp_path / "oom.log"
+            log.write_text("deepprompt: error: OutOfMemoryError: CUDA out of memory.\n")
+            proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"], start_new_session=True)
+            self.running.append(queue.Running(ready, proc, time.time(), log))
+            launched.append(ready.key)
+            return
+        real(self, ready)
+
+    monkeypatch.setattr(queue.Queue, "launch", launch_oom_once)
+    root = tmp_path / "queue"
+    queue.main(
+        ["--plan", "four", "--budget", "30", "--startup-s", "0", "--parallel", "1", "--root", str(root)]
+    )
+    assert launched.count("g/job2") == 2
+    summary = _jobs(root)
+    assert summary["jobs"]["g/job2"]["rc"] == 0 and summary["left"] == 0
+    assert not (root / "failures.json").exists() or "g/job2" not in json.loads(
+        (root / "failures.json").read_text()
+    )
+
+
+def test_min_free_gib_holds_starts_while_the_gpu_is_full(lab, tmp_path, monkeypatch):
+    queue, launched, _ = lab
+    asked: list[float] = []
+
+    def free_gib():  # full for the first two looks, then room
+        asked.append(1.0 if len(asked) < 2 else 30.0)
+        return asked[-1]
+
+    monkeypatch.setattr(queue, "free_gib", free_gib)
+    real, first = queue.Queue.launch, []
+
+    def launch(self, ready):
+        first.append(len(asked))
+        real(self, ready)
+
+    monkeypatch.setattr(queue.Queue, "launch", launch)
+    root = tmp_path / "queue"
+    args = [
+        "--plan",
+        "four",
+        "--budget",
+        "30",
+        "--startup-s",
+        "0",
+        "--root",
+        str(root),
+        "--min-free-gib",
+        "10",
+    ]
+    queue.main(args)
+    assert launched == [f"g/job{i}" for i in range(4)]  # all ran, once the memory was there
+    assert first[0] == 3  # not before the GPU had room
