@@ -104,7 +104,7 @@ def create_app(registry: TaskRegistry, batcher: Batcher, allow_task_changes: boo
             except (DeepPromptError, ValueError, TypeError, KeyError) as err:
                 raise _invalid(i, err) from None
         try:
-            answers = await asyncio.wrap_future(batcher.submit(task, examples))
+            answers = await batcher.submit_async(task, examples)
         except KeyError:  # removed while the request waited
             raise _unknown(registry, task) from None
         # answers are plain JSON already: serialized as they are, not validated against the schema again
