@@ -7,7 +7,7 @@ prints, per batching mode and number of clients:
 - the event loop's CPU per request (the server's main thread, from /proc): HTTP parsing, routing, the request's
   validation, turning its items into examples, the hand-off to the worker, the response;
 - the worker's time per forward in each step (wall and CPU): tokenizing, collating, the forward, the heads'
-  scores, fetching them, decoding, answering the requests (``set_result``: the hand-off back to the event loop);
+  scores, fetching them, decoding, answering the requests (the hand-off back to the event loop);
 - a fit of the worker's time to ``a + b * rows`` per forward over the client counts (per-forward and per-row
   host costs).
 
@@ -19,6 +19,10 @@ on a GPU, but no model runs, so what is measured is the host path alone, the par
     PYTHONPATH=src python experiments/lab/serve_host_profile.py <runs dir with sst2/ rte/ boolq/ cb/> \\
         [backbone=tiny] [forward=null|eager] [clients=1,4,16,64] [requests=400] [modes=mixed,per_task]
         [spy=<prefix>]
+    PYTHONPATH=src python experiments/lab/serve_host_profile.py --micro <runs dir> [rows=1,8,29,64] [rounds=30]
+
+``--micro``: the worker's steps for one batch of ``rows`` requests in process, no HTTP and nothing else running
+(median over ``rounds`` batches; the stand-in forward): the per-forward and per-row host work by itself.
 
 ``spy=<prefix>``: also samples the server with py-spy (``--gil``: the thread that holds the GIL) during each
 timed drive, into ``<prefix>_<mode>_<clients>.txt`` (collapsed stacks).
@@ -52,12 +56,12 @@ def no_replay(fn, inputs, warmup, pool):
     return (lambda: None), fn(**inputs)
 
 
-def serve(args: dict[str, str]) -> None:
-    """The server process: `build_server` with timers, plus ``GET /_profile``."""
+def build(args: dict[str, str], max_wait_ms: float = 5.0):
+    """``(registry, batcher, app, totals)``: `build_server` with timers around the worker's steps (``totals``:
+    step -> [wall s, CPU s, calls])."""
     from concurrent.futures import Future
 
     import torch
-    import uvicorn
     from omegaconf import OmegaConf
 
     from deepprompt.inference import engine
@@ -89,7 +93,12 @@ def serve(args: dict[str, str]) -> None:
     engine.to_host = timed("fetch", engine.to_host)
     TaskRunner.scores = timed("scores", TaskRunner.scores)
     TaskRunner.decode = timed("decode", TaskRunner.decode)
-    Future.set_result = timed("answer", Future.set_result)
+    from deepprompt.serve.batcher import Batcher
+
+    if hasattr(Batcher, "_answer"):  # a batch's answers handed back to the event loop together
+        Batcher._answer = staticmethod(timed("answer", Batcher._answer))
+    else:  # one future a request
+        Future.set_result = timed("answer", Future.set_result)
     if args.get("forward", "null") == "null":
         original = registry_module.TaskRegistry.__init__
 
@@ -105,12 +114,20 @@ def serve(args: dict[str, str]) -> None:
             )
         },
         {"prompts": json.loads(args["prompts"]), "device": "cpu", "dtype": "float32", "threads": 1},
-        {"batching": {"max_batch": 64, "max_wait_ms": 5.0, "mixed": args["mode"] == "mixed"}},
+        {"batching": {"max_batch": 64, "max_wait_ms": max_wait_ms, "mixed": args["mode"] == "mixed"}},
     )
     cfg.pop("defaults", None)
     cfg.pop("hydra", None)
     registry, batcher, app = cli.build_server(cfg)
     registry.forward = timed("forward", registry.forward)
+    return registry, batcher, app, totals
+
+
+def serve(args: dict[str, str]) -> None:
+    """The server process: `build` plus ``GET /_profile``."""
+    import uvicorn
+
+    registry, batcher, app, totals = build(args)
 
     @app.get("/_profile")
     def profile():
@@ -123,6 +140,58 @@ def serve(args: dict[str, str]) -> None:
         }
 
     uvicorn.run(app, host="127.0.0.1", port=int(args["port"]), log_level="warning")
+
+
+def micro(argv: list[str]) -> None:
+    """The worker's steps for one batch of ``rows`` one-input requests (mixed over the four tasks), in process and
+    without HTTP: the event loop only submits them and awaits the answers. Median over ``rounds`` batches."""
+    import asyncio
+
+    from deepprompt.serve import loadtest
+
+    runs = Path(argv[0])
+    args = {"backbone": "tiny", "mode": "mixed", **dict(a.split("=", 1) for a in argv[1:])}
+    prompts = {t: str(runs / t) for t in ("sst2", "rte", "boolq", "cb")}
+    args["prompts"] = json.dumps(prompts)
+    registry, batcher, _, totals = build(args, max_wait_ms=60_000)  # a batch starts once all its rows are in
+    from deepprompt.inference.inputs import example_from_fields
+
+    inputs = loadtest.task_inputs(prompts, 64)
+    tasks = list(prompts)
+
+    async def batch(n: int, offset: int):
+        jobs = []
+        batcher.last_rows = n
+        for i in range(n):
+            task = tasks[i % len(tasks)]
+            runner = registry.tasks[task].runner
+            example = example_from_fields(runner, inputs[task][(i + offset) % len(inputs[task])], "x:1")
+            if hasattr(batcher, "submit_async"):
+                jobs.append(batcher.submit_async(task, [example]))
+            else:
+                jobs.append(asyncio.wrap_future(batcher.submit(task, [example])))
+        await asyncio.gather(*jobs)
+
+    print(f"load average {os.getloadavg()[0]:.2f}; in process, forward={args.get('forward', 'null')}")
+    print("| rows | worker ms/fwd | steps' CPU ms/fwd | " + " | ".join(f"{s} CPU ms" for s in STEPS) + " |")
+    print("|---:|---:|---:|" + "---:|" * len(STEPS))
+    for n in [int(r) for r in args.get("rows", "1,8,29,64").split(",")]:
+        samples = []
+        for k in range(int(args.get("rounds", 30)) + 3):
+            before = {s: list(v) for s, v in totals.items()}
+            busy = batcher.busy_s
+            asyncio.run(batch(n, k))
+            step = {s: totals[s][1] - before.get(s, [0, 0, 0])[1] for s in STEPS}
+            if k >= 3:
+                samples.append((batcher.busy_s - busy, sum(step.values()), step))
+        med = lambda xs: float(np.median(xs)) * 1000  # noqa: E731
+        print(
+            f"| {n} | {med([b for b, _, _ in samples]):.2f} | {med([c for _, c, _ in samples]):.2f} | "
+            + " | ".join(f"{med([st[s] for _, _, st in samples]):.2f}" for s in STEPS)
+            + " |",
+            flush=True,
+        )
+    batcher.stop()
 
 
 def diff(after: dict, before: dict) -> dict:
@@ -210,5 +279,7 @@ def main(argv: list[str]) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--serve"]:
         serve(dict(a.split("=", 1) for a in sys.argv[2:]))
+    elif sys.argv[1:2] == ["--micro"]:
+        micro(sys.argv[2:])
     else:
         main(sys.argv[1:])
