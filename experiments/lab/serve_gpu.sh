@@ -20,11 +20,15 @@
 # captures its 56 shape buckets at start-up, a few seconds), ~15 s unpacking the site: ~3-4 min in all.
 # Smoke test on a CPU (tiny backbone, a few requests; DEEPPROMPT_DATA_DIR must hold sst2/rte/boolq/cb):
 #   SMOKE=1 OUT=$TMPDIR/serve_smoke bash experiments/lab/serve_gpu.sh
-# SHAPE=large: the latency of (b) alone on a randomly initialised backbone of roberta-large's shape (24 layers,
-# hidden 1024, 16 heads, FFN 4096; BERT layers with MiniLM's vocabulary: the shape the latency targets name, as no
-# such weights reach the device); its prompts are trained for a few steps (their values do not change the time).
-#   SHAPE=large bash experiments/lab/serve_gpu.sh      (~2 min on an H100)
+# SHAPE=large: (b) and (c) on a randomly initialised backbone of roberta-large's shape (24 layers, hidden 1024, 16
+# heads, FFN 4096; BERT layers with MiniLM's vocabulary: the shape the latency targets name, as no such weights reach
+# the device), where the forward, not the host's work per request, dominates a request; its prompts are trained for
+# a few steps (their values do not change the time). The load test's servers get the same shape overrides; 16 and
+# 64 clients (LARGE_CLIENTS), REQUESTS=400 a row. Writes serve_gpu_large.{md,json}, serve_latency_large.*,
+# serve_load_large.*.
+#   SHAPE=large bash experiments/lab/serve_gpu.sh      (~3-4 min on an H100; SKIP_LATENCY=1: the load test alone)
 #   LARGE_SHAPE="hidden_size=64 num_hidden_layers=3 num_attention_heads=4 intermediate_size=128": a smaller one
+#   SMOKE=1 SHAPE=large LARGE_SHAPE="..." OUT=$TMPDIR/serve_smoke_large bash experiments/lab/serve_gpu.sh: on a CPU
 set -u
 export OUT=${OUT:-${TMPDIR:-/tmp}/serve_gpu}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
@@ -58,12 +62,21 @@ else
   SERVER=("server=[\"$MINILM\"]")
 fi
 SHAPE=${SHAPE:-minilm} SUFFIX=""
-if [[ $SHAPE == large ]]; then  # random weights of roberta-large's shape; latency only
+if [[ $SHAPE == large ]]; then  # random weights of roberta-large's shape
   LARGE_SHAPE=${LARGE_SHAPE:-hidden_size=1024 num_hidden_layers=24 num_attention_heads=16 intermediate_size=4096}
   BACKBONE=(backbone=tiny ${MINILM:-})
-  for kv in $LARGE_SHAPE; do BACKBONE+=("backbone.config_overrides.$kv"); done
+  served=(${MINILM:+"\"$MINILM\""})  # the servers' backbone overrides: the runs' own shape
+  for kv in $LARGE_SHAPE; do
+    BACKBONE+=("backbone.config_overrides.$kv")
+    served+=("\"backbone.config_overrides.$kv\"")
+  done
+  SERVER=("server=[$(IFS=,; echo "${served[*]}")]")
+  LOAD=("${LOAD[@]/#backbone=*/backbone=tiny}")
+  if [[ $SMOKE != 1 ]]; then
+    LOAD=("${LOAD[@]/#clients=*/clients=${LARGE_CLIENTS:-[16,64]}}")
+    LOAD=("${LOAD[@]/#requests=*/requests=${REQUESTS:-400}}")
+  fi
   TRAIN+=(+trainer.max_steps=4)
-  SKIP_LATENCY=0 SKIP_LOAD=1
   RUNS=$RUNS-large SUFFIX=_large
   rm -rf "$RUNS" && mkdir -p "$RUNS"
 fi
@@ -101,14 +114,15 @@ if [[ ${SKIP_LOAD:-0} == 1 ]]; then
 fi
 # (c) HTTP load test (each batching mode: its own server process, started, warmed up, driven, stopped)
 (cd "$OUT" && $PY -m deepprompt.serve.loadtest "prompts={$prompts}" "${LOAD[@]}" "${SERVER[@]}" \
-  "out=$OUT/serve_load.json") 2> "$OUT/serve_load.log" | tee "$OUT/serve_load.md"
-[[ -f $OUT/serve_load.json ]] || { tail -n 30 "$OUT/serve_load.log"; exit 1; }
+  "out=$OUT/serve_load$SUFFIX.json") 2> "$OUT/serve_load$SUFFIX.log" | tee "$OUT/serve_load$SUFFIX.md"
+[[ -f $OUT/serve_load$SUFFIX.json ]] || { tail -n 30 "$OUT/serve_load$SUFFIX.log"; exit 1; }
 
-$PY - "$RUNS" "$OUT" "$train_s" "$TASKS" <<'EOF'
+$PY - "$RUNS" "$OUT" "$train_s" "$TASKS" "$SUFFIX" <<'EOF'
 import json, sys
 from pathlib import Path
 
 runs, out, train_s, tasks = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]), sys.argv[4].split()
+suffix = sys.argv[5]
 trained = {}
 for t in tasks:
     m = runs / t / "metrics.json"
@@ -116,21 +130,21 @@ for t in tasks:
     last = s.get("last") or {}
     trained[t] = {"steps": s.get("steps"), "wall_s": s.get("wall_time_s"),
                   "dev": {k: v for k, v in last.items() if k.startswith("val/")}}
-latency = json.loads((out / "serve_latency.json").read_text())
-load = json.loads((out / "serve_load.json").read_text())
+latency = json.loads((out / f"serve_latency{suffix}.json").read_text())
+load = json.loads((out / f"serve_load{suffix}.json").read_text())
 result = {"prompts": {"how": "each task trained briefly on the device (deepprompt-train, one short epoch)",
                       "train_wall_s": train_s, "runs": trained},
           "latency": latency, "load": load}
-(out / "serve_gpu.json").write_text(json.dumps(result, indent=2) + "\n")
+(out / f"serve_gpu{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
 lines = [f"# deepprompt-serve: {latency['meta']['device']}, {latency['meta']['dtype']}, tasks {', '.join(tasks)}", "",
          f"Prompts: each task trained on the device for one short epoch, the four side by side ({train_s:.0f} s):", "",
          "| task | steps | dev metrics |", "|---|---:|---|"]
 for t, r in trained.items():
     dev = ", ".join(f"{k} {v:.3f}" for k, v in r["dev"].items() if isinstance(v, (int, float)))
     lines.append(f"| {t} | {r['steps']} | {dev} |")
-lines += ["", "## Latency of the forward (one process, side by side)", "", (out / "serve_latency.md").read_text(),
-          "## HTTP load test (a real server process per batching mode)", "", (out / "serve_load.md").read_text()]
-(out / "serve_gpu.md").write_text("\n".join(lines) + "\n")
-print(f"wrote {out / 'serve_gpu.md'} and serve_gpu.json")
+lines += ["", "## Latency of the forward (one process, side by side)", "", (out / f"serve_latency{suffix}.md").read_text(),
+          "## HTTP load test (a real server process per batching mode)", "", (out / f"serve_load{suffix}.md").read_text()]
+(out / f"serve_gpu{suffix}.md").write_text("\n".join(lines) + "\n")
+print(f"wrote {out / f'serve_gpu{suffix}.md'} and serve_gpu{suffix}.json")
 EOF
-tar -C "$RUNS" --exclude='*.ckpt' --exclude='*.safetensors' -czf "$OUT/serve_gpu_runs.tar.gz" .
+tar -C "$RUNS" --exclude='*.ckpt' --exclude='*.safetensors' -czf "$OUT/serve_gpu_runs$SUFFIX.tar.gz" .

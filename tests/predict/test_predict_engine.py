@@ -10,7 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from deepprompt.data.base import SEQUENCE_KEYS, FeatureCollator
 from deepprompt.inference import engine
+from deepprompt.inference.families import TaskRunner
 from deepprompt.inference.inputs import read_examples
 from deepprompt.predict import load_run, run_predictions
 
@@ -69,3 +71,49 @@ def test_host_tensors_go_over_pinned_and_come_back_in_one_transfer_per_dtype():
     back = engine.to_host(parts)
     assert [b.device.type for b in back] == ["cpu"] * 3
     assert all(b.equal(p.cpu()) for b, p in zip(back, parts, strict=True))
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_collate_pads_as_the_data_collator_in_one_tensor(side):
+    rows = [
+        {"input_ids": [5, 6, 7, 8], "attention_mask": [1, 1, 1, 1], "token_type_ids": [0, 0, 1, 1], "cls": 0},
+        {"input_ids": [9], "attention_mask": [1], "token_type_ids": [0]},
+        {"input_ids": [3, 4], "attention_mask": [1, 1], "token_type_ids": [0, 1]},
+    ]
+    batch = engine.collate(rows, 2, side, "cpu")
+    expected = FeatureCollator(2, None, side)([{k: r[k] for k in SEQUENCE_KEYS} for r in rows])
+    assert set(batch) == set(SEQUENCE_KEYS)
+    for key in SEQUENCE_KEYS:
+        assert batch[key].dtype == torch.long and batch[key].equal(expected[key]), key
+    # the keys are views of one tensor: one host-to-device copy carries them all
+    assert len({batch[k].untyped_storage().data_ptr() for k in SEQUENCE_KEYS}) == 1
+    one = engine.collate([{"input_ids": [1, 2]}], 0, side, "cpu")  # a tokenizer without the other keys
+    assert list(one) == ["input_ids"] and one["input_ids"].tolist() == [[1, 2]]
+
+
+def _old_collate(rows, pad_id, padding_side, device):
+    """The collate before it built one tensor: the data modules' collator, one tensor per key."""
+    batch = FeatureCollator(pad_id, None, padding_side)(
+        [{k: r[k] for k in SEQUENCE_KEYS if k in r} for r in rows]
+    )
+    return {k: engine.to_device(v, device) for k, v in batch.items()}
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "path", "fmt"),
+    [
+        ("rte", "data=rte", "rte/val.jsonl.gz", "auto"),
+        ("ner", "data=conll2003", "conll2003/dev.txt.gz", "conll"),
+    ],
+)
+def test_answers_equal_those_of_the_per_key_collate_and_per_row_score_tensors(
+    trained, runs_root, monkeypatch, name, option, path, fmt
+):
+    runner, module = load_run(trained(name, option), "last")
+    examples = read_examples(str(runs_root / "data" / path), runner, fmt)
+    new = run_predictions(runner, module, [dict(e) for e in examples], batch_size=5, show_progress=False)
+    assert runner.decodes_lists
+    monkeypatch.setattr(engine, "collate", _old_collate)
+    monkeypatch.setattr(TaskRunner, "decodes_lists", property(lambda self: False))  # a tensor per row
+    old = run_predictions(runner, module, [dict(e) for e in examples], batch_size=5, show_progress=False)
+    assert new == old and len(new) > 0

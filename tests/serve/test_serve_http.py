@@ -160,6 +160,21 @@ def test_validation_errors_name_the_field_and_unknown_tasks_list_the_served_ones
     assert {"/v1/{task}/predict", "/v1/tasks", "/health"} <= set(schema["paths"])
 
 
+def test_a_body_that_is_not_a_request_object_is_422_and_the_schema_documents_the_request(server):
+    for body in (b"not json", b"", b"[]", b'{"inputs": "x"}'):
+        r = httpx.post(f"{server}/v1/rte/predict", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 422, body
+        assert r.json()["detail"][0]["loc"][0] == "body"
+    r = httpx.post(f"{server}/v1/rte/predict", content=b"{", headers={"content-type": "application/json"})
+    assert r.json()["detail"][0]["type"] == "json_invalid"
+    r = httpx.post(f"{server}/v1/rte/predict", json={"inputs": [1]})
+    assert {tuple(e["loc"][:3]) for e in r.json()["detail"]} == {("body", "inputs", 0)}
+    post = httpx.get(f"{server}/openapi.json").json()["paths"]["/v1/{task}/predict"]["post"]
+    schema = post["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/PredictRequest"}
+    assert "PredictResponse" in str(post["responses"]["200"])
+
+
 def test_tasks_are_listed_added_and_removed_at_runtime(server, runs, tmp_path):
     listing = httpx.get(f"{server}/v1/tasks").json()
     assert set(listing["tasks"]) == {"rte", "sst2", "ner"}

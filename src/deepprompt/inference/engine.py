@@ -13,8 +13,10 @@ when they come back in one transfer per dtype. The host meanwhile collates the n
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any
 
+import numpy as np
 import torch
 
 from deepprompt.data.base import SEQUENCE_KEYS, FeatureCollator
@@ -51,12 +53,22 @@ def to_host(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def collate(rows: Sequence[Row], pad_id: int, padding_side: str, device) -> dict[str, torch.Tensor]:
-    """The rows' token keys padded to their longest (the data modules' own collator), on ``device`` (copied
-    without a host wait, `to_device`)."""
-    batch = FeatureCollator(pad_id, None, padding_side)(
-        [{k: r[k] for k in SEQUENCE_KEYS if k in r} for r in rows]
-    )
-    return {k: to_device(v, device) for k, v in batch.items()}
+    """The rows' token keys padded to their longest, as the data modules' `FeatureCollator` pads them, on
+    ``device``: views of one ``(keys, rows, width)`` tensor, so one host-to-device copy (without a host wait,
+    `to_device`) carries them all. Each key's tokens go into one flat array, put in place by a mask of the rows'
+    lengths: no padded Python list per row."""
+    keys = [k for k in SEQUENCE_KEYS if k in rows[0]]
+    lengths = {k: np.fromiter((len(r[k]) for r in rows), np.int64, len(rows)) for k in keys}
+    width = max([1] + [int(n.max()) for n in lengths.values()])
+    out = np.empty((len(keys), len(rows), width), dtype=np.int64)
+    columns = np.arange(width)
+    for i, key in enumerate(keys):
+        n = lengths[key]
+        out[i] = pad_id if key == "input_ids" else 0
+        at = columns < n[:, None] if padding_side == "right" else columns >= (width - n)[:, None]
+        out[i][at] = np.fromiter(chain.from_iterable(r[key] for r in rows), np.int64, int(n.sum()))
+    batch = to_device(torch.from_numpy(out), device)
+    return {key: batch[i] for i, key in enumerate(keys)}
 
 
 def pad_id_of(tokenizer) -> int:
@@ -123,20 +135,23 @@ def predict(
         per_example.append(list(range(len(rows), len(rows) + len(made))))
         rows += [(e, task, runner, row) for row in made]
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i][3]["input_ids"]))
-    scores: list[torch.Tensor | None] = [None] * len(rows)
-    pending: list[tuple[list[int], torch.Tensor]] = []  # (rows, their scores still on the device)
+    scores: list[Any] = [None] * len(rows)
+    pending: list[tuple[list[int], torch.Tensor, bool]] = []  # (rows, their scores on the device, as lists)
 
     def fetch() -> None:
-        for (which, _), host in zip(pending, to_host([t for _, t in pending]), strict=True):
-            for i, s in zip(which, host, strict=True):
+        for (which, _, listed), host in zip(pending, to_host([t for _, t, _ in pending]), strict=True):
+            # a task whose rows decode from lists: one conversion for the block, not a tensor per row
+            for i, s in zip(which, host.tolist() if listed else host.unbind(0), strict=True):
                 scores[i] = s
         pending.clear()
 
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        for positions, s in run_batch(forward, [(rows[i][1], rows[i][2], rows[i][3]) for i in chunk], device):
-            pending.append(([chunk[p] for p in positions], s))
-        if sum(len(w) for w, _ in pending) >= HOST_FLUSH_ROWS:
+        items = [(rows[i][1], rows[i][2], rows[i][3]) for i in chunk]
+        for positions, s in run_batch(forward, items, device):
+            listed = items[positions[0]][1].decodes_lists
+            pending.append(([chunk[p] for p in positions], s, listed))
+        if sum(len(w) for w, _, _ in pending) >= HOST_FLUSH_ROWS:
             fetch()
         if progress is not None:
             progress(len(chunk))

@@ -109,6 +109,10 @@ def best_span(
     return best, best_score, min_null
 
 
+def _as_list(scores) -> list:
+    return scores if isinstance(scores, list) else scores.tolist()
+
+
 @dataclass
 class TaskRunner:
     """One task's tokenizing, head and decoding (``head``: the trained ``classifier`` linear layer)."""
@@ -235,10 +239,17 @@ class TaskRunner:
         return torch.stack([start, end], -1)
 
     # -- rows -> answer ---------------------------------------------------------------------------------
-    def decode(self, example: Example, rows: list[Row], scores: list[torch.Tensor]) -> dict[str, Any]:
+    @property
+    def decodes_lists(self) -> bool:
+        """`decode` reads each row's scores as a list (classification, MultiRC, NER): the engine converts a
+        batch's fetched scores in one ``tolist``; other families get a tensor per row."""
+        return self.family in ("classification", "multirc", "ner")
+
+    def decode(self, example: Example, rows: list[Row], scores: list[Any]) -> dict[str, Any]:
+        """An example's answer from its rows' scores (tensors, or lists where `decodes_lists`)."""
         family = self.family
         if family == "classification":
-            p = scores[0].tolist()
+            p = _as_list(scores[0])
             return {"label": self.labels[int(np.argmax(p))], "probabilities": self._probs(p)}
         if family == "multiple_choice":
             p = torch.stack(scores).softmax(-1).tolist()
@@ -247,7 +258,7 @@ class TaskRunner:
         if family == "multirc":
             answers = []
             for (question, answer), s in zip(example["options"], scores, strict=True):
-                p = s.tolist()
+                p = _as_list(s)
                 answers.append(
                     {
                         "question": question,
@@ -258,7 +269,7 @@ class TaskRunner:
                 )
             return {"answers": answers}
         if family == "ner":
-            row, ids = rows[0], scores[0].tolist()
+            row, ids = rows[0], _as_list(scores[0])
             tags = ["O"] * len(example["tokens"])  # words cut off by truncation stay O
             for position, word in enumerate(row["word_index"]):
                 if word >= 0:

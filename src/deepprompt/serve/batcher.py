@@ -1,8 +1,9 @@
 """Dynamic batching: requests that arrive together run in one backbone call, whatever their tasks.
 
-Request handlers `submit` a job (a task and its examples, not yet tokenized) and await its future. One worker
-thread runs the batches; the event loop only parses requests and answers them. The policy (continuous
-batching):
+Request handlers `submit_async` a job (a task and its examples, not yet tokenized) and await its future. One
+worker thread runs the batches; the event loop only parses requests and answers them. The worker hands a batch's
+answers back to the event loop in one call (``call_soon_threadsafe``) for all its requests, not one per request:
+each such call wakes the loop through its self-pipe and contends for the GIL. The policy (continuous batching):
 
 - when the worker finishes a batch and jobs are queued (they arrived while it ran), it takes them at once, the
   oldest first, up to ``max_batch`` rows: no added wait under load;
@@ -19,6 +20,8 @@ than ``max_batch`` rows runs alone, in ``max_batch`` chunks.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -41,8 +44,23 @@ class Job:
     task: str
     examples: list[Example]
     rows: int
-    future: Future = field(default_factory=Future)
+    future: Future | asyncio.Future = field(default_factory=Future)
     arrived: float = field(default_factory=time.perf_counter)
+    loop: asyncio.AbstractEventLoop | None = None  # the loop of an asyncio future (`submit_async`)
+
+
+def _settle(future: asyncio.Future, outcome: Any) -> None:
+    if future.done():  # cancelled: its client went away
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _settle_all(settled: list[tuple[asyncio.Future, Any]]) -> None:
+    for future, outcome in settled:
+        _settle(future, outcome)
 
 
 class Batcher:
@@ -67,8 +85,22 @@ class Batcher:
         self.thread.start()
 
     def submit(self, task: str, examples: list[Example]) -> Future:
+        """Queue ``examples`` of ``task``; the future gets their answers (in order) or the batch's error."""
+        return self._queue(self._job(task, examples, Future()))
+
+    def submit_async(self, task: str, examples: list[Example]) -> asyncio.Future:
+        """`submit` from a running event loop: an asyncio future of that loop, which the worker settles together
+        with the batch's other futures of the loop, in one call onto the loop per batch (not one per request)."""
+        loop = asyncio.get_running_loop()
+        job = self._job(task, examples, loop.create_future())
+        job.loop = loop
+        return self._queue(job)
+
+    def _job(self, task: str, examples: list[Example], future) -> Job:
         runner = self.registry.tasks[task].runner
-        job = Job(task, examples, sum(runner.count_rows(e) for e in examples))
+        return Job(task, examples, sum(runner.count_rows(e) for e in examples), future)
+
+    def _queue(self, job: Job):
         with self.cond:
             self.queue.append(job)
             self.cond.notify()
@@ -133,24 +165,38 @@ class Batcher:
             self.jobs += len(jobs)
             self.queued_s += sum(start - j.arrived for j in jobs)
             try:
-                self._run(jobs)
+                outcomes = self._run(jobs)
             except Exception as err:  # a failed batch answers its requests with the error, the worker goes on
                 log.exception("batch failed")
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(err)
+                outcomes = [err] * len(jobs)
+            self._answer(jobs, outcomes)
             self.busy_s += time.perf_counter() - start
 
+    @staticmethod
+    def _answer(jobs: list[Job], outcomes: list[Any]) -> None:
+        """Each job's answers (or error): a concurrent future at once; the asyncio futures of each event loop in
+        one ``call_soon_threadsafe`` (one wake-up of the loop per batch)."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if job.loop is not None:
+                by_loop.setdefault(job.loop, []).append((job.future, outcome))
+            elif not job.future.done():
+                if isinstance(outcome, BaseException):
+                    job.future.set_exception(outcome)
+                else:
+                    job.future.set_result(outcome)
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for these answers
+                loop.call_soon_threadsafe(_settle_all, settled)
+
     @torch.inference_mode()
-    def _run(self, jobs: list[Job]) -> None:
+    def _run(self, jobs: list[Job]) -> list[Any]:
+        """Each job's answers (a list, in order), or a KeyError for a job whose task was removed meanwhile."""
         registry = self.registry
         with registry.lock:
             live = [j for j in jobs if j.task in registry.tasks]
-            for job in jobs:
-                if job.task not in registry.tasks:
-                    job.future.set_exception(KeyError(job.task))
             if not live:
-                return
+                return [KeyError(j.task) for j in jobs]
             work = [
                 (registry.index(job.task), registry.tasks[job.task].runner, example)
                 for job in live
@@ -160,7 +206,11 @@ class Batcher:
         self.batches += 1
         self.mixed_batches += len({j.task for j in live}) > 1
         self.rows += sum(len(e["_rows"]) for j in live for e in j.examples)  # tokenized: QA's windows too
-        at = 0
-        for job in live:
-            job.future.set_result(answers[at : at + len(job.examples)])
-            at += len(job.examples)
+        outcomes, at, ran = [], 0, {id(j) for j in live}
+        for job in jobs:
+            if id(job) in ran:
+                outcomes.append(answers[at : at + len(job.examples)])
+                at += len(job.examples)
+            else:
+                outcomes.append(KeyError(job.task))
+        return outcomes
