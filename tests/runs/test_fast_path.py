@@ -21,10 +21,15 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 register_resolvers()
 
 GPU = Facts(device="cuda", precision="bf16-mixed")  # trainer=gpu, ptuning_v2, SST-2: every lever
-ALL = {"method.frozen_dtype": "bf16", "method.cuda_graphs": True, "data.pad_to_multiple_of": 32}
+ALL = {
+    "method.frozen_dtype": "bf16",
+    "method.cuda_graphs": True,
+    "data.pad_to_multiple_of": 32,
+    "data.num_workers": 0,
+}
 ALL_LINE = (
-    "fast path: method.frozen_dtype=bf16, method.cuda_graphs=true, data.pad_to_multiple_of=32 "
-    "(turn off: fast_path=false)"
+    "fast path: method.frozen_dtype=bf16, method.cuda_graphs=true, data.pad_to_multiple_of=32, "
+    "data.num_workers=0 (turn off: fast_path=false)"
 )
 NO_LEVERS = frozenset({"compile"})  # e.g. prefix: compile, but neither lever
 
@@ -74,9 +79,9 @@ def facts(**changes) -> Facts:
         (
             True,
             {"explicit": {"method.frozen_dtype": "fp32"}},
-            {"method.cuda_graphs": True, "data.pad_to_multiple_of": 32},
-            "fast path: method.cuda_graphs=true, data.pad_to_multiple_of=32; no bf16 frozen weights: "
-            "method.frozen_dtype=fp32 is set (turn off: fast_path=false)",
+            {"method.cuda_graphs": True, "data.pad_to_multiple_of": 32, "data.num_workers": 0},
+            "fast path: method.cuda_graphs=true, data.pad_to_multiple_of=32, data.num_workers=0; no bf16 frozen "
+            "weights: method.frozen_dtype=fp32 is set (turn off: fast_path=false)",
         ),
         (
             True,
@@ -88,14 +93,22 @@ def facts(**changes) -> Facts:
         (
             True,
             {"explicit": {"data.pad_to_multiple_of": 8}},
-            {"method.frozen_dtype": "bf16", "method.cuda_graphs": True},
-            "fast path: method.frozen_dtype=bf16, method.cuda_graphs=true (turn off: fast_path=false)",
+            {"method.frozen_dtype": "bf16", "method.cuda_graphs": True, "data.num_workers": 0},
+            "fast path: method.frozen_dtype=bf16, method.cuda_graphs=true, data.num_workers=0 "
+            "(turn off: fast_path=false)",
+        ),
+        (  # the user's workers are kept
+            True,
+            {"explicit": {"data.num_workers": 2}},
+            {"method.frozen_dtype": "bf16", "method.cuda_graphs": True, "data.pad_to_multiple_of": 32},
+            "fast path: method.frozen_dtype=bf16, method.cuda_graphs=true, data.pad_to_multiple_of=32 "
+            "(turn off: fast_path=false)",
         ),
         (  # the user's own graphs still get the padding that keeps the shapes few
             True,
             {"explicit": {"method.cuda_graphs": True, "method.frozen_dtype": "bf16"}},
-            {"data.pad_to_multiple_of": 32},
-            "fast path: data.pad_to_multiple_of=32 (turn off: fast_path=false)",
+            {"data.pad_to_multiple_of": 32, "data.num_workers": 0},
+            "fast path: data.pad_to_multiple_of=32, data.num_workers=0 (turn off: fast_path=false)",
         ),
         (
             True,
@@ -161,9 +174,9 @@ def facts(**changes) -> Facts:
             "fast path: method.frozen_dtype=bf16; no CUDA graphs: not verified with a decoder-only backbone "
             "(head.pooling=last) (turn off: fast_path=false)",
         ),
-        (  # a data module without the padding option: graphs, no padding setting
+        (  # a data module without the padding and workers options: graphs, no data setting
             True,
-            {"pads": False},
+            {"pads": False, "workers": False},
             {"method.frozen_dtype": "bf16", "method.cuda_graphs": True},
             "fast path: method.frozen_dtype=bf16, method.cuda_graphs=true (turn off: fast_path=false)",
         ),
@@ -198,7 +211,9 @@ def test_the_defaults_are_open_and_resolve_to_the_plain_values(compose_train, be
         False,
         8,
     )
-    assert instantiate(cfg.data).collator.pad_to_multiple_of == 8
+    assert cfg.data.num_workers == 2
+    datamodule = instantiate(cfg.data)
+    assert datamodule.collator.pad_to_multiple_of == 8 and datamodule.num_workers == 2
 
 
 @pytest.mark.parametrize(
@@ -211,6 +226,8 @@ def test_the_defaults_are_open_and_resolve_to_the_plain_values(compose_train, be
         (("method.cuda_graphs=true",), {"method.cuda_graphs": True}),
         (("data.pad_to_multiple_of=8",), {"data.pad_to_multiple_of": 8}),
         (("data.pad_to_multiple_of=null",), {"data.pad_to_multiple_of": None}),
+        (("data.num_workers=2",), {"data.num_workers": 2}),
+        (("data=copa",), {"data.num_workers": 2}),  # a data config that sets its workers itself
         (("data=rte", "method=linear_probe"), {}),
         (("method=lora",), {}),
     ],
@@ -253,6 +270,7 @@ def test_task_module_and_padding_option_come_from_the_data(compose_train):
     )  # generation data: no padding option
     got = read_facts(cfg, "GenerationModule", 1)
     assert got.task_module == "GenerationModule" and got.pads is False
+    assert got.explicit == {"data.num_workers": 0}  # its workers are its own
 
 
 def test_apply_writes_the_choice_and_says_whether_the_data_changed(compose_train):
@@ -264,9 +282,11 @@ def test_apply_writes_the_choice_and_says_whether_the_data_changed(compose_train
         True,
         32,
     )
+    assert cfg.data.num_workers == 0
     cfg = compose_train("trainer=gpu", "method=linear_probe")
     assert apply(cfg, decide(True, read_facts(cfg, CLS, 1))) is False
     assert cfg.method.frozen_dtype == "bf16" and cfg.data.pad_to_multiple_of == 8
+    assert cfg.data.num_workers == 2
 
 
 def test_fast_path_must_be_a_bool(compose_train):

@@ -51,3 +51,16 @@ def test_validation_loss_is_the_example_mean_whatever_the_batches():
     assert (
         abs(got - (per_example[:3].mean() + per_example[3]).item() / 2) > 1e-4
     )  # not the mean of batch means
+
+
+def test_one_value_of_weight_one_adds_as_the_general_form():
+    # a training step's loss takes a shortcut (two adds); a tensor weight takes the general form
+    values = [torch.tensor(0.25), torch.tensor(3.0, dtype=torch.bfloat16), torch.tensor(float("inf"))]
+    short, general = RunningMean(), RunningMean()
+    for value in values:
+        short.update(value)
+        general.update(value, weight=torch.tensor(1.0))
+        assert torch.equal(short.total, general.total) and torch.equal(short.weight, general.weight)
+    assert short.total.dtype == torch.float32 and short.weight.item() == 3.0
+    short.update(torch.tensor(float("nan")))
+    assert math.isnan(short.compute().item())

@@ -12,6 +12,22 @@ def step_seed(seed: int, rank: int, epoch: int, batch_idx: int) -> int:
     return hash((seed, rank, epoch, batch_idx)) & 0x7FFF_FFFF_FFFF_FFFF
 
 
+def reseed(seed: int, device: torch.device) -> None:
+    """``torch.manual_seed(seed)`` for the generators a model on ``device`` draws from, at a fraction of its cost.
+
+    ``torch.manual_seed`` also queues a seed for every accelerator that is not initialised (CUDA on a CPU run,
+    XPU and MTIA on a CUDA run), and each queued call records the caller's formatted stack: about half a
+    millisecond per call on every training step. Here the CPU generator and, where CUDA is initialised, every
+    CUDA generator are seeded directly; a model on another device type takes ``torch.manual_seed``.
+    """
+    if device.type not in ("cpu", "cuda"):
+        torch.manual_seed(seed)
+        return
+    torch.default_generator.manual_seed(seed)
+    if torch.cuda.is_initialized():
+        torch.cuda.manual_seed_all(seed)  # runs at once: CUDA is initialised
+
+
 class StepSeed(Callback):
     """Reseed torch's global RNG (CPU and CUDA) before each training batch from ``(seed, rank, epoch, batch)``.
 
@@ -25,4 +41,5 @@ class StepSeed(Callback):
         self.seed = int(seed)
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx: int) -> None:
-        torch.manual_seed(step_seed(self.seed, trainer.global_rank, trainer.current_epoch, batch_idx))
+        seed = step_seed(self.seed, trainer.global_rank, trainer.current_epoch, batch_idx)
+        reseed(seed, pl_module.device)

@@ -8,6 +8,7 @@ Lightning module that trains on it, and the data module gives the task facts tha
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +45,39 @@ def build_module(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightn
     )
 
 
+# set by MPI launchers (Open MPI's mpirun, MPICH/Intel MPI's Hydra, PMIx, MVAPICH) in the processes they start
+MPI_LAUNCHER_VARIABLES = (
+    "OMPI_COMM_WORLD_SIZE",
+    "PMI_SIZE",
+    "PMI_RANK",
+    "PMIX_RANK",
+    "MV2_COMM_WORLD_SIZE",
+    "MPI_LOCALNRANKS",
+)
+
+
+def cluster_environment() -> Any | None:
+    """Lightning's plain ``LightningEnvironment`` where its own detection would pick it anyway, else None (let
+    Lightning detect).
+
+    Lightning tries TorchElastic, SLURM, LSF and MPI in that order; its MPI check imports ``mpi4py.MPI`` (over half
+    a second where mpi4py is installed) and asks for the world size, which is 1 unless an MPI launcher started the
+    process. Where none of the first three applies and no launcher variable is set, the answer is known without
+    the import."""
+    if any(os.environ.get(name) for name in MPI_LAUNCHER_VARIABLES):
+        return None
+    from lightning.fabric.plugins.environments import (
+        LightningEnvironment,
+        LSFEnvironment,
+        SLURMEnvironment,
+        TorchElasticEnvironment,
+    )
+
+    if any(env.detect() for env in (TorchElasticEnvironment, SLURMEnvironment, LSFEnvironment)):
+        return None
+    return LightningEnvironment()
+
+
 def build_trainer(
     cfg: DictConfig, params: dict[str, Any], extra_callbacks: Sequence[Any] = (), interactive: bool = True
 ) -> L.Trainer:
@@ -54,8 +88,14 @@ def build_trainer(
     if not interactive:
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = build_loggers(cfg.get("logger"))
-    # checkpoints are written to a temp file and renamed: a kill mid-save keeps the previous last.ckpt
-    plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    # checkpoints are written to a temp file and renamed: a kill mid-save keeps the previous last.ckpt; the
+    # cluster environment is given where it is plainly Lightning's own (no mpi4py import to find out)
+    plugins = {}
+    if not cfg.trainer.get("plugins"):
+        strategy = cfg.trainer.get("strategy")
+        own = isinstance(strategy, DictConfig) and strategy.get("cluster_environment") is not None
+        env = None if own else cluster_environment()
+        plugins["plugins"] = [AtomicCheckpointIO(), *([env] if env is not None else [])]
     quiet = {} if interactive else {"enable_progress_bar": False, "enable_model_summary": False}
     trainer: L.Trainer = build(
         cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **plugins, **quiet

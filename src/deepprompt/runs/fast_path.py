@@ -4,7 +4,9 @@ On a CUDA GPU under bf16-mixed (``trainer=gpu``) a run takes the measured speed 
 
 - ``method.frozen_dtype=bf16``: the frozen backbone's weights stored in bf16 (prompts and head stay fp32);
 - ``method.cuda_graphs=true``: the training forward and backward captured once per batch shape and replayed;
-- ``data.pad_to_multiple_of=32``: with CUDA graphs, so that few batch shapes occur.
+- ``data.pad_to_multiple_of=32``: with CUDA graphs, so that few batch shapes occur;
+- ``data.num_workers=0``: with CUDA graphs, batches are collated in the training process (the tokenized splits
+  are in memory: receiving a batch from a worker process costs the host more than collating it).
 
 A key the config sets itself (command line, experiment, local config) is never changed. A key left at its
 default reads ``${auto:<plain value>}`` in conf/ (the ``auto`` resolver gives the plain value to any other reader,
@@ -26,8 +28,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 FROZEN = "method.frozen_dtype"
 GRAPHS = "method.cuda_graphs"
 PAD = "data.pad_to_multiple_of"
-KEYS = (FROZEN, GRAPHS, PAD)
-FAST = {FROZEN: "bf16", GRAPHS: True, PAD: 32}
+WORKERS = "data.num_workers"
+KEYS = (FROZEN, GRAPHS, PAD, WORKERS)
+FAST = {FROZEN: "bf16", GRAPHS: True, PAD: 32, WORKERS: 0}
 
 BF16_MIXED = ("bf16-mixed", "bf16")  # Lightning's name and its older alias
 # The task modules each lever is known to work with. CUDA graphs: measured on the GPU (tests/prompts/
@@ -60,6 +63,7 @@ class Facts:
     compile: str = "none"  # method.compile
     task_module: str = "ClassificationModule"  # class name of the Lightning module the data trains
     pads: bool = True  # the data config has data.pad_to_multiple_of
+    workers: bool = True  # the data config has data.num_workers
     pooling: str = (
         "cls"  # head.pooling: 'last' is a decoder-only classifier (the head on the last real token)
     )
@@ -104,6 +108,8 @@ def decide(enabled: bool, facts: Facts) -> FastPath:
     graphs_on = settings.get(GRAPHS) or facts.explicit.get(GRAPHS) is True
     if graphs_on and facts.pads and PAD not in facts.explicit:
         settings[PAD] = FAST[PAD]  # few batch shapes: each one is captured once
+    if graphs_on and facts.workers and WORKERS not in facts.explicit:
+        settings[WORKERS] = FAST[WORKERS]  # a replayed step is host-bound: the cheaper way to get a batch
 
     chosen = ", ".join(f"{key}={_show(value)}" for key, value in settings.items()) or "eager path"
     reasons = "".join(f"; no {lever}: {why}" for lever, why in skipped)
@@ -189,6 +195,7 @@ def read_facts(cfg: DictConfig, task_module: str, cuda_devices: int) -> Facts:
         compile=str(cfg.method.get("compile", "none")),
         task_module=task_module.rsplit(".", 1)[-1],
         pads="pad_to_multiple_of" in cfg.data,
+        workers="num_workers" in cfg.data,
         pooling=str((cfg.get("head") or {}).get("pooling", "cls")),
         explicit=explicit_settings(cfg),
     )

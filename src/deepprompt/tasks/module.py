@@ -44,6 +44,12 @@ class RunningMean(Metric):
 
     def update(self, value: torch.Tensor | float, weight: torch.Tensor | float = 1.0) -> None:
         value = torch.as_tensor(value, device=self.total.device).detach().to(self.total.dtype)
+        if value.ndim == 0 and isinstance(weight, int | float) and weight == 1:
+            # one value of weight 1 (a training step's loss): the general form below reduces to these two adds,
+            # without its device copy of the weight and its five other kernels
+            self.total += value
+            self.weight += 1.0
+            return
         weight = torch.as_tensor(weight, device=self.total.device).to(self.total.dtype)
         weight = torch.broadcast_to(weight, value.shape)
         # a weight of 0 adds nothing, even to a NaN value (a batch with no labelled token has a NaN mean loss)
@@ -172,7 +178,7 @@ class TaskModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss = self.loss(batch)
-        self.train_loss(loss.detach())
+        self.train_loss.update(loss.detach())  # not Metric.forward: it also computes a per-batch value
         # Lightning writes step metrics every `trainer.log_every_n_steps` steps only; a `self.log` call costs host
         # time on every step (and the lr, a float, becomes a new device tensor), for values nobody reads
         if _writes_step_logs(self.trainer):
