@@ -198,7 +198,8 @@ class TaskDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir else None  # None or "": every run tokenizes
         self.tokenizer, pad_id = self.load_tokenizer(tokenizer, max_seq_length)
         self.collator = FeatureCollator(pad_id, pad_to_multiple_of, self.tokenizer.padding_side)
-        self.train_collator = self.collator  # a family may pad its training batches otherwise (generation)
+        # training batches' collator where a family pads them otherwise (generation); None: ``collator``
+        self.train_collator: FeatureCollator | None = None
         self._datasets: dict[str, FeatureDataset] = {}
 
     @staticmethod
