@@ -13,13 +13,12 @@ when they come back in one transfer per dtype. The host meanwhile collates the n
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import chain
 from typing import Any
 
 import numpy as np
 import torch
 
-from deepprompt.data.base import SEQUENCE_KEYS, FeatureCollator
+from deepprompt.data.base import SEQUENCE_KEYS, FeatureCollator, fill_value, pad_into
 from deepprompt.inference.families import Example, Row, TaskRunner
 
 Forward = Callable[[torch.Tensor, dict[str, torch.Tensor]], Any]
@@ -55,18 +54,12 @@ def to_host(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
 def collate(rows: Sequence[Row], pad_id: int, padding_side: str, device) -> dict[str, torch.Tensor]:
     """The rows' token keys padded to their longest, as the data modules' `FeatureCollator` pads them, on
     ``device``: views of one ``(keys, rows, width)`` tensor, so one host-to-device copy (without a host wait,
-    `to_device`) carries them all. Each key's tokens go into one flat array, put in place by a mask of the rows'
-    lengths: no padded Python list per row."""
+    `to_device`) carries them all."""
     keys = [k for k in SEQUENCE_KEYS if k in rows[0]]
-    lengths = {k: np.fromiter((len(r[k]) for r in rows), np.int64, len(rows)) for k in keys}
-    width = max([1] + [int(n.max()) for n in lengths.values()])
+    width = max([1] + [len(r[k]) for r in rows for k in keys])
     out = np.empty((len(keys), len(rows), width), dtype=np.int64)
-    columns = np.arange(width)
     for i, key in enumerate(keys):
-        n = lengths[key]
-        out[i] = pad_id if key == "input_ids" else 0
-        at = columns < n[:, None] if padding_side == "right" else columns >= (width - n)[:, None]
-        out[i][at] = np.fromiter(chain.from_iterable(r[key] for r in rows), np.int64, int(n.sum()))
+        pad_into(out[i], [r[key] for r in rows], fill_value(key, pad_id), padding_side)
     batch = to_device(torch.from_numpy(out), device)
     return {key: batch[i] for i, key in enumerate(keys)}
 
