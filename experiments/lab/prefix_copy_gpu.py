@@ -105,6 +105,7 @@ def main(argv: list[str]) -> dict:
     defaults = {
         "prompts": None,
         "out": None,
+        "variants": list(VARIANTS),
         "iters": 100,
         "rounds": 2,
         "batches": [1, 32],

@@ -173,12 +173,12 @@ def test_the_table_is_refilled_in_place_unless_its_layout_changes():
     storage = table.kv.data_ptr()
     changed = [{layer: (k + 1, v) for layer, (k, v) in p.items()} for p in prompts]
     assert table.rebuild(changed) is False and table.kv.data_ptr() == storage
-    assert torch.equal(table.kv[0, 0, 0, :, :4], changed[0][0][0][0])
+    assert torch.equal(table.kv[0, 0, 0, :4].transpose(0, 1), changed[0][0][0][0])  # layer 0, key, task 0
     assert table.rebuild(prompts[:2]) is False  # a task fewer: the same layout
-    assert not table.kv[2].any()
+    assert not table.kv[:, :, 2].any()
     longer = {layer: (torch.cat([k, k], 2), torch.cat([v, v], 2)) for layer, (k, v) in prompts[1].items()}
     assert table.rebuild([prompts[0], longer]) is True  # a longer prompt: a new layout, the graphs must go
-    assert table.rebuild([prompts[0]] * 9) is True and table.kv.shape[0] == 16  # more tasks than rows
+    assert table.rebuild([prompts[0]] * 9) is True and table.kv.shape[2] == 16  # more tasks than rows
 
 
 @pytest.mark.parametrize("configs", [CONFIGS, {"a": CONFIGS["a"]}])

@@ -2,10 +2,11 @@
 (on a GPU) one captured CUDA graph per bucket.
 
 `PrefixTable` stacks each served task's prompt keys/values, computed once when the task is loaded (the
-reparameterization MLP folded away, `CachedPrompts`), into one tensor ``(capacity, layers, 2, kv_heads, m,
+reparameterization MLP folded away, `CachedPrompts`), into one tensor ``(layers, 2, capacity, m, kv_heads,
 head_dim)``; a batch gathers its rows' prefixes from it with one ``index_select`` (tasks of different prompt
 lengths or layers are zero-padded to the longest, with a per-row visibility mask, as `MultiTaskDeepPromptModel`
-does). The gather is part of the captured forward: a replay reads the table's storage, so a task added or
+does). That layout makes each layer's gathered prefix contiguous in the projection's (B, m, H, d) layout, the one
+`prompts.attention.with_prefix` concatenates in, so the prompted layers copy nothing but the concatenation. The gather is part of the captured forward: a replay reads the table's storage, so a task added or
 removed is updated in place, and the graphs are dropped only when the table has to grow or change its layout.
 
 `BucketedForward` pads a batch to its bucket (rows to a power of two, by repeating the last row; lengths to a
@@ -43,7 +44,7 @@ class PrefixTable:
 
     def __init__(self, device: torch.device, dtype: torch.dtype):
         self.device, self.dtype = device, dtype
-        self.kv: torch.Tensor | None = None  # (capacity, layers, 2, kv_heads, m, head_dim)
+        self.kv: torch.Tensor | None = None  # (layers, 2, capacity, m, kv_heads, head_dim)
         self.visible: torch.Tensor | None = None  # (capacity, layers, m) bool
         self.layers: tuple[int, ...] = ()
         self.masked = (
@@ -63,26 +64,27 @@ class PrefixTable:
         m = max(k.shape[2] for p in prompts for k, _ in p.values())
         capacity = max(8, row_bucket(len(prompts)))
         kv = torch.zeros(
-            (capacity, len(layers), 2, ref.shape[1], m, ref.shape[3]), dtype=self.dtype, device=self.device
+            (len(layers), 2, capacity, m, ref.shape[1], ref.shape[3]), dtype=self.dtype, device=self.device
         )
         visible = torch.zeros((capacity, len(layers), m), dtype=torch.bool, device=self.device)
         for t, task in enumerate(prompts):
             for i, layer in enumerate(layers):
                 if layer in task:
                     key, value = task[layer]
-                    kv[t, i, 0, :, : key.shape[2]] = key[0]
-                    kv[t, i, 1, :, : value.shape[2]] = value[0]
+                    kv[i, 0, t, : key.shape[2]] = key[0].transpose(0, 1)  # (m, kv_heads, head_dim)
+                    kv[i, 1, t, : value.shape[2]] = value[0].transpose(0, 1)
                     visible[t, i, : key.shape[2]] = True
         masked = not bool(visible[: len(prompts)].all())
         uniform = bool((visible == visible[:, :1]).all())
         if (
             self.kv is not None
-            and self.kv.shape[1:] == kv.shape[1:]
-            and self.kv.shape[0] >= capacity
+            and self.kv.shape[:2] == kv.shape[:2]
+            and self.kv.shape[3:] == kv.shape[3:]
+            and self.kv.shape[2] >= capacity
             and (self.layers, self.masked, self.uniform) == (layers, masked, uniform)
         ):
             self.kv.zero_()
-            self.kv[:capacity].copy_(kv)
+            self.kv[:, :, :capacity].copy_(kv)
             self.visible.zero_()
             self.visible[:capacity].copy_(visible)
             return False
@@ -101,14 +103,16 @@ class PrefixTable:
         Where each task's visibility is the same in every layer (each prompts all layers, with its own length),
         every layer gets the same prefix-mask object, so the attention builds the extended mask once per forward;
         otherwise each layer its own."""
-        rows = prefix_kv.index_select(0, task_ids)  # (B, layers, 2, kv_heads, m, head_dim)
+        rows = prefix_kv.index_select(2, task_ids)  # (layers, 2, B, m, kv_heads, head_dim)
+        # [i, j]: (B, kv_heads, m, head_dim), stored as (B, m, kv_heads, head_dim)
+        rows = rows.transpose(3, 4)
         if not self.masked:
-            return {layer: (rows[:, i, 0], rows[:, i, 1]) for i, layer in enumerate(self.layers)}
+            return {layer: (rows[i, 0], rows[i, 1]) for i, layer in enumerate(self.layers)}
         if self.uniform:
             shared = prefix_visible[:, 0].index_select(0, task_ids)  # (B, m), the same in every layer
-            return {layer: (rows[:, i, 0], rows[:, i, 1], shared) for i, layer in enumerate(self.layers)}
+            return {layer: (rows[i, 0], rows[i, 1], shared) for i, layer in enumerate(self.layers)}
         visible = prefix_visible.index_select(0, task_ids)  # (B, layers, m)
-        return {layer: (rows[:, i, 0], rows[:, i, 1], visible[:, i]) for i, layer in enumerate(self.layers)}
+        return {layer: (rows[i, 0], rows[i, 1], visible[:, i]) for i, layer in enumerate(self.layers)}
 
 
 class BucketedForward:
