@@ -45,6 +45,18 @@ class PoisonLoss(Callback):
                 pl_module.classifier.bias.fill_(float("nan"))
 
 
+class PoisonGrad(Callback):
+    """Make one gradient infinite at optimizer step ``at_step`` while the loss stays finite (the NaN-guard test of
+    non-finite gradients)."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        if trainer.global_step + 1 == self.at_step:
+            pl_module.classifier.bias.grad.fill_(float("inf"))
+
+
 def env_with_repo() -> dict[str, str]:
     """Let the subprocess import ``tests.runs.helpers``."""
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))}

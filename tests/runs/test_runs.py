@@ -33,6 +33,32 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(run_cli, tmp_pa
     assert all(torch.isfinite(t).all() for t in ckpt["state_dict"].values())
 
 
+def test_non_finite_gradients_of_a_finite_loss_stop_the_step_before_its_update(run_cli, tmp_path):
+    """The loss is finite but a gradient is not: the guard names that step, not the next one, whose loss the
+    applied update would have turned into NaN, and the last checkpoint is the step before with finite weights."""
+    run = tmp_path / "run"
+    proc = run_cli(
+        "deepprompt.train",
+        *TINY,
+        "data=rte",
+        f"hydra.run.dir={run}",
+        "callbacks.step_checkpoint.every_n_train_steps=1",
+        "+callbacks.poison._target_=tests.runs.helpers.PoisonGrad",
+        "+callbacks.poison.at_step=6",
+        env=env_with_repo(),
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "gradients are not finite at step 6 (epoch 1" in proc.stderr
+    assert "although the training loss is finite (" in proc.stderr
+    summary = metrics(run)
+    assert summary["status"] == "failed" and "NonFiniteLossError" in summary["error"]
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 5
+    assert all(torch.isfinite(t).all() for t in ckpt["state_dict"].values())
+
+
 @pytest.mark.slow
 def test_same_seed_same_metrics(run_cli, tmp_path):
     """CPU runs are bit-identical. On GPU, cuBLAS/SDPA reductions make metrics agree to ~1e-4 (val/loss) and
