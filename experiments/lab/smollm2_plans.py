@@ -10,7 +10,7 @@ grids) needs about three times one GPU call on SmolLM2; the budget keeps CB whol
 (N(0, 1) keys/values swamp a pretrained decoder's attention at the start: SmolLM2 on E2E, loss 2.8 -> 7.9).
 Order: seed 1 of every task and method first, then seed 2, then 3; within a seed CB, RTE, BoolQ, SST-2.
 
-Generation (`smollm2_e2e`): E2E, 1 seed, the four methods, a fixed number of optimizer steps over the full
+Generation (`smollm2_e2e`): E2E, the four methods, seed 1 (GEN_SEEDS="2 3": the other seeds), a fixed number of optimizer steps over the full
 training set (shuffled), then beam search (5 beams) on the official test set with all its references.
 
 Generation (`smollm2_webnlg`, experiments/generation_webnlg_smollm2): WebNLG 2017 the same way (E2E's per-method
@@ -89,9 +89,9 @@ E2E_LR = {"ptuning_v2": "2e-2", "prefix": "2e-2", "lora": "2e-3", "finetune": "5
 GEN_METHOD_ARGS = {"finetune": ["optim.max_grad_norm=1.0"], "lora": ["optim.max_grad_norm=1.0"]}
 
 
-def _generation_args(data: list[str], steps: int, method: str, group: str) -> list[str]:
+def _generation_args(data: list[str], steps: int, method: str, group: str, seed: int = 1) -> list[str]:
     """One generation job's overrides: ``data`` (the dataset and its test subset), ``steps`` optimizer steps of
-    batch 16, then 5-beam search on the test split; the method's E2E learning rate, seed 1."""
+    batch 16, then 5-beam search on the test split; the method's E2E learning rate, ``seed``."""
     return [
         *data,
         "data.eval_split=test",
@@ -107,25 +107,33 @@ def _generation_args(data: list[str], steps: int, method: str, group: str) -> li
         *METHOD_ARGS[method],
         *GEN_METHOD_ARGS.get(method, []),
         f"method.lr={E2E_LR[method]}",
-        "seed=1",
+        f"seed={seed}",
         f"task_name={group}",
     ]
 
 
-def e2e(group: str = "e2e_smollm2", steps: int | None = None, test: int | None = None) -> list[Job]:
+def gen_seeds() -> tuple[int, ...]:
+    """GEN_SEEDS (default "1"): the seeds of the generation plans, e.g. "2 3" for the second and third."""
+    return tuple(int(s) for s in os.environ.get("GEN_SEEDS", "1").split())
+
+
+def e2e(
+    group: str = "e2e_smollm2", steps: int | None = None, test: int | None = None, seeds: tuple[int, ...] = ()
+) -> list[Job]:
     steps = steps or int(os.environ.get("E2E_STEPS", "800"))
     test = test or os.environ.get("E2E_TEST") or None  # None: all 630 test MRs
     data = ["data=e2e", f"data.limit_eval_examples={test or 'null'}"]
     # the estimate adds the test set's beam search (~300 training steps' time)
     return [
         Job(
-            f"e2e_{method}_s1",
+            f"e2e_{method}_s{seed}",
             group,
-            _generation_args(data, steps, method, group),
+            _generation_args(data, steps, method, group, seed),
             steps + 300,
-            priority,
+            10 * rank + priority,
             monitor="val/bleu",
         )
+        for rank, seed in enumerate(seeds or gen_seeds())
         for priority, method in enumerate(METHODS)
     ]
 
@@ -133,20 +141,26 @@ def e2e(group: str = "e2e_smollm2", steps: int | None = None, test: int | None =
 # WebNLG: WEBNLG_STEPS optimizer steps of batch 16 (400 x 16 = 6,400 of the 18,025 training pairs, 0.36 epoch)
 # and every WEBNLG_TEST_EVERY-th test entry (1: all 1,862; 2: 931, 486 seen + 445 unseen). References are as long
 # as E2E's (~20 words), so the test set's beam search costs about (entries / 630) x 300 training steps' time.
-def webnlg(group: str = "webnlg_smollm2", steps: int | None = None, every: int | None = None) -> list[Job]:
+def webnlg(
+    group: str = "webnlg_smollm2",
+    steps: int | None = None,
+    every: int | None = None,
+    seeds: tuple[int, ...] = (),
+) -> list[Job]:
     steps = steps or int(os.environ.get("WEBNLG_STEPS", "400"))
     every = every or int(os.environ.get("WEBNLG_TEST_EVERY", "2"))
     data = ["data=webnlg", f"++data.eval_every={every}"]
     estimate = steps + (1862 // every) * 300 // 630
     return [
         Job(
-            f"webnlg_{method}_s1",
+            f"webnlg_{method}_s{seed}",
             group,
-            _generation_args(data, steps, method, group),
+            _generation_args(data, steps, method, group, seed),
             estimate,
-            priority,
+            10 * rank + priority,
             monitor="val/bleu",
         )
+        for rank, seed in enumerate(seeds or gen_seeds())
         for priority, method in enumerate(METHODS)
     ]
 

@@ -67,3 +67,15 @@ def test_generation_sequence_runs_all_of_e2e_before_webnlg():
     assert [j.name for j in jobs] == [f"{t}_{m}_s1" for t in ("e2e", "webnlg") for m in smollm2_plans.METHODS]
     assert [j.args for j in jobs] == [j.args for j in smollm2_plans.e2e() + smollm2_plans.webnlg()]
     assert len({j.priority for j in jobs}) == 8
+
+
+def test_gen_seeds_add_the_other_seeds_of_both_generation_plans_seed_by_seed(monkeypatch):
+    monkeypatch.setenv("GEN_SEEDS", "2 3")
+    jobs = smollm2_plans.PLANS["smollm2_gen"]()
+    names = [j.name for j in sorted(jobs, key=lambda j: j.priority)]
+    methods = smollm2_plans.METHODS
+    want = [f"{data}_{m}_s{seed}" for data in ("e2e", "webnlg") for seed in (2, 3) for m in methods]
+    assert names == want
+    for job in jobs:
+        seed = job.name.rsplit("_s", 1)[1]
+        assert f"seed={seed}" in job.args and "seed=1" not in job.args
