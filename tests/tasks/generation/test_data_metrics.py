@@ -16,6 +16,7 @@ from deepprompt.tasks.generation import (
     linearize_e2e,
     read_e2e,
     read_webnlg,
+    ter,
 )
 from tests.tasks.generation.helpers import word_tokenizer
 
@@ -198,4 +199,16 @@ def test_bleu_uses_every_reference_and_rouge_l():
     assert bleu(hyps, [r[:1] for r in refs]) < 100.0
     scores = generation_scores(hyps, refs)
     assert scores["rouge_l"] == pytest.approx(100.0)
-    assert generation_scores(["x y"], [["a b"]]) == {"bleu": 0.0, "rouge_l": 0.0}
+    assert scores["ter"] == pytest.approx(0.0)
+    assert generation_scores(["x y"], [["a b"]]) == {"bleu": 0.0, "rouge_l": 0.0, "ter": 100.0}
+
+
+def test_ter_counts_edits_to_the_closest_reference_over_the_corpus():
+    # "the cat sat" vs "the cat sat down": one insertion; the second input matches its second reference exactly;
+    # corpus TER = edits / the inputs' mean reference lengths = (1 + 0) / (4 + (2 + 3) / 2) x 100
+    hyps = ["the cat sat", "a dog ran"]
+    refs = [["the cat sat down"], ["dogs run", "a dog ran"]]
+    assert ter(hyps, refs) == pytest.approx(100 / 6.5)
+    assert ter(["the cat sat down", "a dog ran"], refs) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="2 hypotheses but 1 reference lists"):
+        ter(hyps, refs[:1])

@@ -1,4 +1,4 @@
-"""Data-to-text generation (E2E, WebNLG): data modules, the generation module, BLEU/ROUGE-L, causal-LM loading."""
+"""Data-to-text generation (E2E, WebNLG): data modules, the generation module, BLEU/ROUGE-L/TER, causal-LM loading."""
 
 from deepprompt.tasks.generation.data import (
     E2EDataModule,
@@ -10,7 +10,7 @@ from deepprompt.tasks.generation.data import (
     read_webnlg,
 )
 from deepprompt.tasks.generation.loading import load_causal_lm, load_tokenizer, resolve_model_path
-from deepprompt.tasks.generation.metrics import bleu, generation_scores, rouge_l, subset_scores
+from deepprompt.tasks.generation.metrics import bleu, generation_scores, rouge_l, subset_scores, ter
 from deepprompt.tasks.generation.module import GenerationModule
 
 __all__ = [
@@ -29,4 +29,5 @@ __all__ = [
     "resolve_model_path",
     "rouge_l",
     "subset_scores",
+    "ter",
 ]

@@ -1,22 +1,39 @@
-"""Corpus BLEU (sacrebleu, every reference of an input) and ROUGE-L (rouge-score, best reference), both x100;
-on the whole evaluation set and on each of its named subsets (WebNLG: seen / unseen categories)."""
+"""Corpus BLEU and TER (sacrebleu, every reference of an input) and ROUGE-L (rouge-score, best reference), all x100;
+on the whole evaluation set and on each of its named subsets (WebNLG: seen / unseen categories). TER is an edit
+rate: lower is better."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
 
+def _streams(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> list[list[str | None]]:
+    """sacrebleu's reference streams: stream i holds every input's i-th reference (None past an input's last)."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference lists")
+    width = max(len(r) for r in references)
+    return [[refs[i] if i < len(refs) else None for refs in references] for i in range(width)]
+
+
 def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
     """sacrebleu ``corpus_bleu`` with all references per input (inputs with fewer references pad with None)."""
     import sacrebleu
 
-    if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference lists")
     if not hypotheses:
         return 0.0
-    width = max(len(r) for r in references)
-    streams = [[refs[i] if i < len(refs) else None for refs in references] for i in range(width)]
+    streams = _streams(hypotheses, references)
     return float(sacrebleu.corpus_bleu(list(hypotheses), streams).score)
+
+
+def ter(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+    """sacrebleu ``corpus_ter`` (translation edit rate x100, lower is better): the edits to each hypothesis's
+    closest reference over the references' average length, summed over the corpus."""
+    import sacrebleu
+
+    if not hypotheses:
+        return 0.0
+    streams = _streams(hypotheses, references)
+    return float(sacrebleu.corpus_ter(list(hypotheses), streams).score)
 
 
 def rouge_l(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
@@ -34,7 +51,11 @@ def rouge_l(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> f
 
 
 def generation_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
-    return {"bleu": bleu(hypotheses, references), "rouge_l": rouge_l(hypotheses, references)}
+    return {
+        "bleu": bleu(hypotheses, references),
+        "rouge_l": rouge_l(hypotheses, references),
+        "ter": ter(hypotheses, references),
+    }
 
 
 def subset_scores(
@@ -42,7 +63,7 @@ def subset_scores(
     references: Sequence[Sequence[str]],
     subsets: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, float]:
-    """`generation_scores` on every input (``bleu``, ``rouge_l``), then on each non-empty subset of input
+    """`generation_scores` on every input (``bleu``, ``rouge_l``, ``ter``), then on each non-empty subset of input
     positions (``bleu_seen``, ``rouge_l_seen``, ...): corpus scores of that subset alone, not an average."""
     scores = generation_scores(hypotheses, references)
     for name, members in (subsets or {}).items():
