@@ -7,8 +7,7 @@ baselines ``prefix`` / ``prefix_mlp`` (peft's CAUSAL_LM wrapper, `deepprompt.tas
 whose ``generate`` injects the prefix cache). peft's ``prompt_tuning``/``ptuning_v1`` wrappers route prompts
 through ``PeftEncoder.forward`` only and are refused here.
 Validation generates with ``generation`` (num_beams, max_new_tokens, length_penalty, ...) and logs corpus
-``val/bleu`` (all references per input), ``val/rouge_l`` and ``val/ter`` (lower is better), BLEU and ROUGE-L with
-``_best`` and history entries, and the same
+``val/bleu`` (all references per input) and ``val/rouge_l``, with ``_best`` and history entries, and the same
 metrics on each subset the evaluation split names (WebNLG: ``val/bleu_seen``, ``val/rouge_l_seen``,
 ``val/bleu_unseen``, ...; ``val/bleu`` is all); the texts go to ``<run dir>/predictions/<split>_epoch<N>.jsonl``
 (source, hypothesis, references, and subset where there is one).
