@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -43,6 +44,18 @@ class PoisonLoss(Callback):
         if trainer.global_step + 1 >= self.at_step:
             with torch.no_grad():
                 pl_module.classifier.bias.fill_(float("nan"))
+
+
+class ModulesAtFirstStep(Callback):
+    """Write the names of the modules loaded when the first training batch starts (the end of the start-up) to
+    ``path``, one a line."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if not os.path.exists(self.path):
+            Path(self.path).write_text("\n".join(sorted(sys.modules)) + "\n")
 
 
 def env_with_repo() -> dict[str, str]:
