@@ -13,6 +13,10 @@ from tests.runs.helpers import TINY, env_with_repo
 
 # not needed to reach the first step of a classification run on a BERT-like backbone
 NOT_BEFORE_FIRST_STEP = (
+    # the deep-prompt adapters of DeBERTa-v2/v3 and MPNet (only for models off transformers' attention interface)
+    "deepprompt.prompts.adapters",
+    "transformers.models.deberta_v2.modeling_deberta_v2",
+    "transformers.models.mpnet.modeling_mpnet",
     # evaluation, reports, serving; other libraries' methods
     "deepprompt.eval",
     "deepprompt.predict",
