@@ -17,6 +17,9 @@ NOT_BEFORE_FIRST_STEP = (
     "deepprompt.prompts.adapters",
     "transformers.models.deberta_v2.modeling_deberta_v2",
     "transformers.models.mpnet.modeling_mpnet",
+    # the config tree's syntax highlighting (extras.print_config=true only)
+    "deepprompt.utils.printing",
+    "pygments",
     # evaluation, reports, serving; other libraries' methods
     "deepprompt.eval",
     "deepprompt.predict",
