@@ -20,6 +20,12 @@ NOT_BEFORE_FIRST_STEP = (
     # the config tree's syntax highlighting (extras.print_config=true only)
     "deepprompt.utils.printing",
     "pygments",
+    # the other task families' data modules and Lightning modules
+    "deepprompt.tasks.qa",
+    "deepprompt.tasks.ner",
+    "deepprompt.tasks.generation",
+    "deepprompt.tasks.multitask",
+    "deepprompt.tasks.superglue",
     # evaluation, reports, serving; other libraries' methods
     "deepprompt.eval",
     "deepprompt.predict",
