@@ -32,6 +32,7 @@ def class_path(ref: ClassRef) -> str:
 
 
 def load_class(ref: ClassRef) -> type:
+    """The class ``ref`` names, its module imported if it was not yet."""
     if not isinstance(ref, str):
         return ref
     module, _, name = ref.partition(":")
