@@ -89,7 +89,6 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from deepprompt.runs.resume import LAST_CHECKPOINT, install_resumable_train_loader, resolve_ckpt_path
     from deepprompt.tasks.registry import module_class
     from deepprompt.utils.instantiate import build
-    from deepprompt.utils.printing import print_config_tree
 
     clock.mark("imports")
     L.seed_everything(cfg.seed, workers=True)
@@ -101,6 +100,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         datamodule = build(cfg.data, "data")  # with the chosen padding
     clock.mark("tokenizer")
     if cfg.extras.get("print_config"):
+        from deepprompt.utils.printing import print_config_tree  # rich's syntax highlighting: only for this
+
         print_config_tree(cfg, save_to=run_dir / "config_tree.log")
     module = build_module(cfg, datamodule)
     check_positions(cfg, module)

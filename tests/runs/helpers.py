@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -55,6 +56,18 @@ class PoisonGrad(Callback):
     def on_after_backward(self, trainer, pl_module) -> None:
         if trainer.global_step + 1 == self.at_step:
             pl_module.classifier.bias.grad.fill_(float("inf"))
+
+
+class ModulesAtFirstStep(Callback):
+    """Write the names of the modules loaded when the first training batch starts (the end of the start-up) to
+    ``path``, one a line."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if not os.path.exists(self.path):
+            Path(self.path).write_text("\n".join(sorted(sys.modules)) + "\n")
 
 
 def env_with_repo() -> dict[str, str]:

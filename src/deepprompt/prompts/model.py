@@ -111,8 +111,9 @@ class DeepPromptModel(nn.Module):
     ):
         super().__init__()
         self.graphs: ShapeGraphs | None = None  # enable_cuda_graphs()
-        # Attention outside transformers' interface (DeBERTa-v2/v3, MPNet) takes the hooked path (prompts/hooks.py)
-        hooked = hooks.supports(model) and not _uses_interface(model)
+        # Attention outside transformers' interface (DeBERTa-v2/v3, MPNet) takes the hooked path (prompts/hooks.py);
+        # a model on the interface never loads the adapters (they import those models' transformers modules)
+        hooked = not _uses_interface(model) and hooks.supports(model)
         if not hooked:
             check_supported(model)
         self.model = model
