@@ -1,4 +1,4 @@
-"""NaN/inf loss stops the run cleanly; the same seed gives the same metrics; W&B falls back to offline."""
+"""A NaN/inf loss or gradient stops the run cleanly; the same seed gives the same metrics; W&B falls back to offline."""
 
 from __future__ import annotations
 
@@ -9,7 +9,18 @@ from tests.conftest import run_dirs
 from tests.runs.helpers import TINY, env_with_repo, metrics
 
 
-def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(run_cli, tmp_path):
+@pytest.mark.parametrize(
+    ("poison", "message"),
+    [
+        ("PoisonLoss", "training loss is NaN at step 6 (epoch 1"),
+        # a finite loss with an infinite gradient: that step is named, not the next one whose loss the applied
+        # update would have turned into NaN
+        ("PoisonGrad", "gradients are not finite at step 6 (epoch 1"),
+    ],
+)
+def test_non_finite_loss_or_gradients_stop_before_the_update_and_keep_the_last_good_checkpoint(
+    run_cli, tmp_path, poison, message
+):
     run = tmp_path / "run"
     proc = run_cli(
         "deepprompt.train",
@@ -17,45 +28,21 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(run_cli, tmp_pa
         "data=rte",
         f"hydra.run.dir={run}",
         "callbacks.step_checkpoint.every_n_train_steps=1",
-        "+callbacks.poison._target_=tests.runs.helpers.PoisonLoss",
+        f"+callbacks.poison._target_=tests.runs.helpers.{poison}",
         "+callbacks.poison.at_step=6",
         env=env_with_repo(),
         check=False,
     )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
-    assert "training loss is NaN at step 6 (epoch 1" in proc.stderr
+    assert message in proc.stderr
     assert "last good checkpoint is" in proc.stderr
+    if poison == "PoisonGrad":
+        assert "although the training loss is finite (" in proc.stderr
     summary = metrics(run)
     assert summary["status"] == "failed" and "NonFiniteLossError" in summary["error"]
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 5  # the step before; stopped before the update
-    assert all(torch.isfinite(t).all() for t in ckpt["state_dict"].values())
-
-
-def test_non_finite_gradients_of_a_finite_loss_stop_the_step_before_its_update(run_cli, tmp_path):
-    """The loss is finite but a gradient is not: the guard names that step, not the next one, whose loss the
-    applied update would have turned into NaN, and the last checkpoint is the step before with finite weights."""
-    run = tmp_path / "run"
-    proc = run_cli(
-        "deepprompt.train",
-        *TINY,
-        "data=rte",
-        f"hydra.run.dir={run}",
-        "callbacks.step_checkpoint.every_n_train_steps=1",
-        "+callbacks.poison._target_=tests.runs.helpers.PoisonGrad",
-        "+callbacks.poison.at_step=6",
-        env=env_with_repo(),
-        check=False,
-    )
-    assert proc.returncode == 1
-    assert "Traceback" not in proc.stderr
-    assert "gradients are not finite at step 6 (epoch 1" in proc.stderr
-    assert "although the training loss is finite (" in proc.stderr
-    summary = metrics(run)
-    assert summary["status"] == "failed" and "NonFiniteLossError" in summary["error"]
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert ckpt["global_step"] == 5
     assert all(torch.isfinite(t).all() for t in ckpt["state_dict"].values())
 
 
