@@ -29,9 +29,8 @@ class NanGuard(Callback):
 
     def __init__(self, check_every_n_steps: int = 1) -> None:
         self.check_every_n_steps = max(1, int(check_every_n_steps))
-        self._losses: list[
-            torch.Tensor
-        ] = []  # this step's losses (one per micro-batch), detached, on the device
+        # this step's losses (one per micro-batch), detached, on the device
+        self._losses: list[torch.Tensor] = []
 
     def _due(self, trainer: L.Trainer) -> bool:
         return trainer.global_step % self.check_every_n_steps == 0

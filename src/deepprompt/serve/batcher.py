@@ -49,7 +49,7 @@ class Job:
     loop: asyncio.AbstractEventLoop | None = None  # the loop of an asyncio future (`submit_async`)
 
 
-def _settle(future: asyncio.Future, outcome: Any) -> None:
+def _settle(future: Future | asyncio.Future, outcome: Any) -> None:
     if future.done():  # cancelled: its client went away
         return
     if isinstance(outcome, BaseException):
@@ -180,11 +180,8 @@ class Batcher:
         for job, outcome in zip(jobs, outcomes, strict=True):
             if job.loop is not None:
                 by_loop.setdefault(job.loop, []).append((job.future, outcome))
-            elif not job.future.done():
-                if isinstance(outcome, BaseException):
-                    job.future.set_exception(outcome)
-                else:
-                    job.future.set_result(outcome)
+            else:
+                _settle(job.future, outcome)
         for loop, settled in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for these answers
                 loop.call_soon_threadsafe(_settle_all, settled)

@@ -6,8 +6,9 @@ reparameterization MLP folded away, `CachedPrompts`), into one tensor ``(layers,
 head_dim)``; a batch gathers its rows' prefixes from it with one ``index_select`` (tasks of different prompt
 lengths or layers are zero-padded to the longest, with a per-row visibility mask, as `MultiTaskDeepPromptModel`
 does). That layout makes each layer's gathered prefix contiguous in the projection's (B, m, H, d) layout, the one
-`prompts.attention.with_prefix` concatenates in, so the prompted layers copy nothing but the concatenation. The gather is part of the captured forward: a replay reads the table's storage, so a task added or
-removed is updated in place, and the graphs are dropped only when the table has to grow or change its layout.
+`prompts.attention.with_prefix` concatenates in, so the prompted layers copy nothing but the concatenation. The
+gather is part of the captured forward: a replay reads the table's storage, so a task added or removed is updated
+in place, and the graphs are dropped only when the table has to grow or change its layout.
 
 `BucketedForward` pads a batch to its bucket (rows to a power of two, by repeating the last row; lengths to a
 multiple of ``pad_to_multiple_of``, with padding tokens the attention mask hides), runs it (a graph replay, a

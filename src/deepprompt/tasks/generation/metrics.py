@@ -13,7 +13,7 @@ def _streams(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> 
     """sacrebleu's reference streams: stream i holds every input's i-th reference (None past an input's last)."""
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference lists")
-    width = max(len(r) for r in references)
+    width = max((len(r) for r in references), default=0)
     return [[refs[i] if i < len(refs) else None for refs in references] for i in range(width)]
 
 
@@ -21,9 +21,9 @@ def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> floa
     """sacrebleu ``corpus_bleu`` with all references per input (inputs with fewer references pad with None)."""
     import sacrebleu
 
+    streams = _streams(hypotheses, references)
     if not hypotheses:
         return 0.0
-    streams = _streams(hypotheses, references)
     return float(sacrebleu.corpus_bleu(list(hypotheses), streams).score)
 
 
@@ -32,9 +32,9 @@ def ter(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float
     closest reference over the references' average length, summed over the corpus."""
     import sacrebleu
 
+    streams = _streams(hypotheses, references)
     if not hypotheses:
         return 0.0
-    streams = _streams(hypotheses, references)
     return float(sacrebleu.corpus_ter(list(hypotheses), streams).score)
 
 
