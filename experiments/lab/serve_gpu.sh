@@ -61,6 +61,10 @@ else
         client_processes=auto)
   SERVER=("server=[\"$MINILM\"]")
 fi
+# CLIENTS (e.g. [16,64]): the load test's client counts; SERVER_EXTRA (e.g. "graphs=false"): more server overrides,
+# space-separated; TOKPAR=true: the servers tokenize a batch on all cores (TOKENIZERS_PARALLELISM); TAG: a suffix
+# for the load test's files, so that variants of one call do not overwrite each other
+[[ -n ${CLIENTS:-} ]] && LOAD=("${LOAD[@]/#clients=*/clients=$CLIENTS}")
 SHAPE=${SHAPE:-minilm} SUFFIX=""
 if [[ $SHAPE == large ]]; then  # random weights of roberta-large's shape
   LARGE_SHAPE=${LARGE_SHAPE:-hidden_size=1024 num_hidden_layers=24 num_attention_heads=16 intermediate_size=4096}
@@ -113,11 +117,17 @@ if [[ ${SKIP_LOAD:-0} == 1 ]]; then
   exit 0
 fi
 # (c) HTTP load test (each batching mode: its own server process, started, warmed up, driven, stopped)
+if [[ -n ${SERVER_EXTRA:-} ]]; then
+  extra=""; for kv in $SERVER_EXTRA; do extra+=",\"$kv\""; done
+  if [[ ${#SERVER[@]} -gt 0 ]]; then SERVER=("${SERVER[0]%]}$extra]"); else SERVER=("server=[${extra#,}]"); fi
+fi
+[[ -n ${TOKPAR:-} ]] && export TOKENIZERS_PARALLELISM=$TOKPAR
+SUFFIX=$SUFFIX${TAG:-}
 (cd "$OUT" && $PY -m deepprompt.serve.loadtest "prompts={$prompts}" "${LOAD[@]}" "${SERVER[@]}" \
   "out=$OUT/serve_load$SUFFIX.json") 2> "$OUT/serve_load$SUFFIX.log" | tee "$OUT/serve_load$SUFFIX.md"
 [[ -f $OUT/serve_load$SUFFIX.json ]] || { tail -n 30 "$OUT/serve_load$SUFFIX.log"; exit 1; }
 
-$PY - "$RUNS" "$OUT" "$train_s" "$TASKS" "$SUFFIX" <<'EOF'
+[[ -f $OUT/serve_latency$SUFFIX.json ]] && $PY - "$RUNS" "$OUT" "$train_s" "$TASKS" "$SUFFIX" <<'EOF'
 import json, sys
 from pathlib import Path
 

@@ -117,9 +117,12 @@ def predict(
     batch_size: int,
     device,
     progress: Callable[[int], None] | None = None,
+    plan: Callable[[list[int], int], list[int] | None] | None = None,
 ) -> list[dict[str, Any]]:
     """Answers for ``(task index, runner, example)`` in the given order; rows run longest first, in batches
-    of ``batch_size`` rows of near-equal length (less padding)."""
+    of ``batch_size`` rows of near-equal length (less padding). ``plan(lengths, batch_size)``, given the rows'
+    lengths longest first, may choose the batch sizes instead (the server's timed split, `serve.planning`;
+    None: batches of ``batch_size``)."""
     rows: list[tuple[int, int, TaskRunner, Row]] = []  # (example, task index, runner, row)
     per_example: list[list[int]] = []
     tokenize(work)
@@ -138,8 +141,15 @@ def predict(
                 scores[i] = s
         pending.clear()
 
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
+    sizes = None
+    if plan is not None:
+        sizes = plan([len(rows[i][3]["input_ids"]) for i in order], batch_size)
+    if sizes is None:
+        sizes = [batch_size] * -(-len(order) // batch_size)
+    start = 0
+    for size in sizes:
+        chunk = order[start : start + size]
+        start += size
         items = [(rows[i][1], rows[i][2], rows[i][3]) for i in chunk]
         for positions, s in run_batch(forward, items, device):
             listed = items[positions[0]][1].decodes_lists

@@ -13,7 +13,9 @@ each such call wakes the loop through its self-pipe and contends for the GIL. Th
   company that is not coming (``max_wait_ms=0``: it runs alone at once).
 
 The worker tokenizes a batch's examples in one tokenizer call per task and runs them in one forward pass of the
-`MultiTaskDeepPromptModel` (each row with its own task's prompts). With ``mixed=False`` a batch takes jobs of the
+`MultiTaskDeepPromptModel` (each row with its own task's prompts), or, where the server timed its shape buckets at
+start-up (CUDA graphs), in the consecutive runs of rows, longest first, with the least measured time
+(`serve.planning`: a few long passages no longer pad a batch of short sentences to their length). With ``mixed=False`` a batch takes jobs of the
 oldest job's task only (one task per batch: the baseline the load benchmark compares against). A job bigger
 than ``max_batch`` rows runs alone, in ``max_batch`` chunks.
 """
@@ -77,6 +79,9 @@ class Batcher:
         self.batches = 0
         self.rows = 0
         self.mixed_batches = 0  # batches that held more than one task
+        self.forwards = (
+            0  # backbone calls: a batch of short and long rows may run as several (serve.planning)
+        )
         self.busy_s = 0.0  # the worker's time in batches (tokenizing, forward, decoding)
         self.queued_s = 0.0  # the jobs' summed time from submit to their batch's start
         self.jobs = 0
@@ -115,6 +120,7 @@ class Batcher:
     def stats(self) -> dict[str, Any]:
         return {
             "batches": self.batches,
+            "forwards": self.forwards,
             "mixed_batches": self.mixed_batches,
             "rows": self.rows,
             "jobs": self.jobs,
@@ -199,7 +205,11 @@ class Batcher:
                 for job in live
                 for example in job.examples
             ]
-            answers = predict(registry.forward, work, self.max_batch, registry.device)
+            calls = registry.engine.calls
+            answers = predict(
+                registry.forward, work, self.max_batch, registry.device, plan=registry.engine.plan
+            )
+            self.forwards += registry.engine.calls - calls
         self.batches += 1
         self.mixed_batches += len({j.task for j in live}) > 1
         self.rows += sum(len(e["_rows"]) for j in live for e in j.examples)  # tokenized: QA's windows too

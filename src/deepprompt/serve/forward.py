@@ -17,12 +17,14 @@ compiled or an eager forward) and cuts the outputs back: padding changes no row'
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import torch
 from torch import nn
 
 from deepprompt.inference.graphs import Capture, InferenceGraphs
+from deepprompt.serve.planning import plan_chunks
 
 LayerPrompts = dict[int, tuple[torch.Tensor, torch.Tensor]]
 
@@ -145,6 +147,8 @@ class BucketedForward:
             else None
         )
         self.before_call = None  # e.g. torch.compiler.cudagraph_mark_step_begin for a reduce-overhead compile
+        self.bucket_ms: dict[tuple[int, int], float] = {}  # (rows, length) bucket -> its timed call (`warm`)
+        self.calls = 0
 
     def run(
         self,
@@ -200,8 +204,35 @@ class BucketedForward:
             if len(self.graphs.graphs) >= self.graphs.max_shapes:
                 break
             batch = {k: v[:1, :1].expand(rows, length).contiguous() for k, v in example.items()}
-            self(torch.full((rows,), task_id, dtype=torch.long), batch)
+            task_ids = torch.full((rows,), task_id, dtype=torch.long)
+            self(task_ids, batch)
+            self.bucket_ms[(rows, length)] = self._time(task_ids, batch)
         return self.graphs.captures - before
+
+    def _time(self, task_ids: torch.Tensor, batch: dict[str, torch.Tensor], calls: int = 3) -> float:
+        """Milliseconds of one call on this padded batch (its replay with the host's part), the least of ``calls``."""
+        device = batch["input_ids"].device
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *_: None)
+        best = float("inf")
+        for _ in range(calls):
+            sync(device)
+            start = time.perf_counter()
+            self(task_ids, batch, copy_outputs=False)
+            sync(device)
+            best = min(best, time.perf_counter() - start)
+        return best * 1000
+
+    def plan(self, lengths: list[int], max_rows: int) -> list[int] | None:
+        """The chunk sizes for rows of ``lengths`` (longest first) with the least timed forward time
+        (`serve.planning`); None before `warm` timed the buckets, or for a shape it did not time."""
+        if not self.bucket_ms:
+            return None
+        times = self.bucket_ms
+
+        def cost(rows: int, longest: int) -> float | None:
+            return times.get((row_bucket(rows), bucket(longest, self.pad_to_multiple_of, self.max_length)))
+
+        return plan_chunks(lengths, max_rows, cost)
 
     def __call__(
         self, task_ids: torch.Tensor | None, batch: dict[str, torch.Tensor], copy_outputs: bool = True
@@ -213,6 +244,7 @@ class BucketedForward:
         hidden states is made that the head would only read one row of. ``task_ids`` may stay on the host: a
         replay copies them into the graph's buffer without waiting for the GPU.
         """
+        self.calls += 1
         rows, length = batch["input_ids"].shape
         device = batch["input_ids"].device
         task_ids, padded = self.pad(task_ids, batch)

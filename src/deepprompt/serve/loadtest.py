@@ -249,8 +249,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     inputs = task_inputs(dict(cfg.prompts), int(cfg.inputs_per_task))
     rows = []
     print(
-        "| batching | clients | requests/s | p50 ms | p99 ms | rows/forward | worker busy | queued ms "
-        "| server CPU | client CPU (processes) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| batching | clients | requests/s | p50 ms | p99 ms | rows/batch | forwards/batch | worker busy | queued ms "
+        "| server CPU | client CPU (processes) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     load_before = os.getloadavg()
     for mode in cfg.modes:
@@ -273,6 +273,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     "mode": mode,
                     "clients": int(clients),
                     "rows_per_batch": (now["rows"] - before["rows"]) / max(batches, 1),
+                    # backbone calls per batch: more than 1 where short and long rows ran apart (serve.planning)
+                    "forwards_per_batch": (now["forwards"] - before["forwards"]) / max(batches, 1),
                     "server_cpu": cpu,  # cores
                     "worker_busy": (now["busy_s"] - before["busy_s"]) / result["wall_s"],
                     "queued_ms": 1000
@@ -285,7 +287,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 rows.append(result)
                 print(
                     f"| {mode:8s} | {clients:3d} | {result['requests_per_s']:8.1f} | {result['p50_ms']:8.1f} "
-                    f"| {result['p99_ms']:8.1f} | {result['rows_per_batch']:5.1f} | {result['worker_busy']:4.2f} "
+                    f"| {result['p99_ms']:8.1f} | {result['rows_per_batch']:5.1f} "
+                    f"| {result['forwards_per_batch']:4.2f} | {result['worker_busy']:4.2f} "
                     f"| {result['queued_ms']:6.1f} | {'-' if cpu is None else f'{cpu:4.2f}'} "
                     f"| {result['client_cpu']:4.2f} ({result['client_processes']}) |",
                     flush=True,
