@@ -1,0 +1,44 @@
+"""The settings of ``hydra/launcher=parallel``, registered with Hydra's ConfigStore (``hydra/launcher``,
+``parallel``): a typed node, so a misspelt key or a value of the wrong type stops the sweep before it starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+
+# What a deepprompt training job imports before its first step (tests/runs/test_startup_imports.py lists
+# them): torch, transformers' tokenizer and model-loading code, Lightning with torchmetrics, and deepprompt's own
+# training modules. A job that needs more imports the rest itself.
+DEFAULT_PRELOAD = (
+    "torch",
+    "transformers",
+    "transformers.modeling_utils",
+    "transformers.models.auto.tokenization_auto",
+    "transformers.models.auto.modeling_auto",
+    "lightning.pytorch",
+    "torchmetrics",
+    "deepprompt.train",
+    "deepprompt.runs.build",
+    "deepprompt.callbacks",
+    "deepprompt.tasks.classification.module",
+    "deepprompt.tasks.classification.data",
+)
+
+
+@dataclass
+class ParallelLauncherConf:
+    _target_: str = "hydra_plugins.deepprompt_launcher.parallel_launcher.ParallelLauncher"
+    # jobs running at once; null: one per GPU slot (the GPUs this process sees // gpus_per_job), at least 1,
+    # and 1 where it sees no GPU or with gpus_per_job=0
+    n_jobs: int | None = None
+    # GPUs of each job: a running job sees its own disjoint slice of the GPUs this process sees (its
+    # CUDA_VISIBLE_DEVICES, set before anything touches CUDA); 0: CPU jobs, the GPUs hidden from them
+    gpus_per_job: int = 1
+    # modules the server imports once, before forking any job (a name that fails to import is reported)
+    preload: list[str] = field(default_factory=lambda: list(DEFAULT_PRELOAD))
+
+
+ConfigStore.instance().store(
+    group="hydra/launcher", name="parallel", node=ParallelLauncherConf, provider="deepprompt"
+)
