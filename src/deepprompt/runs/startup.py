@@ -128,7 +128,9 @@ class StartupClock:
     def line(self) -> str:
         """``start-up: 9.8 s from the process start to the first training step (python 0.9 s, config 0.4 s, ...)``."""
         parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.phases().items())
-        since = {"forkserver": "the job's fork from the preloaded server"}.get(self.origin, f"the {self.origin} start")
+        since = {"forkserver": "the job's fork from the preloaded server"}.get(
+            self.origin, f"the {self.origin} start"
+        )
         return f"start-up: {self.total:.1f} s from {since} to the first training step ({parts})"
 
     def summary(self) -> dict[str, Any]:

@@ -7,20 +7,25 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
-# What a deepprompt training job imports before its first step (tests/runs/test_startup_imports.py lists
-# them): torch, transformers' tokenizer and model-loading code, Lightning with torchmetrics, and deepprompt's own
-# training modules. A job that needs more imports the rest itself.
+# What a deepprompt training job imports before its first step (the listing of tests/runs/test_startup_imports.py):
+# torch, transformers' tokenizer, model-loading and generation code and the default backbone's (BERT: MiniLM),
+# Lightning with torchmetrics, and deepprompt's training modules with the classification family. A job that
+# needs more (another task family or backbone) imports the rest itself, as a new process would.
 DEFAULT_PRELOAD = (
     "torch",
     "transformers",
     "transformers.modeling_utils",
     "transformers.models.auto.tokenization_auto",
     "transformers.models.auto.modeling_auto",
+    "transformers.generation.utils",
+    "transformers.models.bert.modeling_bert",
     "lightning.pytorch",
     "torchmetrics",
     "deepprompt.train",
     "deepprompt.runs.build",
     "deepprompt.callbacks",
+    "deepprompt.callbacks.startup",
+    "deepprompt.runs.baselines",
     "deepprompt.tasks.classification.module",
     "deepprompt.tasks.classification.data",
 )

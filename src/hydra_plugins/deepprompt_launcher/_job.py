@@ -15,6 +15,7 @@ import os
 import pickle
 import signal
 import sys
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +24,9 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from deepprompt.errors import ConfigError
 from hydra_plugins.deepprompt_launcher import _server
-from hydra_plugins.deepprompt_launcher._slots import check_job_devices
+from hydra_plugins.deepprompt_launcher._slots import check_job
 
 STARTUP_ORIGIN = "forkserver"  # metrics.json's startup_from for a job forked from the preloaded server
 
@@ -50,7 +52,7 @@ _NOT_FOUND = (
 )
 
 
-class TaskReferenceError(TypeError):
+class TaskReferenceError(ConfigError):
     """The task function cannot be found again by module and name in a job process."""
 
 
@@ -167,15 +169,26 @@ def _run(spec: JobSpec, conn: Any) -> JobReturn:
             os.path.join(str(config.hydra.sweep.dir), str(OmegaConf.select(config, "hydra.sweep.subdir")))
         )
         trainer = config.get("trainer") if isinstance(config.get("trainer"), DictConfig) else {}
-        check_job_devices(trainer.get("accelerator"), trainer.get("devices"), spec.slot, spec.gpus_per_job)
+        check_job(trainer, spec.slot, spec.gpus_per_job)
     except Exception as err:  # noqa: BLE001 - a bad override or setting fails this job, as Hydra would
         conn.send(("started", started))
         return JobReturn(overrides=list(spec.overrides), status=JobStatus.FAILED, _return_value=err)
     conn.send(("started", started))
-    return run_job(
+    ret = run_job(
         hydra_context=spec.hydra_context,
         task_function=resolve_task(spec.task),
         config=config,
         job_dir_key="hydra.sweep.dir",
         job_subdir_key="hydra.sweep.subdir",
     )
+    if ret.status == JobStatus.FAILED and isinstance(ret._return_value, BaseException):
+        _note_traceback(ret._return_value, spec.idx)
+    return ret
+
+
+def _note_traceback(err: BaseException, idx: int) -> None:
+    """The job's traceback, as a note of the exception: the launching process re-raises it without its frames."""
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__)).rstrip()
+    note = f"in job #{idx} (pid {os.getpid()}):\n{text}"
+    if hasattr(err, "add_note"):  # Python 3.11+
+        err.add_note(note)

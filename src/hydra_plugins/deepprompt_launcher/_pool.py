@@ -204,6 +204,14 @@ class Pool:
             if code is not None and code < 0
             else f"exit status {code}"
         )
+        if job.signals_sent:  # stopped by the signal the launcher forwarded: expected
+            log.warning("#%d stopped (%s)", job.idx, how)
+            self.returns[job.idx] = JobReturn(
+                overrides=job.overrides,
+                status=JobStatus.FAILED,
+                _return_value=JobDied(f"job #{job.idx} {how}"),
+            )
+            return
         where = job.info.get("output_dir")
         message = (
             f"job #{job.idx} ({' '.join(filter_overrides(job.overrides))}) died ({how}) before it returned"

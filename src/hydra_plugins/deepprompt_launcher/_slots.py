@@ -12,10 +12,12 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 
+from deepprompt.errors import ConfigError
+
 _ENTRY = re.compile(r"^(\d+|GPU-[0-9A-Za-z-]+|MIG-[0-9A-Za-z/-]+)$")
 
 
-class SlotError(ValueError):
+class SlotError(ConfigError):
     """The launcher's GPU settings cannot be met: the message names the keys and the fix."""
 
 
@@ -134,3 +136,30 @@ def check_job_devices(
         f"hydra.launcher.gpus_per_job={gpus_per_job} GPU(s): set hydra.launcher.gpus_per_job={wanted} "
         f"(n_jobs then defaults to the GPUs seen // {wanted})"
     )
+
+
+# Lightning strategies whose extra processes run the command line again (its subprocess script launcher): under a
+# multirun that command line is the whole sweep
+_ARGV_STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true", "ddp_find_unused_parameters_false")
+
+
+def check_job_strategy(devices: object, num_nodes: object, strategy: object) -> None:
+    """Refuse a multi-process job whose strategy would start its extra processes from the command line: each
+    would run the whole sweep again. deepprompt's ``trainer=ddp`` (``HydraDDPStrategy``) re-runs the job."""
+    processes = (requested_devices(devices) or 1) * (int(num_nodes) if str(num_nodes).isdigit() else 1)
+    if processes <= 1:
+        return
+    name = "auto" if strategy is None else strategy if isinstance(strategy, str) else None
+    if name not in _ARGV_STRATEGIES:
+        return  # a configured strategy object (trainer=ddp's HydraDDPStrategy) or one that spawns/forks
+    raise SlotError(
+        f"trainer.devices={devices} with trainer.strategy={name}: Lightning would start the job's other "
+        "processes from the command line, which runs the whole sweep again; use trainer=ddp (or ddp_cpu), whose "
+        "strategy re-runs the job itself, or trainer.devices=1"
+    )
+
+
+def check_job(trainer: Mapping, slot: list[str] | None, gpus_per_job: int) -> None:
+    """Both checks on a job's ``trainer`` section (an empty mapping where the app has none)."""
+    check_job_devices(trainer.get("accelerator"), trainer.get("devices"), slot, gpus_per_job)
+    check_job_strategy(trainer.get("devices"), trainer.get("num_nodes", 1), trainer.get("strategy"))

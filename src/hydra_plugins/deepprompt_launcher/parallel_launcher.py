@@ -47,12 +47,8 @@ class ParallelLauncher(Launcher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         slots = _slots.plan_slots(_slots.visible_gpus(), self.gpus_per_job, self.n_jobs)
         trainer = self.config.get("trainer") if isinstance(self.config.get("trainer"), DictConfig) else {}
-        for slot in slots[
-            :1
-        ]:  # fails before any job starts; a job that sweeps trainer.devices is checked too
-            _slots.check_job_devices(
-                trainer.get("accelerator"), trainer.get("devices"), slot, self.gpus_per_job
-            )
+        # before any job starts (a job that sweeps trainer.devices is checked again in its process)
+        _slots.check_job(trainer, slots[0], self.gpus_per_job)
         task = _job.task_reference(self.task_function)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
