@@ -2,12 +2,14 @@
 
 ``+action=`` says what a job does: ``ok`` (return ``value``), ``raise``, ``kill`` (SIGKILL itself), ``exit``
 (``sys.exit(3)``) or ``sleep`` (wait to be stopped). Every job first writes ``job.json`` into its folder: its
-pid, its parent's (the server), its ``CUDA_VISIBLE_DEVICES`` and what the server reported of its preload.
+pid, its parent's (the server), its ``CUDA_VISIBLE_DEVICES``, its multiprocessing start method and what the
+server reported of its preload.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import sys
@@ -28,7 +30,7 @@ def app(cfg: DictConfig) -> float:
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "marker": os.environ.get("PARALLEL_APP_MARKER"),
         "server": dict(server.INFO) if server else None,
-        "preloaded_json_decoder": "json.decoder" in sys.modules,
+        "start_method": multiprocessing.get_start_method(allow_none=True),
     }
     folder = Path(HydraConfig.get().runtime.output_dir)
     (folder / "job.json").write_text(json.dumps(record))

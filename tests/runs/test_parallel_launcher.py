@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -170,6 +171,8 @@ def test_each_job_runs_in_its_own_process_on_its_own_gpu_slot(tmp_path):
     assert len({j["ppid"] for j in jobs.values()}) == 1  # all forked from one server
     assert {j["cuda_visible_devices"] for j in jobs.values()} <= {"5", "7"}  # one GPU of the two each
     assert {j["marker"] for j in jobs.values()} == {"from the launcher"}  # the launcher's environment
+    # the launcher's start method, not the forkserver: a job's data loader workers fork from the job itself
+    assert {j["start_method"] for j in jobs.values()} == {multiprocessing.get_start_method()}
     server = jobs[0]["server"]
     assert server["pid"] == jobs[0]["ppid"] and server["cuda_initialized"] is False
     assert "2 at a time" in proc.stdout  # n_jobs defaults to the GPU slots

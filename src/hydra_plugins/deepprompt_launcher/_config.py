@@ -33,6 +33,11 @@ DEFAULT_PRELOAD = (
 
 @dataclass
 class ParallelLauncherConf:
+    """Every job of a sweep in its own new process, forked from a server that imported torch, transformers and
+    Lightning once (Python's forkserver), up to `n_jobs` at once, each on its own GPUs; the others wait for a free
+    slot. `deepprompt-train -m hydra/launcher=parallel ...`; registered in code by deepprompt's Hydra plugin
+    (`hydra_plugins/deepprompt_launcher`), so its keys are typed."""
+
     _target_: str = "hydra_plugins.deepprompt_launcher.parallel_launcher.ParallelLauncher"
     # jobs running at once; null: one per GPU slot (the GPUs this process sees // gpus_per_job), at least 1,
     # and 1 where it sees no GPU or with gpus_per_job=0

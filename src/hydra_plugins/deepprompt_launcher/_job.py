@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import inspect
+import multiprocessing
 import os
 import pickle
 import signal
@@ -40,6 +41,7 @@ class JobSpec:
     )  # the job's GPUs ([] hides them; None: CUDA_VISIBLE_DEVICES as the launcher had it)
     gpus_per_job: int
     env: dict[str, str]  # the launching process's environment
+    start_method: str  # the launching process's multiprocessing start method, for the job's own processes
     task: tuple[str, str]  # (module, qualified name) of the task function
     hydra_context: Any
     config: DictConfig
@@ -137,6 +139,9 @@ def main(payload: bytes, conn: Any) -> None:
     os.environ.update(spec.env)
     if spec.slot is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(spec.slot)
+    # multiprocessing made the forkserver this process's start method: its data loader workers would each come
+    # from a new, bare server (importing torch again); they fork from the job, as in a process of its own
+    multiprocessing.set_start_method(spec.start_method, force=True)
     startup = sys.modules.get("deepprompt.runs.startup")
     if startup is not None:
         startup.clock.forked(STARTUP_ORIGIN)

@@ -11,6 +11,7 @@ defines no dataclass (Hydra's scan executes it outside ``sys.modules``): the set
 """
 
 import logging
+import multiprocessing
 import os
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from hydra_plugins.deepprompt_launcher import _job, _pool, _slots
+from hydra_plugins.deepprompt_launcher import _slots
 from hydra_plugins.deepprompt_launcher._config import DEFAULT_PRELOAD
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class ParallelLauncher(Launcher):
 
     def launch(self, job_overrides: Any, initial_job_idx: int) -> list[JobReturn]:
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
+        from hydra_plugins.deepprompt_launcher import _job, _pool  # not at Hydra's plugin scan of every app
+
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         slots = _slots.plan_slots(_slots.visible_gpus(), self.gpus_per_job, self.n_jobs)
@@ -74,12 +77,15 @@ class ParallelLauncher(Launcher):
         return returns
 
     def job_spec(self, idx: int, overrides: list[str], slot: list[str] | None, task: tuple[str, str]):
+        from hydra_plugins.deepprompt_launcher import _job
+
         return _job.JobSpec(
             idx=idx,
             overrides=overrides,
             slot=slot,
             gpus_per_job=self.gpus_per_job,
             env=dict(os.environ),
+            start_method=multiprocessing.get_start_method(),
             task=task,
             hydra_context=self.hydra_context,
             config=self.config,
