@@ -82,12 +82,21 @@ def launchers_in_code() -> list[str]:
     import inspect
 
     try:
-        from hydra_plugins.deepprompt_launcher._config import ParallelLauncherConf
+        from hydra_plugins.deepprompt_launcher._config import DEFAULT_PRELOAD, ParallelLauncherConf
     except Exception as err:  # the docs still build without Hydra
         return [f"(launcher settings not available: {err})", ""]
-    doc = " ".join(inspect.getdoc(ParallelLauncherConf).split())
     source = inspect.getsource(ParallelLauncherConf).strip()
-    return ["### `hydra/launcher=parallel`", "", doc, "", "```python", source, "```", ""]
+    preload = ", ".join(f"`{name}`" for name in DEFAULT_PRELOAD)
+    return [
+        "### `hydra/launcher=parallel`",
+        "",
+        "```python",
+        source,
+        "```",
+        "",
+        f"`preload` defaults to {preload}.",
+        "",
+    ]
 
 
 def render() -> str:

@@ -351,3 +351,17 @@ def test_sigterm_stops_a_deepprompt_sweep_at_a_batch_boundary(benchmark_dir, tmp
         assert record["status"] == "interrupted" and record["signal"] == "SIGTERM"
         assert f"hydra.sweep.dir={sweep}" in record["resume_command"]
     assert not (sweep / "2").exists()
+
+
+def test_the_launching_process_prints_the_sweep_table_without_torch(tmp_path):
+    """Under the launcher the jobs ran elsewhere: the table of the sweep must not import torch (seconds)."""
+    job = tmp_path / "0"
+    job.mkdir()
+    (job / "metrics.json").write_text(json.dumps({"status": "finished", "job_num": 0, "wall_time_s": 65}))
+    code = (
+        "import sys; from pathlib import Path; from deepprompt.runs.closing import sweep_table; "
+        f"print(sweep_table(Path({str(tmp_path)!r}))); print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), check=True)
+    assert "| 0 | finished |" in out.stdout and "1m05s" in out.stdout
+    assert out.stdout.strip().endswith("[]")

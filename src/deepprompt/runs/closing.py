@@ -31,7 +31,7 @@ _sweep_dir: Path | None = None  # set by the jobs of a multirun run in this proc
 
 
 def _duration(seconds: Any) -> str:
-    from deepprompt.callbacks.console import format_duration
+    from deepprompt.utils.durations import format_duration  # no torch: the launching process of a sweep
 
     return format_duration(float(seconds)) if isinstance(seconds, int | float) else "?"
 
