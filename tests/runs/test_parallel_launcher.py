@@ -365,3 +365,17 @@ def test_the_launching_process_prints_the_sweep_table_without_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), check=True)
     assert "| 0 | finished |" in out.stdout and "1m05s" in out.stdout
     assert out.stdout.strip().endswith("[]")
+
+
+def test_a_server_that_dies_in_its_preload_fails_the_sweep_naming_the_setting(tmp_path):
+    (tmp_path / "kills_its_importer.py").write_text("import os\nos._exit(7)\n")
+    proc = _app(
+        tmp_path,
+        "hydra.launcher.gpus_per_job=0",
+        "hydra.launcher.preload=[kills_its_importer]",
+        "+value=1,2",
+        PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO / "src"), str(REPO)]),
+    )
+    assert proc.returncode == 1
+    assert "hydra.launcher.preload" in proc.stdout
+    assert not _jobs(tmp_path)

@@ -17,6 +17,7 @@ from typing import Any
 import cloudpickle
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 
+from deepprompt.errors import ConfigError
 from hydra_plugins.deepprompt_launcher import _job, _server
 
 log = logging.getLogger("hydra_plugins.deepprompt_launcher.parallel_launcher")
@@ -103,6 +104,9 @@ class Pool:
                 for job in self._wait():
                     free.append(job.slot_no)
                     free.sort()
+        except BaseException:
+            self._abort()
+            raise
         finally:
             self._restore_handlers(previous)
             os.close(self.wake_r)
@@ -122,8 +126,15 @@ class Pool:
         payload = cloudpickle.dumps(spec)
         receive, send = self.ctx.Pipe(duplex=False)
         process = self.ctx.Process(target=_job.main, args=(payload, send), name=f"hydra-job-{idx}")
-        process.start()
-        send.close()
+        try:
+            process.start()
+        except (EOFError, OSError) as err:  # the server is gone (e.g. a preloaded module crashed it)
+            raise ConfigError(
+                f"hydra/launcher=parallel: the server ended before it could start job #{idx} (its error, if any, "
+                "is above); check the modules of hydra.launcher.preload"
+            ) from err
+        finally:
+            send.close()
         self.running[idx] = _Running(idx, overrides, slot_no, process, receive)
 
     def _wait(self) -> list[_Running]:
@@ -175,9 +186,9 @@ class Pool:
             for name, error in (server.get("failed") or {}).items():
                 log.warning("server: could not preload %s (hydra.launcher.preload): %s", name, error)
             if server.get("cuda_initialized"):
-                log.error(
-                    "server: the preload initialised CUDA; forked jobs cannot use it: remove the module "
-                    "that does from hydra.launcher.preload"
+                raise ConfigError(
+                    "hydra/launcher=parallel: the server's preload initialised CUDA, which a forked job cannot "
+                    "use: remove the module that does from hydra.launcher.preload"
                 )
         gpus = info.get("cuda_visible_devices")
         log.info(
@@ -221,6 +232,17 @@ class Pool:
         self.returns[job.idx] = JobReturn(
             overrides=job.overrides, status=JobStatus.FAILED, _return_value=JobDied(message)
         )
+
+    def _abort(self) -> None:
+        """The launcher itself failed: stop the running jobs (SIGTERM, SIGKILL after 30 s)."""
+        for job in self.running.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(job.process.pid, signal.SIGTERM)
+        for job in self.running.values():
+            job.process.join(30)
+            if job.process.exitcode is None:
+                job.process.kill()
+                job.process.join()
 
     # -- signals ---------------------------------------------------------------------------------------------
     def _install_handlers(self) -> dict:
