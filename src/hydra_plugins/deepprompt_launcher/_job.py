@@ -63,7 +63,8 @@ def task_reference(task_function: Any) -> tuple[str, str]:
 
     ``@hydra.main`` hands the launcher the undecorated function, while its module holds the decorated one:
     :func:`resolve_task` unwraps ``__wrapped__``. An app run as ``python -m pkg.app`` has ``__main__`` as its
-    module; the job process re-creates ``__main__`` from the same module or file (multiprocessing's start-up)."""
+    module: the job imports ``pkg.app`` by name (preloaded: ``deepprompt.train``); a script's ``__main__`` is
+    re-created in the job from the same file by multiprocessing's start-up."""
     module, qualname = getattr(task_function, "__module__", None), getattr(task_function, "__qualname__", "")
     if not module or "<" in qualname:
         raise TaskReferenceError(
