@@ -26,7 +26,7 @@ GROUPS = {
     "debug": "short runs for checking a set-up (`debug=limit|fast_dev_run|overfit`)",
     "extras": "run extras: config printing, what metrics.json records",
     "paths": "where data and outputs live",
-    "hydra": "Hydra's run/sweep folders and launchers (`hydra/launcher=local|slurm`)",
+    "hydra": "Hydra's run/sweep folders and launchers (`hydra/launcher=parallel|local|slurm`)",
     "hparams_search": "Optuna searches (`hparams_search=<option> -m`)",
     "preset": "a named budget for the main job (`preset=cpu_quick`: the CPU quick run of `make train`)",
     "experiment": "one-word recipes (`experiment=<option>`): a `# @package _global_` file of overrides",
@@ -76,6 +76,29 @@ def method_schemas() -> list[str]:
     return lines
 
 
+def launchers_in_code() -> list[str]:
+    """Launchers whose settings are a dataclass in deepprompt's Hydra plugin (``src/hydra_plugins``), not a file of
+    conf/: their source, comments included."""
+    import inspect
+
+    try:
+        from hydra_plugins.deepprompt_launcher._config import DEFAULT_PRELOAD, ParallelLauncherConf
+    except Exception as err:  # the docs still build without Hydra
+        return [f"(launcher settings not available: {err})", ""]
+    source = inspect.getsource(ParallelLauncherConf).strip()
+    preload = ", ".join(f"`{name}`" for name in DEFAULT_PRELOAD)
+    return [
+        "### `hydra/launcher=parallel`",
+        "",
+        "```python",
+        source,
+        "```",
+        "",
+        f"`preload` defaults to {preload}.",
+        "",
+    ]
+
+
 def render() -> str:
     """The whole reference, as docs/configuration.md holds it (tests/cli/test_configuration_doc.py compares)."""
     out = [
@@ -116,6 +139,8 @@ def render() -> str:
         options = ", ".join(
             f"`{p.relative_to(CONF / name).with_suffix('').as_posix()}`" for p in option_files(CONF / name)
         )
+        if name == "hydra":
+            options += ", `launcher/parallel` (in code)"
         out.append(f"| [`{name}`](#{name}) | {options} | {GROUPS.get(name, '')} |")
     out.append("")
     for name in groups:
@@ -136,6 +161,8 @@ def render() -> str:
                 out += ["```yaml", body, "```", ""]
         if name == "method":
             out += method_schemas()
+        if name == "hydra":
+            out += launchers_in_code()
     return "\n".join(out).rstrip() + "\n"
 
 

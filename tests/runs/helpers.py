@@ -111,3 +111,17 @@ class Trace(Callback):
                 f"e{trainer.current_epoch} b{batch_idx} s{trainer.global_step} ids{int(batch['input_ids'].sum())} "
                 f"rng{rng} lr{lr:.8g} p{params:.10g}\n"
             )
+
+
+class RecordProcess(Callback):
+    """Write ``process.json`` into the run folder when training starts: the pid, the parent's pid, the
+    ``CUDA_VISIBLE_DEVICES`` the run sees and whether CUDA is initialised (sweep launcher tests)."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        record = {
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "cuda_initialized": torch.cuda.is_initialized(),
+        }
+        (Path(trainer.default_root_dir) / "process.json").write_text(json.dumps(record))

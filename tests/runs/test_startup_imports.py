@@ -37,6 +37,10 @@ NOT_BEFORE_FIRST_STEP = (
     "pandas",
     "seqeval",
     "transformers.optimization",  # the schedule is deepprompt's own (transformers.optimization imports peft)
+    # hydra/launcher=parallel's job and pool code (Hydra's plugin scan imports only the launcher's front module)
+    "hydra_plugins.deepprompt_launcher._pool",
+    "hydra_plugins.deepprompt_launcher._job",
+    "cloudpickle",
 )
 
 

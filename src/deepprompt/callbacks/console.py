@@ -22,19 +22,9 @@ from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
+from deepprompt.utils.durations import format_duration
+
 log = logging.getLogger("deepprompt.progress")
-
-
-def format_duration(seconds: float) -> str:
-    """``42s``, ``3m05s``, ``2h07m``."""
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def format_metrics(values: dict[str, Any]) -> str:

@@ -60,7 +60,8 @@ def unknown_option_message(group: str, option: str, options: Iterable[str]) -> s
 
 
 def message_for(err: BaseException) -> str | None:
-    """The one-line message for a Hydra composition or override error; None for anything else."""
+    """The one-line message for a Hydra composition or override error, or for a deepprompt error raised outside
+    a run (a launcher's settings, e.g. ``hydra/launcher=parallel``'s GPU slots); None for anything else."""
     from hydra.errors import (
         ConfigCompositionException,
         MissingConfigException,
@@ -68,6 +69,10 @@ def message_for(err: BaseException) -> str | None:
     )
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
+    from deepprompt.errors import DeepPromptError
+
+    if isinstance(err, DeepPromptError):  # its message says what to fix (runs record their own and go on)
+        return str(err)
     cause = err.__cause__
     unknown = isinstance(cause, ConfigKeyError | ConfigAttributeError) and getattr(cause, "full_key", None)
     if isinstance(err, ConfigCompositionException) and unknown:

@@ -27,11 +27,11 @@ from hydra.core.hydra_config import HydraConfig
 from deepprompt.runs.summary import METRICS_FILE
 
 log = logging.getLogger("deepprompt")
-_sweep_dir: Path | None = None  # set by the jobs of a multirun (same process with the basic launcher)
+_sweep_dir: Path | None = None  # set by the jobs of a multirun run in this process (the basic launcher)
 
 
 def _duration(seconds: Any) -> str:
-    from deepprompt.callbacks.console import format_duration
+    from deepprompt.utils.durations import format_duration  # no torch: the launching process of a sweep
 
     return format_duration(float(seconds)) if isinstance(seconds, int | float) else "?"
 
@@ -157,7 +157,20 @@ def sweep_table(sweep_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def _launched_sweep_dir() -> Path | None:
+    """The folder of the multirun this process launched, where its jobs ran in other processes
+    (``hydra/launcher=parallel``, submitit): Hydra's config of the sweep itself."""
+    from hydra.types import RunMode
+
+    try:
+        hc = HydraConfig.get()
+    except ValueError:  # no Hydra app ran in this process
+        return None
+    return Path(str(hc.sweep.dir)) if hc.mode == RunMode.MULTIRUN else None
+
+
 def report_sweep() -> None:
     """After a multirun: the table of its jobs (read back from their metrics.json files)."""
-    if _sweep_dir is not None and _sweep_dir.is_dir():
-        print("\n" + sweep_table(_sweep_dir), flush=True)
+    sweep_dir = _sweep_dir or _launched_sweep_dir()
+    if sweep_dir is not None and sweep_dir.is_dir():
+        print("\n" + sweep_table(sweep_dir), flush=True)

@@ -15,16 +15,24 @@ point). Each mark ends a phase and is named for it; a training run passes them i
 
 ``startup_s`` (``metrics.json``, and the ``start-up:`` line of the run) is the last mark: the process start to the
 first training step.
+
+A job of ``hydra/launcher=parallel`` is a process forked from a server that imported torch, transformers and
+Lightning once for the whole sweep: its clock counts from the fork (``startup_from: forkserver``), it has no
+``python`` phase (its ``config`` phase runs from the fork to the composed config), its ``imports`` are the
+modules the server did not preload, and ``startup_inherited`` names the heavy packages it inherited.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import sys
 import time
 from typing import Any
 
 _IMPORTED_AT = time.time()
+# the packages whose import is most of a new process's start-up: a forked job records which it inherited
+INHERITABLE = ("torch", "transformers", "lightning", "torchmetrics")
 
 
 def process_start_time() -> float:
@@ -73,7 +81,8 @@ class StartupClock:
     """Seconds since the process start at named marks; the first time a name is marked counts.
 
     The first job of a process counts from the process start (its ``python`` phase ends where this module was
-    imported); a later job of the same process (a sweep run by Hydra's basic launcher) counts from its own start.
+    imported); a later job of the same process (a sweep run by Hydra's basic launcher) counts from its own start;
+    a job forked from a preloaded server (``hydra/launcher=parallel``) counts from its fork (:meth:`forked`).
     """
 
     def __init__(self, started: float | None = None) -> None:
@@ -83,6 +92,14 @@ class StartupClock:
         if started is None:
             self.marks["python"] = round(max(0.0, _IMPORTED_AT - self.started), 3)
         self._jobs = 0
+        self.inherited: list[str] = []
+
+    def forked(self, origin: str = "fork") -> None:
+        """This process was forked from one that had already imported its modules (``hydra/launcher=parallel``
+        forks every job from a preloaded server): count from the fork, this process's own start, and record
+        which of the heavy packages it inherited instead of importing them."""
+        self.started, self.origin, self.marks, self._jobs = process_start_time(), origin, {}, 0
+        self.inherited = [name for name in INHERITABLE if name in sys.modules]
 
     def start_job(self) -> None:
         """A job begins: the process's first keeps the process clock, later ones restart it here."""
@@ -111,15 +128,19 @@ class StartupClock:
     def line(self) -> str:
         """``start-up: 9.8 s from the process start to the first training step (python 0.9 s, config 0.4 s, ...)``."""
         parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.phases().items())
-        return (
-            f"start-up: {self.total:.1f} s from the {self.origin} start to the first training step ({parts})"
+        since = {"forkserver": "the job's fork from the preloaded server"}.get(
+            self.origin, f"the {self.origin} start"
         )
+        return f"start-up: {self.total:.1f} s from {since} to the first training step ({parts})"
 
     def summary(self) -> dict[str, Any]:
         """What ``metrics.json`` records: ``startup_s``, its phases and what it counts from."""
         if "loop" not in self.marks:  # no training step ran in this process (e.g. a finished run resumed)
             return {}
-        return {"startup_s": self.total, "startup_phases_s": self.phases(), "startup_from": self.origin}
+        summary = {"startup_s": self.total, "startup_phases_s": self.phases(), "startup_from": self.origin}
+        if self.inherited:
+            summary["startup_inherited"] = self.inherited
+        return summary
 
 
 clock = StartupClock()
