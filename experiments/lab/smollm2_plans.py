@@ -21,6 +21,7 @@ rates), scored on all, seen and unseen test categories; the test set is every WE
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from gpu_plans import Job
 
@@ -89,12 +90,15 @@ E2E_LR = {"ptuning_v2": "2e-2", "prefix": "2e-2", "lora": "2e-3", "finetune": "5
 GEN_METHOD_ARGS = {"finetune": ["optim.max_grad_norm=1.0"], "lora": ["optim.max_grad_norm=1.0"]}
 
 
-def _generation_args(data: list[str], steps: int, method: str, group: str, seed: int = 1) -> list[str]:
-    """One generation job's overrides: ``data`` (the dataset and its test subset), ``steps`` optimizer steps of
-    batch 16, then 5-beam search on the test split; the method's E2E learning rate, ``seed``."""
+def _generation_args(
+    data: list[str], steps: int, method: str, group: str, seed: int = 1, lr: str | None = None, split: str = "test"
+) -> list[str]:
+    """One generation job's overrides: ``data`` (the dataset and its evaluation subset), ``steps`` optimizer steps
+    of batch 16, then 5-beam search on ``split``; the learning rate ``lr`` (default: the method's E2E rate),
+    ``seed``."""
     return [
         *data,
-        "data.eval_split=test",
+        f"data.eval_split={split}",
         "data.batch_size=16",
         "data.eval_batch_size=64",
         "data.generation.num_beams=5",
@@ -106,10 +110,49 @@ def _generation_args(data: list[str], steps: int, method: str, group: str, seed:
         f"method={method}",
         *METHOD_ARGS[method],
         *GEN_METHOD_ARGS.get(method, []),
-        f"method.lr={E2E_LR[method]}",
+        f"method.lr={lr or E2E_LR[method]}",
         f"seed={seed}",
         f"task_name={group}",
     ]
+
+
+# The learning rate per method on E2E's dev set (devset.csv, the first E2E_LR_DEV of its 547 MRs, all their
+# references): each method's rate above and about 1/3x and 2.5x of it, E2E_STEPS steps, seed 1, 5 beams. The best
+# dev BLEU per method is then the rate of its test runs, seeds 1-3 (`e2e_tuned`; the queue holds them until their
+# method's grid has finished). 12 + 12 jobs, ~6 calls of 4 jobs at a time.
+E2E_LR_GRID = {
+    "ptuning_v2": ("7e-3", "2e-2", "5e-2"),
+    "prefix": ("7e-3", "2e-2", "5e-2"),
+    "lora": ("7e-4", "2e-3", "5e-3"),
+    "finetune": ("2e-5", "5e-5", "1.2e-4"),
+}
+
+
+def e2e_lr(group: str = "e2e_smollm2_lr", steps: int | None = None, dev: int | None = None) -> list[Job]:
+    steps = steps or int(os.environ.get("E2E_STEPS", "800"))
+    dev = dev or int(os.environ.get("E2E_LR_DEV", "200"))
+    data = ["data=e2e", f"data.limit_eval_examples={dev}"]
+    return [
+        Job(
+            f"e2e_lr_{method}_{lr}",
+            group,
+            _generation_args(data, steps, method, group, 1, lr=lr, split="validation"),
+            steps + 300 * dev // 630,
+            10 * rank + priority,
+            grid=f"e2e_lr_{method}",
+            lr=lr,
+            monitor="val/bleu",
+        )
+        for rank in range(3)  # the methods' middle rates first, then the low and the high ones
+        for priority, method in enumerate(METHODS)
+        for lr in [E2E_LR_GRID[method][(rank + 1) % 3]]
+    ]
+
+
+def e2e_tuned(group: str = "e2e_smollm2_tuned", seeds: tuple[int, ...] = (1, 2, 3)) -> list[Job]:
+    """E2E's test runs at each method's best dev rate (`e2e_lr`): the grid first, then these."""
+    return [*e2e_lr(), *(replace(j, group=group, priority=j.priority + 100, pick_lr_from=f"e2e_lr_{m}")
+                         for j, m in zip(e2e(group, seeds=seeds), [*METHODS] * len(seeds), strict=True))]
 
 
 def gen_seeds() -> tuple[int, ...]:
@@ -211,6 +254,13 @@ PLANS = {
     "smollm2_cls": lambda: classification("method_comparison_smollm2"),
     "minilm_budget": lambda: classification("method_comparison_minilm_budget"),
     "smollm2_e2e": lambda: e2e(),
+    "smollm2_e2e_lr": lambda: e2e_lr(),
+    "smollm2_e2e_tuned": lambda: e2e_tuned(),
+    "smollm2_e2e_lr_smoke": lambda: [
+        Job(j.name, j.group, [*j.args, *SMOKE_E2E], j.steps, j.priority, monitor=j.monitor, lr=j.lr)
+        for j in e2e_lr("e2e_lr_smoke", steps=2, dev=4)
+        if "method=lora" not in j.args
+    ],
     "smollm2_cls_smoke": lambda: classification(
         "method_comparison_smoke", tasks=("cb", "rte"), seeds=(1,), extra=SMOKE_CLS
     ),
