@@ -225,14 +225,11 @@ class BucketedForward:
     def plan(self, lengths: list[int], max_rows: int) -> list[int] | None:
         """The chunk sizes for rows of ``lengths`` (longest first) with the least timed forward time
         (`serve.planning`); None before `warm` timed the buckets, or for a shape it did not time."""
-        if not self.bucket_ms:
+        if not self.bucket_ms or len(lengths) < 2:
             return None
         times = self.bucket_ms
-
-        def cost(rows: int, longest: int) -> float | None:
-            return times.get((row_bucket(rows), bucket(longest, self.pad_to_multiple_of, self.max_length)))
-
-        return plan_chunks(lengths, max_rows, cost)
+        widths = [bucket(n, self.pad_to_multiple_of, self.max_length) for n in lengths]
+        return plan_chunks(widths, max_rows, lambda rows, width: times.get((row_bucket(rows), width)))
 
     def __call__(
         self, task_ids: torch.Tensor | None, batch: dict[str, torch.Tensor], copy_outputs: bool = True
