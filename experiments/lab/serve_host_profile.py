@@ -18,7 +18,7 @@ on a GPU, but no model runs, so what is measured is the host path alone, the par
 
     PYTHONPATH=src python experiments/lab/serve_host_profile.py <runs dir with sst2/ rte/ boolq/ cb/> \\
         [backbone=tiny] [forward=null|eager] [clients=1,4,16,64] [requests=400] [modes=mixed,per_task]
-        [spy=<prefix>]
+        [spy=<prefix>] [tokenize_ahead=true|false]
     PYTHONPATH=src python experiments/lab/serve_host_profile.py --micro <runs dir> [rows=1,8,29,64] [rounds=30]
 
 ``--micro``: the worker's steps for one batch of ``rows`` requests in process, no HTTP and nothing else running
@@ -114,7 +114,14 @@ def build(args: dict[str, str], max_wait_ms: float = 5.0):
             )
         },
         {"prompts": json.loads(args["prompts"]), "device": "cpu", "dtype": "float32", "threads": 1},
-        {"batching": {"max_batch": 64, "max_wait_ms": max_wait_ms, "mixed": args["mode"] == "mixed"}},
+        {
+            "batching": {
+                "max_batch": 64,
+                "max_wait_ms": max_wait_ms,
+                "mixed": args["mode"] == "mixed",
+                "tokenize_ahead": args.get("tokenize_ahead", "true") == "true",
+            }
+        },
     )
     cfg.pop("defaults", None)
     cfg.pop("hydra", None)

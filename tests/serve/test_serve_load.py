@@ -52,8 +52,8 @@ def _until(condition, timeout=30.0):
 
 def test_requests_queued_while_a_batch_runs_go_in_one_forward_without_waiting(registry):
     """The worker is held inside a full batch; the requests that queue meanwhile run together as soon as it
-    is free, not after ``max_wait_ms`` (here a minute)."""
-    batcher = Batcher(registry, max_batch=8, max_wait_ms=60_000, mixed=True)
+    is free, not after ``max_wait_ms`` (here a minute). Without the tokenizer thread, the worker tokenizes them."""
+    batcher = Batcher(registry, max_batch=8, max_wait_ms=60_000, mixed=True, tokenize_ahead=False)
     try:
         registry.lock.acquire()  # the worker blocks in its batch until released
         try:
@@ -84,6 +84,76 @@ def test_requests_queued_while_a_batch_runs_go_in_one_forward_without_waiting(re
     for got, want in zip(answers, expected, strict=True):
         for name, p in want["probabilities"].items():
             assert got["probabilities"][name] == pytest.approx(p, abs=1e-5)
+
+
+def test_requests_queued_while_a_batch_runs_are_tokenized_meanwhile_with_the_same_answers(registry):
+    """The tokenizer thread tokenizes the requests that queue while the worker is held inside a batch (one
+    tokenizer call per task), so the worker's next batch only runs them; the answers are the same."""
+    batcher = Batcher(registry, max_batch=8, max_wait_ms=60_000, mixed=True)
+    try:
+        registry.lock.acquire()  # the worker blocks in its batch until released
+        try:
+            rte = _examples(registry, "rte")
+            full = batcher.submit("rte", rte + rte + rte[:2])
+            _until(lambda: not batcher.queue)
+            queued = [batcher.submit(t, [e]) for t in ("sst2", "rte") for e in _examples(registry, t)]
+            _until(lambda: all("_rows" in job.examples[0] for job in batcher.queue))  # while the worker waits
+            assert len(batcher.queue) == 6
+        finally:
+            registry.lock.release()
+        answers = [f.result(timeout=20)[0] for f in queued]
+        assert len(full.result(timeout=20)) == 8
+    finally:
+        batcher.stop()
+    assert batcher.stats()["tokenized_ahead"] >= 6 and batcher.stats()["batches"] == 2
+    work = [
+        (registry.index(t), registry.tasks[t].runner, e)
+        for t in ("sst2", "rte")
+        for e in _examples(registry, t)
+    ]
+    expected = predict(registry.forward, work, 8, registry.device)
+    assert [a["label"] for a in answers] == [e["label"] for e in expected]
+    for got, want in zip(answers, expected, strict=True):
+        for name, p in want["probabilities"].items():
+            assert got["probabilities"][name] == pytest.approx(p, abs=1e-5)
+
+
+def test_a_job_the_tokenizer_thread_has_begun_is_waited_for_not_tokenized_twice(registry, monkeypatch):
+    """The worker takes a job the tokenizer thread is still tokenizing: it waits for its rows and tokenizes
+    nothing itself."""
+    import threading
+
+    import deepprompt.inference.engine as engine
+
+    release, inside = threading.Event(), threading.Event()
+    real = engine.tokenize
+    callers = []
+
+    def slow_tokenize(work):
+        todo = sum("_rows" not in example for _, _, example in work)
+        callers.append((threading.current_thread().name, todo))
+        if threading.current_thread().name == "deepprompt-tokenizer":
+            inside.set()
+            release.wait(timeout=20)
+        return real(work)
+
+    monkeypatch.setattr("deepprompt.serve.batcher.tokenize", slow_tokenize)
+    monkeypatch.setattr("deepprompt.inference.engine.tokenize", slow_tokenize)
+    batcher = Batcher(registry, max_batch=8, max_wait_ms=0, mixed=True)
+    try:
+        future = batcher.submit("sst2", _examples(registry, "sst2")[:2])
+        assert inside.wait(timeout=20)  # the tokenizer thread has it ...
+        _until(lambda: not batcher.queue)  # ... and the worker has taken it, and waits
+        time.sleep(0.2)
+        assert not future.done()
+        release.set()
+        assert len(future.result(timeout=20)) == 2
+    finally:
+        release.set()
+        batcher.stop()
+    assert callers[0] == ("deepprompt-tokenizer", 2)
+    assert all(todo == 0 for _, todo in callers[1:])  # the worker found the rows there
+    assert batcher.stats()["tokenized_ahead"] == 2
 
 
 def test_an_idle_worker_still_waits_for_company_up_to_max_wait(registry):

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from deepprompt.inference.engine import predict
+from deepprompt.inference.engine import predict, tokenize
 from deepprompt.inference.families import Example
 from deepprompt.serve.registry import TaskRegistry
 
@@ -49,6 +49,7 @@ class Job:
     future: Future | asyncio.Future = field(default_factory=Future)
     arrived: float = field(default_factory=time.perf_counter)
     loop: asyncio.AbstractEventLoop | None = None  # the loop of an asyncio future (`submit_async`)
+    tokenizing: bool = False  # the tokenizer thread has it: the worker waits for its rows
 
 
 def _settle(future: Future | asyncio.Future, outcome: Any) -> None:
@@ -60,6 +61,10 @@ def _settle(future: Future | asyncio.Future, outcome: Any) -> None:
         future.set_result(outcome)
 
 
+def _untokenized(job: Job) -> bool:
+    return any("_rows" not in e for e in job.examples)
+
+
 def _settle_all(settled: list[tuple[asyncio.Future, Any]]) -> None:
     for future, outcome in settled:
         _settle(future, outcome)
@@ -67,14 +72,22 @@ def _settle_all(settled: list[tuple[asyncio.Future, Any]]) -> None:
 
 class Batcher:
     def __init__(
-        self, registry: TaskRegistry, max_batch: int = 32, max_wait_ms: float = 5.0, mixed: bool = True
+        self,
+        registry: TaskRegistry,
+        max_batch: int = 32,
+        max_wait_ms: float = 5.0,
+        mixed: bool = True,
+        tokenize_ahead: bool = True,
     ):
         self.registry = registry
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.mixed = mixed
         self.queue: deque[Job] = deque()
-        self.cond = threading.Condition()
+        lock = threading.Lock()
+        self.cond = threading.Condition(lock)  # the worker's: a job queued, a job's rows ready, stop
+        self.ahead = threading.Condition(lock)  # the tokenizer thread's: a job queued, stop
+        self.tokenized_ahead = 0  # examples the tokenizer thread tokenized (the worker did the others)
         self.stopped = False
         self.batches = 0
         self.rows = 0
@@ -88,6 +101,12 @@ class Batcher:
         self.last_rows = 0  # rows of the last batch: how much company an idle worker waits for
         self.thread = threading.Thread(target=self._loop, name="deepprompt-batcher", daemon=True)
         self.thread.start()
+        self.tokenizer = None
+        if tokenize_ahead:
+            self.tokenizer = threading.Thread(
+                target=self._tokenize_loop, name="deepprompt-tokenizer", daemon=True
+            )
+            self.tokenizer.start()
 
     def submit(self, task: str, examples: list[Example]) -> Future:
         """Queue ``examples`` of ``task``; the future gets their answers (in order) or the batch's error."""
@@ -109,13 +128,17 @@ class Batcher:
         with self.cond:
             self.queue.append(job)
             self.cond.notify()
+            self.ahead.notify()
         return job.future
 
     def stop(self) -> None:
         with self.cond:
             self.stopped = True
             self.cond.notify()
+            self.ahead.notify()
         self.thread.join(timeout=5)
+        if self.tokenizer is not None:
+            self.tokenizer.join(timeout=5)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -129,6 +152,7 @@ class Batcher:
             "max_batch": self.max_batch,
             "max_wait_ms": self.max_wait * 1000,
             "mixed": self.mixed,
+            "tokenized_ahead": self.tokenized_ahead,
         }
 
     # -- worker --------------------------------------------------------------------------------------------
@@ -160,7 +184,35 @@ class Batcher:
                 rows += job.rows
                 self.queue.remove(job)
             self.last_rows = rows
+            while any(j.tokenizing for j in taken) and not self.stopped:  # the tokenizer thread is on them
+                self.cond.wait()
             return taken
+
+    def _tokenize_loop(self) -> None:
+        """Tokenize queued jobs while the worker runs the batch before them (the tokenizer's Rust code releases
+        the GIL, so it runs beside the worker's forward on another core): one tokenizer call per task for all
+        jobs queued meanwhile. A job the worker takes before this thread got to it is tokenized by the worker;
+        one this thread has begun, the worker waits for."""
+        while True:
+            with self.cond:
+                while not self.stopped and not any(not j.tokenizing and _untokenized(j) for j in self.queue):
+                    self.ahead.wait()
+                if self.stopped:
+                    return
+                todo = [j for j in self.queue if not j.tokenizing and _untokenized(j)]
+                for job in todo:
+                    job.tokenizing = True
+            runners = {job.task: self.registry.tasks.get(job.task) for job in todo}
+            work = [(0, runners[j.task].runner, e) for j in todo if runners[j.task] for e in j.examples]
+            try:
+                tokenize(work)
+                self.tokenized_ahead += len(work)
+            except Exception:  # the worker tokenizes what is left, and answers its error
+                log.debug("tokenizing ahead failed", exc_info=True)
+            with self.cond:
+                for job in todo:
+                    job.tokenizing = False
+                self.cond.notify()
 
     def _loop(self) -> None:
         while True:

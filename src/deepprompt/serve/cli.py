@@ -64,7 +64,9 @@ def build_server(cfg: DictConfig):
     b = cfg.batching
     if cfg.get("warmup_shapes", True):
         registry.warm(int(b.max_batch))
-    batcher = Batcher(registry, int(b.max_batch), float(b.max_wait_ms), bool(b.mixed))
+    batcher = Batcher(
+        registry, int(b.max_batch), float(b.max_wait_ms), bool(b.mixed), bool(b.get("tokenize_ahead", True))
+    )
     return registry, batcher, create_app(registry, batcher, bool(cfg.allow_task_changes))
 
 
