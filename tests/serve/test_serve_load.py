@@ -50,6 +50,20 @@ def _until(condition, timeout=30.0):
         time.sleep(0.01)
 
 
+def _assert_the_predictions_of(registry, answers):
+    """``answers`` are `predict`'s for the SST-2 then the RTE test examples, one request each."""
+    work = [
+        (registry.index(t), registry.tasks[t].runner, e)
+        for t in ("sst2", "rte")
+        for e in _examples(registry, t)
+    ]
+    expected = predict(registry.forward, work, 8, registry.device)
+    assert [a["label"] for a in answers] == [e["label"] for e in expected]
+    for got, want in zip(answers, expected, strict=True):
+        for name, p in want["probabilities"].items():
+            assert got["probabilities"][name] == pytest.approx(p, abs=1e-5)
+
+
 def test_requests_queued_while_a_batch_runs_go_in_one_forward_without_waiting(registry):
     """The worker is held inside a full batch; the requests that queue meanwhile run together as soon as it
     is free, not after ``max_wait_ms`` (here a minute). Without the tokenizer thread, the worker tokenizes them."""
@@ -74,16 +88,7 @@ def test_requests_queued_while_a_batch_runs_go_in_one_forward_without_waiting(re
         batcher.stop()
     assert batcher.stats()["batches"] == 2 and batcher.stats()["mixed_batches"] == 1
     assert batcher.stats()["rows"] == 14
-    work = [
-        (registry.index(t), registry.tasks[t].runner, e)
-        for t in ("sst2", "rte")
-        for e in _examples(registry, t)
-    ]
-    expected = predict(registry.forward, work, 8, registry.device)
-    assert [a["label"] for a in answers] == [e["label"] for e in expected]
-    for got, want in zip(answers, expected, strict=True):
-        for name, p in want["probabilities"].items():
-            assert got["probabilities"][name] == pytest.approx(p, abs=1e-5)
+    _assert_the_predictions_of(registry, answers)
 
 
 def test_requests_queued_while_a_batch_runs_are_tokenized_meanwhile_with_the_same_answers(registry):
@@ -106,16 +111,7 @@ def test_requests_queued_while_a_batch_runs_are_tokenized_meanwhile_with_the_sam
     finally:
         batcher.stop()
     assert batcher.stats()["tokenized_ahead"] >= 6 and batcher.stats()["batches"] == 2
-    work = [
-        (registry.index(t), registry.tasks[t].runner, e)
-        for t in ("sst2", "rte")
-        for e in _examples(registry, t)
-    ]
-    expected = predict(registry.forward, work, 8, registry.device)
-    assert [a["label"] for a in answers] == [e["label"] for e in expected]
-    for got, want in zip(answers, expected, strict=True):
-        for name, p in want["probabilities"].items():
-            assert got["probabilities"][name] == pytest.approx(p, abs=1e-5)
+    _assert_the_predictions_of(registry, answers)
 
 
 def test_a_job_the_tokenizer_thread_has_begun_is_waited_for_not_tokenized_twice(registry, monkeypatch):
