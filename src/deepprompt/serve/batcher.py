@@ -12,10 +12,11 @@ each such call wakes the loop through its self-pipe and contends for the GIL. Th
   for their answers before they ask again (4 clients: 4 rows a batch) are not held the full ``max_wait_ms`` for
   company that is not coming (``max_wait_ms=0``: it runs alone at once).
 
-The worker tokenizes a batch's examples in one tokenizer call per task and runs them in one forward pass of the
-`MultiTaskDeepPromptModel` (each row with its own task's prompts), or, where the server timed its shape buckets at
-start-up (CUDA graphs), in the consecutive runs of rows, longest first, with the least measured time
-(`serve.planning`: a few long passages no longer pad a batch of short sentences to their length). With ``mixed=False`` a batch takes jobs of the
+A batch's examples are tokenized in one tokenizer call per task (by the tokenizer thread while the batch before
+runs, ``tokenize_ahead``, or else by the worker) and run in one forward pass of the `MultiTaskDeepPromptModel`
+(each row with its own task's prompts), or, where the server timed its shape buckets at start-up (CUDA graphs),
+in the consecutive runs of rows, longest first, with the least measured time (`serve.planning`: a few long
+passages no longer pad a batch of short sentences to their length). With ``mixed=False`` a batch takes jobs of the
 oldest job's task only (one task per batch: the baseline the load benchmark compares against). A job bigger
 than ``max_batch`` rows runs alone, in ``max_batch`` chunks.
 """
@@ -92,9 +93,8 @@ class Batcher:
         self.batches = 0
         self.rows = 0
         self.mixed_batches = 0  # batches that held more than one task
-        self.forwards = (
-            0  # backbone calls: a batch of short and long rows may run as several (serve.planning)
-        )
+        # backbone calls: a batch of short and long rows may run as several (serve.planning)
+        self.forwards = 0
         self.busy_s = 0.0  # the worker's time in batches (tokenizing, forward, decoding)
         self.queued_s = 0.0  # the jobs' summed time from submit to their batch's start
         self.jobs = 0
