@@ -122,34 +122,41 @@ def test_a_job_the_tokenizer_thread_has_begun_is_waited_for_not_tokenized_twice(
     import deepprompt.inference.engine as engine
 
     release, inside = threading.Event(), threading.Event()
-    real = engine.tokenize
-    callers = []
+    real, sst2 = engine.tokenize, registry.tasks["sst2"].runner
+    calls = []  # (thread, examples without rows) of each call with SST-2 examples
 
     def slow_tokenize(work):
-        todo = sum("_rows" not in example for _, _, example in work)
-        callers.append((threading.current_thread().name, todo))
-        if threading.current_thread().name == "deepprompt-tokenizer":
-            inside.set()
-            release.wait(timeout=20)
+        mine = [example for _, runner, example in work if runner is sst2]
+        if mine:
+            calls.append((threading.current_thread().name, sum("_rows" not in e for e in mine)))
+            if threading.current_thread().name == "deepprompt-tokenizer":
+                inside.set()
+                release.wait(timeout=20)
         return real(work)
 
     monkeypatch.setattr("deepprompt.serve.batcher.tokenize", slow_tokenize)
     monkeypatch.setattr("deepprompt.inference.engine.tokenize", slow_tokenize)
     batcher = Batcher(registry, max_batch=8, max_wait_ms=0, mixed=True)
     try:
-        future = batcher.submit("sst2", _examples(registry, "sst2")[:2])
-        assert inside.wait(timeout=20)  # the tokenizer thread has it ...
-        _until(lambda: not batcher.queue)  # ... and the worker has taken it, and waits
+        registry.lock.acquire()  # the worker blocks in a full RTE batch until released
+        try:
+            rte = _examples(registry, "rte")
+            full = batcher.submit("rte", rte + rte + rte[:2])
+            _until(lambda: not batcher.queue)
+            future = batcher.submit("sst2", _examples(registry, "sst2")[:2])
+            assert inside.wait(timeout=20)  # the tokenizer thread has the SST-2 job ...
+        finally:
+            registry.lock.release()
+        _until(lambda: not batcher.queue)  # ... and the worker, done with RTE, has taken it and waits
         time.sleep(0.2)
         assert not future.done()
         release.set()
-        assert len(future.result(timeout=20)) == 2
+        assert len(future.result(timeout=20)) == 2 and len(full.result(timeout=20)) == 8
     finally:
         release.set()
         batcher.stop()
-    assert callers[0] == ("deepprompt-tokenizer", 2)
-    assert all(todo == 0 for _, todo in callers[1:])  # the worker found the rows there
-    assert batcher.stats()["tokenized_ahead"] == 2
+    assert calls[0] == ("deepprompt-tokenizer", 2)
+    assert all(todo == 0 for _, todo in calls[1:])  # the worker found the rows there
 
 
 def test_an_idle_worker_still_waits_for_company_up_to_max_wait(registry):
