@@ -25,6 +25,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from deepprompt.runs.devices import requested_devices
+
 FROZEN = "method.frozen_dtype"
 GRAPHS = "method.cuda_graphs"
 PAD = "data.pad_to_multiple_of"
@@ -202,16 +204,10 @@ def read_facts(cfg: DictConfig, task_module: str, cuda_devices: int) -> Facts:
 
 
 def _device_count(devices: Any, cuda_devices: int) -> int:
-    if isinstance(devices, int):
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices <= 0:
         return cuda_devices if devices == -1 else devices
-    if isinstance(devices, list | tuple) or OmegaConf.is_list(devices):
-        return len(devices)
-    text = str(devices).strip()
-    if text in ("auto", "-1"):
-        return max(cuda_devices, 1)
-    if text.isdigit():
-        return int(text)
-    return len([d for d in text.split(",") if d.strip()])  # "0,1": those GPUs
+    wanted = requested_devices(devices)  # a count, or "0,1"/[0, 1]: those GPUs
+    return max(cuda_devices, 1) if wanted is None else wanted  # auto: the GPUs seen
 
 
 def _strategy_name(strategy: Any) -> str | None:

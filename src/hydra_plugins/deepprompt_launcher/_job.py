@@ -36,9 +36,8 @@ STARTUP_ORIGIN = "forkserver"  # metrics.json's startup_from for a job forked fr
 class JobSpec:
     idx: int
     overrides: list[str]
-    slot: (
-        list[str] | None
-    )  # the job's GPUs ([] hides them; None: CUDA_VISIBLE_DEVICES as the launcher had it)
+    # the job's GPUs ([] hides them; None: CUDA_VISIBLE_DEVICES as the launcher had it)
+    slot: list[str] | None
     gpus_per_job: int
     env: dict[str, str]  # the launching process's environment
     start_method: str  # the launching process's multiprocessing start method, for the job's own processes

@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 
 from deepprompt.errors import ConfigError
+from deepprompt.runs.devices import requested_devices
 
 _ENTRY = re.compile(r"^(\d+|GPU-[0-9A-Za-z-]+|MIG-[0-9A-Za-z/-]+)$")
 
@@ -94,25 +95,6 @@ def plan_slots(gpus: Sequence[str], gpus_per_job: int, n_jobs: int | None) -> li
             f"hydra.launcher.n_jobs to at most {fits} (or null), or hydra.launcher.gpus_per_job=0 for CPU jobs"
         )
     return [list(gpus[i * gpus_per_job : (i + 1) * gpus_per_job]) for i in range(n)]
-
-
-def requested_devices(devices: object) -> int | None:
-    """How many GPUs ``trainer.devices`` asks for: a count, a list's length, or None where it adapts to what
-    the process sees (``auto``, ``-1``, unset)."""
-    if isinstance(devices, bool) or devices is None:
-        return None
-    if isinstance(devices, int):
-        return devices if devices > 0 else None
-    if isinstance(devices, str):
-        text = devices.strip()
-        if text in ("auto", "-1", ""):
-            return None
-        if text.isdigit():
-            return int(text)
-        return len([d for d in text.split(",") if d.strip()])
-    if isinstance(devices, Sequence):
-        return len(devices)
-    return None
 
 
 def check_job_devices(
