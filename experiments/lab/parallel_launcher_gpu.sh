@@ -14,22 +14,9 @@
 # CPU smoke test: TRAINER=cpu BACKBONE=tiny MINILM= STEPS=2 GPUS_PER_JOB=0 bash experiments/lab/parallel_launcher_gpu.sh
 # Expected on an H100: the server's preload ~5 s, then each job reaches its first step in ~1-2 s.
 set -u
-export OUT=${OUT:-${TMPDIR:-/tmp}/parallel_launcher}
-mkdir -p "$OUT"
-if [[ -z ${DEEPPROMPT_DATA_DIR:-} ]]; then
-  echo "DEEPPROMPT_DATA_DIR is not set (source experiments/lab/device_env.sh first)"; exit 1
-fi
-[[ -d $DEEPPROMPT_DATA_DIR/sst2 ]] || { echo "DEEPPROMPT_DATA_DIR=$DEEPPROMPT_DATA_DIR has no sst2/"; exit 1; }
-export PYTHONPATH=${PYTHONPATH:-$PWD/src} HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=offline \
-  TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
-TRAINER=${TRAINER:-gpu} BACKBONE=${BACKBONE:-minilm} STEPS=${STEPS:-100} N_JOBS=${N_JOBS:-1}
-GPUS_PER_JOB=${GPUS_PER_JOB:-1}
-RUNS=${DEEPPROMPT_OUTPUT_DIR:-${TMPDIR:-/tmp}/dp_out}/parallel_launcher
-rm -rf "$RUNS" && mkdir -p "$RUNS"
-export DEEPPROMPT_OUTPUT_DIR=$RUNS DEEPPROMPT_CACHE_DIR=$RUNS/cache
-# shellcheck disable=SC2206  # MINILM, EXTRA: overrides split on spaces
-ARGS=("trainer=$TRAINER" data=sst2 "backbone=$BACKBONE" ${MINILM:-} "+trainer.max_steps=$STEPS"
-      extras.print_config=false ${EXTRA:-})
+NAME=parallel_launcher
+source "$(dirname "$0")/sst2_job_env.sh"  # OUT, RUNS (fresh, its own cache), ARGS
+N_JOBS=${N_JOBS:-1} GPUS_PER_JOB=${GPUS_PER_JOB:-1}
 
 python3 -c "import deepprompt.train, hydra_plugins.deepprompt_launcher.parallel_launcher" || exit 1
 echo "== 1 new process: builds the tokenized data"

@@ -15,21 +15,8 @@
 # CPU smoke test: TRAINER=cpu BACKBONE=tiny MINILM= STEPS=2 bash experiments/lab/startup_gpu.sh
 # Expected on an H100: 4 processes of ~10-20 s each (imports, then ~1 s of steps), ~60-80 s in all.
 set -u
-export OUT=${OUT:-${TMPDIR:-/tmp}/startup}
-mkdir -p "$OUT"
-if [[ -z ${DEEPPROMPT_DATA_DIR:-} ]]; then
-  echo "DEEPPROMPT_DATA_DIR is not set (source experiments/lab/device_env.sh first)"; exit 1
-fi
-[[ -d $DEEPPROMPT_DATA_DIR/sst2 ]] || { echo "DEEPPROMPT_DATA_DIR=$DEEPPROMPT_DATA_DIR has no sst2/"; exit 1; }
-export PYTHONPATH=${PYTHONPATH:-$PWD/src} HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=offline \
-  TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
-TRAINER=${TRAINER:-gpu} BACKBONE=${BACKBONE:-minilm} STEPS=${STEPS:-100}
-RUNS=${DEEPPROMPT_OUTPUT_DIR:-${TMPDIR:-/tmp}/dp_out}/startup
-rm -rf "$RUNS" && mkdir -p "$RUNS"
-export DEEPPROMPT_OUTPUT_DIR=$RUNS DEEPPROMPT_CACHE_DIR=$RUNS/cache  # a fresh cache: process 1 builds
-# shellcheck disable=SC2206  # MINILM, EXTRA: overrides split on spaces
-ARGS=("trainer=$TRAINER" data=sst2 "backbone=$BACKBONE" ${MINILM:-} "+trainer.max_steps=$STEPS"
-      extras.print_config=false ${EXTRA:-})
+NAME=startup
+source "$(dirname "$0")/sst2_job_env.sh"  # OUT, RUNS (fresh, its own cache), ARGS
 
 python3 -c "import deepprompt.train" || exit 1  # warms the file cache for the first timed process
 run() {  # run NAME [python options] -- overrides...
