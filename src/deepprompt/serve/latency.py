@@ -5,9 +5,9 @@ graphs, per batch size and sequence length.
         batches=[1,32] lengths=[128,256] iters=200 out=latency.json
 
 The tasks load into one `TaskRegistry` on the backbone their runs were trained on (as ``deepprompt-serve``
-does: bf16 on a GPU, each task's prefix keys/values cached); a batch of ``B`` rows of exactly ``T`` random tokens (rows cycle over the tasks: a
-mixed-task batch) goes through the registry's forward, which pads to the shape bucket, gathers the rows'
-prefixes, runs the backbone and cuts the output back. Four variants share the weights and the inputs:
+does: bf16 on a GPU, each task's prefix keys/values cached). A batch of ``B`` rows of exactly ``T`` random tokens
+(rows cycle over the tasks: a mixed-task batch) goes through the registry's forward, which pads to the shape
+bucket, gathers the rows' prefixes, runs the backbone and cuts the output back. Four variants share the weights and the inputs:
 ``bare`` (no prompts) or ``prompts``, each ``eager`` or ``graphs`` (replays of a graph captured per bucket; on
 a CPU the graph rows are left out). Variants alternate in ``rounds`` so that a drift of the machine hits all.
 
