@@ -3,6 +3,9 @@
 #   bash experiments/generation_e2e_smollm2/make_report.sh
 # After the SmolLM2 GPU call (experiments/lab/smollm2_gpu.sh), record its E2E runs first (-> runs_gpu.jsonl):
 #   bash experiments/generation_e2e_smollm2/make_report.sh "$TMPDIR/smol/queue_e2e"
+# After the tuned calls (smollm2_gpu.sh PART=e2e_lr), record the learning-rate grid and the tuned seeds first
+# (-> runs_gpu_lr.jsonl, runs_gpu_tuned.jsonl):
+#   TUNED_RUNS=outputs/smollm2/queue_gen bash experiments/generation_e2e_smollm2/make_report.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
@@ -26,4 +29,19 @@ if [[ -f $S/runs_gpu.jsonl ]]; then
     --title "E2E official test set, full training set, SmolLM2-135M-Instruct, one GPU" $GPU_IGNORE
   $REPORT "$S/runs_gpu.jsonl" --out "$S/gpu_test/rouge_l" --metric val/rouge_l \
     --title "E2E official test set, full training set, SmolLM2-135M-Instruct, one GPU: ROUGE-L" $GPU_IGNORE
+fi
+# GPU, tuned: each method's learning rate picked on 200 dev MRs (runs_gpu_lr.jsonl), then seeds 1-3 at that rate
+# on the official test set (runs_gpu_tuned.jsonl)
+if [[ -n ${TUNED_RUNS:-} ]]; then
+  PYTHON="$PY" bash experiments/lab/record_runs.sh "$TUNED_RUNS/e2e_smollm2_lr" "$S/runs_gpu_lr.jsonl"
+  PYTHON="$PY" bash experiments/lab/record_runs.sh "$TUNED_RUNS/e2e_smollm2_tuned" "$S/runs_gpu_tuned.jsonl"
+fi
+if [[ -f $S/runs_gpu_tuned.jsonl ]]; then
+  $REPORT "$S/runs_gpu_lr.jsonl" --out "$S/gpu_lr" --metric val/bleu \
+    --title "E2E dev set (200 MRs), learning rate per method, SmolLM2-135M-Instruct, one GPU" $GPU_IGNORE
+  $REPORT "$S/runs_gpu_tuned.jsonl" --out "$S/gpu_tuned" --metric val/bleu --ignore method.lr \
+    --title "E2E official test set at each method's best dev learning rate, seeds 1-3, SmolLM2-135M-Instruct, one GPU" \
+    $GPU_IGNORE
+  $REPORT "$S/runs_gpu_tuned.jsonl" --out "$S/gpu_tuned/rouge_l" --metric val/rouge_l --ignore method.lr \
+    --title "E2E official test set at each method's best dev learning rate, seeds 1-3: ROUGE-L" $GPU_IGNORE
 fi
