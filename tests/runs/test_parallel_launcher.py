@@ -71,6 +71,14 @@ def test_slots_are_disjoint_slices_of_the_visible_gpus(gpus, per_job, n_jobs, sl
     assert plan_slots(gpus, per_job, n_jobs) == slots
 
 
+def test_the_launch_line_names_each_slots_gpus_not_a_count():
+    # ids, not a count: a slot of GPU 0 must not read like "0 GPUs per job"
+    assert _slots.describe_slots([["0"]]) == " (GPUs of each slot: 0)"
+    assert _slots.describe_slots([["0", "1"], ["2", "3"]]) == " (GPUs of each slot: 0,1 | 2,3)"
+    assert _slots.describe_slots([[], []]) == " (GPUs of each slot: - | -)"
+    assert _slots.describe_slots([None]) == ""
+
+
 @pytest.mark.parametrize(
     ("gpus", "per_job", "n_jobs", "names"),
     [

@@ -97,6 +97,14 @@ def plan_slots(gpus: Sequence[str], gpus_per_job: int, n_jobs: int | None) -> li
     return [list(gpus[i * gpus_per_job : (i + 1) * gpus_per_job]) for i in range(n)]
 
 
+def describe_slots(slots: Sequence[list[str] | None]) -> str:
+    """The launch line's account of the slots: each slot's GPUs (``-`` for a CPU job), or ``""`` where none are
+    handed out, e.g. ``" (GPUs of each slot: 0,1 | 2,3)"``."""
+    if not slots or slots[0] is None:
+        return ""
+    return f" (GPUs of each slot: {' | '.join(','.join(s) or '-' for s in slots)})"
+
+
 def check_job_devices(
     accelerator: object, devices: object, slot: list[str] | None, gpus_per_job: int
 ) -> None:

@@ -63,7 +63,7 @@ class ParallelLauncher(Launcher):
             "Launching %d jobs, %d at a time, each in a new process forked from a preloaded server%s",
             len(job_overrides),
             len(slots),
-            "" if slots[0] is None else f" (GPUs per job: {', '.join(','.join(s) or '-' for s in slots)})",
+            _slots.describe_slots(slots),
         )
         specs = []
         for i, overrides in enumerate(job_overrides):
