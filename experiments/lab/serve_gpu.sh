@@ -24,7 +24,7 @@
 # heads, FFN 4096; BERT layers with MiniLM's vocabulary: the shape the latency targets name, as no such weights reach
 # the device), where the forward, not the host's work per request, dominates a request; its prompts are trained for
 # a few steps (their values do not change the time). The load test's servers get the same shape overrides; 16 and
-# 64 clients (LARGE_CLIENTS), REQUESTS=400 a row. Writes serve_gpu_large.{md,json}, serve_latency_large.*,
+# 64 clients (LARGE_CLIENTS), REQUESTS=2000 a row (3000 for MiniLM: each row a few seconds of load, not a fraction of one). Writes serve_gpu_large.{md,json}, serve_latency_large.*,
 # serve_load_large.*.
 #   SHAPE=large bash experiments/lab/serve_gpu.sh      (~3-4 min on an H100; SKIP_LATENCY=1: the load test alone)
 #   LARGE_SHAPE="hidden_size=64 num_hidden_layers=3 num_attention_heads=4 intermediate_size=128": a smaller one
@@ -57,7 +57,7 @@ else
   BACKBONE=(backbone=minilm "$MINILM")
   TRAIN=(trainer=gpu trainer.max_epochs=1 +trainer.limit_train_batches=300 data.limit_eval_examples=512)
   LATENCY=(batches=[1,32] lengths=[128,256] iters=200 warmup=10 rounds=4)
-  LOAD=(backbone=minilm clients=[1,4,16,64] requests=${REQUESTS:-600} warmup=40 inputs_per_task=64 max_batch=64 max_wait_ms=5
+  LOAD=(backbone=minilm clients=[1,4,16,64] requests=${REQUESTS:-3000} warmup=200 inputs_per_task=64 max_batch=64 max_wait_ms=5
         client_processes=auto)
   SERVER=("server=[\"$MINILM\"]")
 fi
@@ -78,7 +78,7 @@ if [[ $SHAPE == large ]]; then  # random weights of roberta-large's shape
   LOAD=("${LOAD[@]/#backbone=*/backbone=tiny}")
   if [[ $SMOKE != 1 ]]; then
     LOAD=("${LOAD[@]/#clients=*/clients=${LARGE_CLIENTS:-[16,64]}}")
-    LOAD=("${LOAD[@]/#requests=*/requests=${REQUESTS:-400}}")
+    LOAD=("${LOAD[@]/#requests=*/requests=${REQUESTS:-2000}}")
   fi
   TRAIN+=(+trainer.max_steps=4)
   RUNS=$RUNS-large SUFFIX=_large

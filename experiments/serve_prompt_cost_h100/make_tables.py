@@ -2,8 +2,9 @@
 
     python experiments/serve_prompt_cost_h100/make_tables.py
 
-serve_latency_{large,minilm}.json: deepprompt.serve.latency (serve_gpu.sh); serve_load_large_one_call.json:
-deepprompt.serve.loadtest (serve_gpu.sh, SHAPE=large), its servers running each batch as one backbone call.
+serve_latency_{large,minilm}.json: deepprompt.serve.latency (serve_gpu.sh); serve_load_*.json:
+deepprompt.serve.loadtest (serve_gpu.sh): serve_load_large_one_call.json with each batch run as one backbone call,
+the others with the timed split and the tokenizer thread (the server's defaults), graphs or eager.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from pathlib import Path
 HERE = Path(__file__).parent
 LOADS = {  # file -> (backbone, what the servers did)
     "serve_load_large_one_call.json": ("roberta-large shape", "graphs, one call per batch"),
+    "serve_load_large_split.json": ("roberta-large shape", "graphs, split, tokenizer thread"),
+    "serve_load_minilm_graphs.json": ("MiniLM", "graphs, split, tokenizer thread"),
+    "serve_load_minilm_eager.json": ("MiniLM", "eager, tokenizer thread"),
 }
 
 
@@ -39,7 +43,7 @@ def load(name: str, result: dict, backbone: str, variant: str) -> list[str]:
             f"| {backbone} | {variant} | {r['mode']} | {r['clients']} | {r['requests_per_s']:.0f} | "
             f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['rows_per_batch']:.1f} | "
             f"{'-' if forwards is None else f'{forwards:.2f}'} | {r['worker_busy']:.2f} | "
-            f"{'-' if cpu is None else f'{cpu:.2f}'} |"
+            f"{'-' if cpu is None else f'{cpu:.2f}'} | {r['wall_s']:.2f} |"
         )
     return lines
 
@@ -55,8 +59,8 @@ def main() -> None:
     out += [
         "",
         "| backbone | server | batching | clients | requests/s | p50 ms | p99 ms | rows/batch | forwards/batch |"
-        " worker busy | server CPU |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " worker busy | server CPU | s timed |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, (backbone, variant) in LOADS.items():
         if (HERE / name).is_file():
