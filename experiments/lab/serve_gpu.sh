@@ -24,8 +24,8 @@
 # heads, FFN 4096; BERT layers with MiniLM's vocabulary: the shape the latency targets name, as no such weights reach
 # the device), where the forward, not the host's work per request, dominates a request; its prompts are trained for
 # a few steps (their values do not change the time). The load test's servers get the same shape overrides; 16 and
-# 64 clients (LARGE_CLIENTS), REQUESTS=2000 a row (3000 for MiniLM: each row a few seconds of load, not a fraction of one). Writes serve_gpu_large.{md,json}, serve_latency_large.*,
-# serve_load_large.*.
+# 64 clients (LARGE_CLIENTS), REQUESTS=2000 a row (3000 for MiniLM: each row a few seconds of load, not a
+# fraction of one). Writes serve_gpu_large.{md,json}, serve_latency_large.*, serve_load_large.*.
 #   SHAPE=large bash experiments/lab/serve_gpu.sh      (~3-4 min on an H100; SKIP_LATENCY=1: the load test alone)
 #   LARGE_SHAPE="hidden_size=64 num_hidden_layers=3 num_attention_heads=4 intermediate_size=128": a smaller one
 #   SMOKE=1 SHAPE=large LARGE_SHAPE="..." OUT=$TMPDIR/serve_smoke_large bash experiments/lab/serve_gpu.sh: on a CPU
