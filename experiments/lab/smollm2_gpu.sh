@@ -36,6 +36,9 @@
 #
 # PART=e2e_lr: E2E's learning rate per method on its dev set (3 rates x 4 methods), then the test runs of seeds 1-3 at
 # each method's best rate (smollm2_plans.e2e_tuned; carry .smoldata/e2e and .smoldata/done.txt).
+# PART=webnlg_lr: the same for WebNLG (smollm2_plans.webnlg_tuned: the grid on 200 dev entries, then seeds 1-3 on
+# every test entry; carry .smoldata/webnlg and .smoldata/done.txt); measured for E2E: 12 grid runs in one ~410 s
+# call with GEN_PARALLEL=6, the 12 test runs in one ~430 s call with GEN_PARALLEL=8 (H100).
 # PART=webnlg: only WebNLG's four jobs (same state, same tarball layout). PART=minilm: MiniLM's counterpart runs of
 # the same budget protocol (carry [".device", ".smoldata"]; state $SMOLLM2_DIR/out_minilm, runs_minilm.tar.gz).
 # CPU smoke test (tiny random Llama, an offline word-level tokenizer, a few batches, no GGUF; needs .smoldata from
@@ -76,6 +79,7 @@ PYEOF
   CLS_PLAN=smollm2_cls_smoke GEN_PLAN=smollm2_gen_smoke BENCH_PRESET=cpu_tiny_decoder
   if [[ $PART == webnlg ]]; then CLS_PLAN="" GEN_PLAN=smollm2_webnlg_smoke BENCH_PRESET=""; fi
   if [[ $PART == e2e_lr ]]; then CLS_PLAN="" GEN_PLAN=smollm2_e2e_lr_smoke BENCH_PRESET=""; fi
+  if [[ $PART == webnlg_lr ]]; then CLS_PLAN="" GEN_PLAN=smollm2_webnlg_lr_smoke BENCH_PRESET=""; fi
   PARALLEL=${PARALLEL:-2} GEN_PARALLEL=${GEN_PARALLEL:-1} STEPS_PER_S=${STEPS_PER_S:-100} GEN_STEPS_PER_S=${GEN_STEPS_PER_S:-100}
 else
   PY=python3
@@ -94,13 +98,15 @@ else
     CLS_PLAN=smollm2_cls GEN_PLAN=smollm2_gen BENCH_PRESET=decoder_step
     if [[ $PART == webnlg ]]; then CLS_PLAN="" GEN_PLAN=smollm2_webnlg BENCH_PRESET=""; fi
     if [[ $PART == e2e_lr ]]; then CLS_PLAN="" GEN_PLAN=smollm2_e2e_tuned BENCH_PRESET=""; fi
+    if [[ $PART == webnlg_lr ]]; then CLS_PLAN="" GEN_PLAN=smollm2_webnlg_tuned BENCH_PRESET=""; fi
   fi
   export PYTHONPATH=$SMOLLM2_DIR/site:$PYTHONPATH  # gguf, rouge-score, nltk (assemble installed them)
   PARALLEL=${PARALLEL:-9} GEN_PARALLEL=${GEN_PARALLEL:-4}
 fi
 export DEEPPROMPT_DATA_DIR=$PWD/.smoldata
 if [[ ! -d .smoldata/rte && -z $GEN_PLAN && -d .device/data/rte ]]; then DEEPPROMPT_DATA_DIR=$PWD/.device/data; fi
-NEEDS=rte; [[ $PART == webnlg ]] && NEEDS=webnlg/webnlg_challenge_2017/test; [[ $PART == e2e_lr ]] && NEEDS=e2e
+NEEDS=rte; [[ $PART == webnlg || $PART == webnlg_lr ]] && NEEDS=webnlg/webnlg_challenge_2017/test
+[[ $PART == e2e_lr ]] && NEEDS=e2e
 [[ -d $DEEPPROMPT_DATA_DIR/$NEEDS ]] || { echo "no .smoldata/$NEEDS (smollm2_parts.sh split; carry it)"; exit 2; }
 CALL=call_$(date -u +%Y%m%dT%H%M%SZ)
 LOGS=$STATE/logs/$CALL; mkdir -p "$LOGS"

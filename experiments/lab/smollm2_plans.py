@@ -128,31 +128,69 @@ E2E_LR_GRID = {
 }
 
 
-def e2e_lr(group: str = "e2e_smollm2_lr", steps: int | None = None, dev: int | None = None) -> list[Job]:
-    steps = steps or int(os.environ.get("E2E_STEPS", "800"))
-    dev = dev or int(os.environ.get("E2E_LR_DEV", "200"))
-    data = ["data=e2e", f"data.limit_eval_examples={dev}"]
+def lr_grid(
+    task: str, grid: dict[str, tuple[str, str, str]], group: str, steps: int, dev: int, data: list[str]
+) -> list[Job]:
+    """One run per method and rate of ``grid`` on the first ``dev`` entries of ``task``'s dev set, seed 1, 5 beams;
+    the methods' middle rates first, then the low and the high ones. Grid ``{task}_lr_{method}``."""
     return [
         Job(
-            f"e2e_lr_{method}_{lr}",
+            f"{task}_lr_{method}_{lr}",
             group,
-            _generation_args(data, steps, method, group, 1, lr=lr, split="validation"),
+            _generation_args([*data, f"data.limit_eval_examples={dev}"], steps, method, group, 1, lr=lr,
+                             split="validation"),
             steps + 300 * dev // 630,
             10 * rank + priority,
-            grid=f"e2e_lr_{method}",
+            grid=f"{task}_lr_{method}",
             lr=lr,
             monitor="val/bleu",
         )
-        for rank in range(3)  # the methods' middle rates first, then the low and the high ones
+        for rank in range(3)
         for priority, method in enumerate(METHODS)
-        for lr in [E2E_LR_GRID[method][(rank + 1) % 3]]
+        for lr in [grid[method][(rank + 1) % 3]]
     ]
+
+
+def tuned(task: str, grid_jobs: list[Job], test_jobs: list[Job]) -> list[Job]:
+    """The grid, then the test runs (one per method and seed, METHODS order within each seed), each at its
+    method's best dev rate (the queue holds them until that method's grid has finished)."""
+    methods = [*METHODS] * (len(test_jobs) // len(METHODS))
+    return [*grid_jobs, *(replace(j, priority=j.priority + 100, pick_lr_from=f"{task}_lr_{m}")
+                          for j, m in zip(test_jobs, methods, strict=True))]
+
+
+def e2e_lr(group: str = "e2e_smollm2_lr", steps: int | None = None, dev: int | None = None) -> list[Job]:
+    steps = steps or int(os.environ.get("E2E_STEPS", "800"))
+    dev = dev or int(os.environ.get("E2E_LR_DEV", "200"))
+    return lr_grid("e2e", E2E_LR_GRID, group, steps, dev, ["data=e2e"])
 
 
 def e2e_tuned(group: str = "e2e_smollm2_tuned", seeds: tuple[int, ...] = (1, 2, 3)) -> list[Job]:
     """E2E's test runs at each method's best dev rate (`e2e_lr`): the grid first, then these."""
-    return [*e2e_lr(), *(replace(j, group=group, priority=j.priority + 100, pick_lr_from=f"e2e_lr_{m}")
-                         for j, m in zip(e2e(group, seeds=seeds), [*METHODS] * len(seeds), strict=True))]
+    return tuned("e2e", e2e_lr(), e2e(group, seeds=seeds))
+
+
+# WebNLG's learning rate per method on its dev set (all seen categories; the first WEBNLG_LR_DEV of its 872
+# entries), WEBNLG_STEPS steps, seed 1, 5 beams; then seeds 1-3 at the best rates on ALL 1,862 test entries (seen
+# and unseen, `data.eval_every=1`). The prompt methods' and LoRA's grids reach higher than E2E's: on E2E they
+# picked the highest rate of their grid.
+WEBNLG_LR_GRID = {
+    "ptuning_v2": ("2e-2", "5e-2", "1e-1"),
+    "prefix": ("2e-2", "5e-2", "1e-1"),
+    "lora": ("2e-3", "5e-3", "1e-2"),
+    "finetune": ("2e-5", "5e-5", "1.2e-4"),
+}
+
+
+def webnlg_lr(group: str = "webnlg_smollm2_lr", steps: int | None = None, dev: int | None = None) -> list[Job]:
+    steps = steps or int(os.environ.get("WEBNLG_STEPS", "400"))
+    dev = dev or int(os.environ.get("WEBNLG_LR_DEV", "200"))
+    return lr_grid("webnlg", WEBNLG_LR_GRID, group, steps, dev, ["data=webnlg"])
+
+
+def webnlg_tuned(group: str = "webnlg_smollm2_tuned", seeds: tuple[int, ...] = (1, 2, 3)) -> list[Job]:
+    """WebNLG's test runs (every test entry) at each method's best dev rate (`webnlg_lr`): the grid first."""
+    return tuned("webnlg", webnlg_lr(), webnlg(group, every=1, seeds=seeds))
 
 
 def gen_seeds() -> tuple[int, ...]:
@@ -259,6 +297,12 @@ PLANS = {
     "smollm2_e2e_lr_smoke": lambda: [
         Job(j.name, j.group, [*j.args, *SMOKE_E2E], j.steps, j.priority, monitor=j.monitor, lr=j.lr)
         for j in e2e_lr("e2e_lr_smoke", steps=2, dev=4)
+        if "method=lora" not in j.args
+    ],
+    "smollm2_webnlg_tuned": lambda: webnlg_tuned(),
+    "smollm2_webnlg_lr_smoke": lambda: [
+        Job(j.name, j.group, [*j.args, *SMOKE_E2E], j.steps, j.priority, monitor=j.monitor, lr=j.lr)
+        for j in webnlg_lr("webnlg_lr_smoke", steps=2, dev=4)
         if "method=lora" not in j.args
     ],
     "smollm2_cls_smoke": lambda: classification(

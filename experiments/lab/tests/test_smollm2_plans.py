@@ -79,3 +79,23 @@ def test_gen_seeds_add_the_other_seeds_of_both_generation_plans_seed_by_seed(mon
     for job in jobs:
         seed = job.name.rsplit("_s", 1)[1]
         assert f"seed={seed}" in job.args and "seed=1" not in job.args
+
+
+def test_webnlg_tuned_plan_picks_each_methods_rate_on_dev_then_scores_every_test_entry():
+    jobs = smollm2_plans.PLANS["smollm2_webnlg_tuned"]()
+    grid = [j for j in jobs if j.grid]
+    tests = [j for j in jobs if j.pick_lr_from]
+    assert len(grid) == 12 and len(tests) == 12 and len(jobs) == 24
+    for method in smollm2_plans.METHODS:
+        runs = [j for j in grid if j.grid == f"webnlg_lr_{method}"]
+        assert sorted(j.lr for j in runs) == sorted(smollm2_plans.WEBNLG_LR_GRID[method])
+        for job in runs:
+            assert {"data=webnlg", "data.eval_split=validation", "data.limit_eval_examples=200", "seed=1"} <= set(
+                job.args
+            )
+        followers = [j for j in tests if j.pick_lr_from == f"webnlg_lr_{method}"]
+        assert sorted(j.name for j in followers) == [f"webnlg_{method}_s{s}" for s in (1, 2, 3)]
+    for job in tests:
+        assert {"data.eval_split=test", "++data.eval_every=1"} <= set(job.args)
+        assert not any(a.startswith("data.limit_eval_examples") for a in job.args)
+    assert max(j.priority for j in grid) < min(j.priority for j in tests)
