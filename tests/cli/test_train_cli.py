@@ -105,7 +105,7 @@ def test_unknown_key_and_option_are_named(run_cli):
 
 def test_eval_reproduces_best_epoch_score(tiny_run_copy, one_thread):
     """deepprompt-eval's evaluate() in this process (the command itself: test_eval_and_compress_use_the_runs_data_
-    folder, test_tiny_deberta_trains_and_its_prompts_evaluate)."""
+    folder)."""
     from deepprompt.eval import evaluate
 
     run = tiny_run_copy
