@@ -159,12 +159,16 @@ def test_wandb_multirun_gives_each_job_its_own_run_in_one_group(run_cli, tmp_pat
     assert len(groups) == 1
 
 
-def test_eval_with_prompts_of_another_backbone_fails_in_one_line(run_cli, tiny_run_copy):
+def test_eval_with_prompts_of_another_backbone_fails_in_one_line(tiny_run_copy, one_thread):
+    """deepprompt-eval's evaluate() in this process; the command prints such a DeepPromptError as its one error line
+    (test_first_hour's test_eval_of_a_folder_that_is_no_run_fails_fast)."""
+    from deepprompt.errors import DeepPromptError
+    from deepprompt.eval import evaluate
+
     run = tiny_run_copy
-    wider = "override={backbone: {config_overrides: {hidden_size: 64, intermediate_size: 128}}}"
-    proc = run_cli(
-        "deepprompt.eval", f"run_dir={run}", f"checkpoint={run / 'prompts' / 'best'}", wider, check=False
-    )
-    assert proc.returncode == 1
-    assert "another shape" in proc.stderr and "hidden_size: saved 32, backbone 64" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    wider = {"backbone": {"config_overrides": {"hidden_size": 64, "intermediate_size": 128}}}
+    with pytest.raises(DeepPromptError) as info:
+        evaluate(run, str(run / "prompts" / "best"), wider)
+    message = str(info.value)
+    assert "another shape" in message and "hidden_size: saved 32, backbone 64" in message
+    assert "\n" not in message
