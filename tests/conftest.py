@@ -173,6 +173,28 @@ def tiny_run(benchmark_dir, tmp_path_factory) -> TinyRun:
     return TinyRun(run, proc)
 
 
+TINY_NER_RUN = (
+    "backbone=tiny",
+    "debug=limit",
+    "extras.print_config=false",
+    "data=conll2003",
+    "method.prompt.length=4",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_ner_run(tmp_path_factory) -> TinyRun:
+    """``deepprompt-train`` + ``TINY_NER_RUN`` (2 epochs of the NER fixture files, ``write_task_benchmarks``),
+    trained once a session: tests/tasks reads it, the predict and serve tests take a copy as their NER run."""
+    from tests.tasks.conftest import write_task_benchmarks
+
+    root = tmp_path_factory.mktemp("tiny_ner_run")
+    data = write_task_benchmarks(root / "data")
+    proc = cli("deepprompt.train", *TINY_NER_RUN, data_dir=data, out=root / "outputs", cwd=root)
+    [run] = run_dirs(root / "outputs")
+    return TinyRun(run, proc)
+
+
 TINY_SWEEP = (
     "-m",
     "backbone=tiny",

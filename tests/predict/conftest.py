@@ -8,17 +8,19 @@ from tests.predict.helpers import data_root, train
 
 
 @pytest.fixture(scope="session")
-def runs_root(tmp_path_factory, tiny_run):
+def runs_root(tmp_path_factory, tiny_run, tiny_ner_run):
     root = (
         tmp_path_factory.getbasetemp() / "predict_runs"
     )  # one folder a session: tests/serve shares the runs
     data_root(root / "data")
-    # trained("rte", "data=rte"): a copy of the session's tiny_run (the same tiny RTE run, 2 epochs instead of 1),
-    # not a training of its own. Its config pins the benchmark folder it trained on, whose RTE files are the ones
-    # data_root writes (write_benchmarks with the same defaults), so the tests' inputs are its validation rows
-    rte = root / "runs" / "rte" / tiny_run.run.name
-    if not rte.is_dir():  # tests/serve's conftest takes this fixture too: a second call finds the copy
-        shutil.copytree(tiny_run.run, rte)
+    # trained("rte", "data=rte") and trained("ner", "data=conll2003"): copies of the session's tiny_run and
+    # tiny_ner_run (the same tiny runs, 2 epochs instead of 1), not trainings of their own. Their configs pin the
+    # fixture folders they trained on, whose RTE and CoNLL files are the ones data_root writes (write_benchmarks and
+    # write_task_benchmarks with the same defaults), so the tests' inputs are the runs' own validation rows
+    for name, session_run in (("rte", tiny_run), ("ner", tiny_ner_run)):
+        copy = root / "runs" / name / session_run.run.name
+        if not copy.is_dir():  # tests/serve's conftest takes this fixture too: a second call finds the copy
+            shutil.copytree(session_run.run, copy)
     return root
 
 
