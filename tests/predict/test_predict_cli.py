@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from omegaconf import OmegaConf
 
+from deepprompt.errors import DeepPromptError
+from deepprompt.predict import run as predict_run
 from tests.predict.helpers import predict_cli
 
 
@@ -40,7 +43,7 @@ def test_plain_text_from_stdin_to_stdout_from_a_prompt_export(trained, runs_root
 
 
 def test_malformed_input_is_one_line_before_the_checkpoint_loads_and_the_output_stays(
-    trained, runs_root, tmp_path
+    trained, runs_root, tmp_path, capsys
 ):
     import shutil
 
@@ -60,12 +63,27 @@ def test_malformed_input_is_one_line_before_the_checkpoint_loads_and_the_output_
     assert out.read_text() == "earlier results\n"  # untouched: nothing is written unless all succeeds
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
 
+    # the same run with a good input reaches the checkpoint: the command's run() in this process (it prints a
+    # DeepPromptError as the one error line above), the config keys it reads as conf/predict.yaml sets them
     good_file = tmp_path / "good.jsonl"
     good_file.write_text(json.dumps(good) + "\n")
-    # the same run with a good input (standard output) reaches the checkpoint
-    proc = predict_cli(run, f"input={good_file}", data=data, check=False)
-    assert proc.returncode == 1 and proc.stdout == ""
-    assert "deepprompt-predict: error: " in proc.stderr and "best.ckpt" in proc.stderr
+    cfg = OmegaConf.create(
+        {
+            "run_dir": str(run),
+            "input": str(good_file),
+            "output": None,
+            "checkpoint": "best",
+            "format": "auto",
+            "batch_size": None,
+            "device": "auto",
+            "progress": True,
+            "override": None,
+        }
+    )
+    with pytest.raises(DeepPromptError) as info:
+        predict_run(cfg)
+    assert "best.ckpt" in str(info.value)
+    assert capsys.readouterr().out == ""  # nothing on standard output
 
 
 def test_a_text_line_without_every_field_is_named_by_file_and_line(trained, tmp_path):
