@@ -203,6 +203,7 @@ TINY_SWEEP = (
     "data=cb",
     "method.prompt.length=2,4",
     "extras.record_host=true",  # tiny_run records no host: between them, both sides of the switch
+    "logger=wandb",  # offline (cli sets WANDB_MODE=offline): a W&B run per job; tiny_run keeps the CSV logger
 )
 
 
@@ -216,8 +217,8 @@ class TinySweep:
 
 @pytest.fixture(scope="session")
 def tiny_sweep(benchmark_dir, tmp_path_factory) -> TinySweep:
-    """``deepprompt-train`` + ``TINY_SWEEP`` (two jobs in one process, the host recorded), run once a session for
-    the tests that read a finished sweep."""
+    """``deepprompt-train`` + ``TINY_SWEEP`` (two jobs in one process, the host recorded, W&B offline), run once a
+    session for the tests that read a finished sweep."""
     root = tmp_path_factory.mktemp("tiny_sweep")
     proc = cli("deepprompt.train", *TINY_SWEEP, data_dir=benchmark_dir, out=root / "outputs", cwd=root)
     return TinySweep(run_dirs(root / "outputs"), proc)

@@ -133,17 +133,9 @@ def test_wandb_offline_run_files(run_cli, tmp_path):
         assert expected in log, expected
 
 
-def test_wandb_multirun_gives_each_job_its_own_run_in_one_group(run_cli, tmp_path):
-    run_cli(
-        "deepprompt.train",
-        "-m",
-        *TINY,
-        "data=cb",
-        "logger=wandb",
-        "method.prompt.length=2,4",
-        env={"WANDB_MODE": "offline"},
-    )
-    runs = run_dirs(tmp_path / "outputs")
+def test_wandb_multirun_gives_each_job_its_own_run_in_one_group(tiny_sweep):
+    # deepprompt-train -m backbone=tiny debug=limit data=cb method.prompt.length=2,4 logger=wandb, WANDB_MODE=offline
+    runs = tiny_sweep.runs
     assert len(runs) == 2
     groups = set()
     for run in runs:
