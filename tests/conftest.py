@@ -195,6 +195,25 @@ def tiny_ner_run(tmp_path_factory) -> TinyRun:
     return TinyRun(run, proc)
 
 
+@pytest.fixture(scope="session")
+def tiny_llama_runs(benchmark_dir, tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    """``deepprompt-train -m backbone=tiny_llama data=rte debug=limit method=lora,ptuning_v2`` (offline word-level
+    tokenizer), once a session: the decoder-classification CLI tests read it, the predict tests take a copy of the
+    ptuning_v2 job as their decoder classifier; {method: (run folder, the process's stdout)}."""
+    from tests.tasks.generation.test_data_metrics import save_tokenizer
+
+    root = tmp_path_factory.mktemp("tiny_llama")
+    tok = save_tokenizer(root / "tok")
+    proc = cli(
+        "deepprompt.train", "-m", "backbone=tiny_llama", f"backbone.name_or_path={tok}", "data=rte",
+        "debug=limit", "method=lora,ptuning_v2", "extras.print_config=false",
+        data_dir=benchmark_dir, out=root / "outputs", cwd=root,
+    )  # fmt: skip
+    runs = {json.loads((d / "metrics.json").read_text())["method"]: d for d in run_dirs(root / "outputs")}
+    assert sorted(runs) == ["lora", "ptuning_v2"], proc.stdout[-2000:]
+    return {method: (run, proc.stdout) for method, run in runs.items()}
+
+
 TINY_SWEEP = (
     "-m",
     "backbone=tiny",
