@@ -173,6 +173,47 @@ def tiny_run(benchmark_dir, tmp_path_factory) -> TinyRun:
     return TinyRun(run, proc)
 
 
+TINY_NER_RUN = (
+    "backbone=tiny",
+    "debug=limit",
+    "extras.print_config=false",
+    "data=conll2003",
+    "method.prompt.length=4",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_ner_run(tmp_path_factory) -> TinyRun:
+    """``deepprompt-train`` + ``TINY_NER_RUN`` (2 epochs of the NER fixture files, ``write_task_benchmarks``),
+    trained once a session: tests/tasks reads it, the predict and serve tests take a copy as their NER run."""
+    from tests.tasks.conftest import write_task_benchmarks
+
+    root = tmp_path_factory.mktemp("tiny_ner_run")
+    data = write_task_benchmarks(root / "data")
+    proc = cli("deepprompt.train", *TINY_NER_RUN, data_dir=data, out=root / "outputs", cwd=root)
+    [run] = run_dirs(root / "outputs")
+    return TinyRun(run, proc)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_runs(benchmark_dir, tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    """``deepprompt-train -m backbone=tiny_llama data=rte debug=limit method=lora,ptuning_v2`` (offline word-level
+    tokenizer), once a session: the decoder-classification CLI tests read it, the predict tests take a copy of the
+    ptuning_v2 job as their decoder classifier; {method: (run folder, the process's stdout)}."""
+    from tests.tasks.generation.test_data_metrics import save_tokenizer
+
+    root = tmp_path_factory.mktemp("tiny_llama")
+    tok = save_tokenizer(root / "tok")
+    proc = cli(
+        "deepprompt.train", "-m", "backbone=tiny_llama", f"backbone.name_or_path={tok}", "data=rte",
+        "debug=limit", "method=lora,ptuning_v2", "extras.print_config=false",
+        data_dir=benchmark_dir, out=root / "outputs", cwd=root,
+    )  # fmt: skip
+    runs = {json.loads((d / "metrics.json").read_text())["method"]: d for d in run_dirs(root / "outputs")}
+    assert sorted(runs) == ["lora", "ptuning_v2"], proc.stdout[-2000:]
+    return {method: (run, proc.stdout) for method, run in runs.items()}
+
+
 TINY_SWEEP = (
     "-m",
     "backbone=tiny",
@@ -181,6 +222,7 @@ TINY_SWEEP = (
     "data=cb",
     "method.prompt.length=2,4",
     "extras.record_host=true",  # tiny_run records no host: between them, both sides of the switch
+    "logger=wandb",  # offline (cli sets WANDB_MODE=offline): a W&B run per job; tiny_run keeps the CSV logger
 )
 
 
@@ -194,8 +236,8 @@ class TinySweep:
 
 @pytest.fixture(scope="session")
 def tiny_sweep(benchmark_dir, tmp_path_factory) -> TinySweep:
-    """``deepprompt-train`` + ``TINY_SWEEP`` (two jobs in one process, the host recorded), run once a session for
-    the tests that read a finished sweep."""
+    """``deepprompt-train`` + ``TINY_SWEEP`` (two jobs in one process, the host recorded, W&B offline), run once a
+    session for the tests that read a finished sweep."""
     root = tmp_path_factory.mktemp("tiny_sweep")
     proc = cli("deepprompt.train", *TINY_SWEEP, data_dir=benchmark_dir, out=root / "outputs", cwd=root)
     return TinySweep(run_dirs(root / "outputs"), proc)

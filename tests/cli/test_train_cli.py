@@ -105,7 +105,7 @@ def test_unknown_key_and_option_are_named(run_cli):
 
 def test_eval_reproduces_best_epoch_score(tiny_run_copy, one_thread):
     """deepprompt-eval's evaluate() in this process (the command itself: test_eval_and_compress_use_the_runs_data_
-    folder, test_tiny_deberta_trains_and_its_prompts_evaluate)."""
+    folder)."""
     from deepprompt.eval import evaluate
 
     run = tiny_run_copy
@@ -133,17 +133,9 @@ def test_wandb_offline_run_files(run_cli, tmp_path):
         assert expected in log, expected
 
 
-def test_wandb_multirun_gives_each_job_its_own_run_in_one_group(run_cli, tmp_path):
-    run_cli(
-        "deepprompt.train",
-        "-m",
-        *TINY,
-        "data=cb",
-        "logger=wandb",
-        "method.prompt.length=2,4",
-        env={"WANDB_MODE": "offline"},
-    )
-    runs = run_dirs(tmp_path / "outputs")
+def test_wandb_multirun_gives_each_job_its_own_run_in_one_group(tiny_sweep):
+    # deepprompt-train -m backbone=tiny debug=limit data=cb method.prompt.length=2,4 logger=wandb, WANDB_MODE=offline
+    runs = tiny_sweep.runs
     assert len(runs) == 2
     groups = set()
     for run in runs:
@@ -159,12 +151,16 @@ def test_wandb_multirun_gives_each_job_its_own_run_in_one_group(run_cli, tmp_pat
     assert len(groups) == 1
 
 
-def test_eval_with_prompts_of_another_backbone_fails_in_one_line(run_cli, tiny_run_copy):
+def test_eval_with_prompts_of_another_backbone_fails_in_one_line(tiny_run_copy, one_thread):
+    """deepprompt-eval's evaluate() in this process; the command prints such a DeepPromptError as its one error line
+    (test_first_hour's test_eval_of_a_folder_that_is_no_run_fails_fast)."""
+    from deepprompt.errors import DeepPromptError
+    from deepprompt.eval import evaluate
+
     run = tiny_run_copy
-    wider = "override={backbone: {config_overrides: {hidden_size: 64, intermediate_size: 128}}}"
-    proc = run_cli(
-        "deepprompt.eval", f"run_dir={run}", f"checkpoint={run / 'prompts' / 'best'}", wider, check=False
-    )
-    assert proc.returncode == 1
-    assert "another shape" in proc.stderr and "hidden_size: saved 32, backbone 64" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    wider = {"backbone": {"config_overrides": {"hidden_size": 64, "intermediate_size": 128}}}
+    with pytest.raises(DeepPromptError) as info:
+        evaluate(run, str(run / "prompts" / "best"), wider)
+    message = str(info.value)
+    assert "another shape" in message and "hidden_size: saved 32, backbone 64" in message
+    assert "\n" not in message

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from omegaconf import OmegaConf
+
+from deepprompt.errors import DeepPromptError
+from deepprompt.predict import run as predict_run
 from tests.predict.helpers import predict_cli
 
 
@@ -37,31 +42,8 @@ def test_plain_text_from_stdin_to_stdout_from_a_prompt_export(trained, runs_root
     assert proc.stderr == ""
 
 
-def test_malformed_input_is_one_line_naming_file_and_line_and_the_output_stays(trained, runs_root, tmp_path):
-    run = trained("rte", "data=rte")
-    data = runs_root / "data"
-    bad = tmp_path / "bad.jsonl"
-    good = {"premise": "a", "hypothesis": "b"}
-    bad.write_text(json.dumps(good) + "\n" + json.dumps(good) + "\n" + json.dumps({"premise": "a"}) + "\n")
-    out = tmp_path / "predictions.jsonl"
-    out.write_text("earlier results\n")
-    proc = predict_cli(run, f"input={bad}", f"output={out}", data=data, check=False)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [
-        f"deepprompt-predict: error: {bad}:3: field 'hypothesis' is missing or not text: None"
-    ]
-    assert out.read_text() == "earlier results\n"  # untouched: nothing is written unless all succeeds
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
-
-    text = tmp_path / "pairs.txt"
-    text.write_text("a\tb\nonly one field\n")
-    proc = predict_cli(run, f"input={text}", data=data, check=False)
-    assert proc.returncode == 1 and proc.stdout == ""
-    assert f"{text}:2: expected 2 tab-separated field(s)" in proc.stderr
-
-
-def test_malformed_input_is_reported_before_the_model_and_its_checkpoint_are_loaded(
-    trained, runs_root, tmp_path
+def test_malformed_input_is_one_line_before_the_checkpoint_loads_and_the_output_stays(
+    trained, runs_root, tmp_path, capsys
 ):
     import shutil
 
@@ -69,17 +51,50 @@ def test_malformed_input_is_reported_before_the_model_and_its_checkpoint_are_loa
     (run / "checkpoints" / "best.ckpt").write_bytes(b"not a checkpoint")  # loading it would fail
     data = runs_root / "data"
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(
-        json.dumps({"premise": "a", "hypothesis": "b"}) + "\n" + json.dumps({"premise": "a"}) + "\n"
-    )
-    proc = predict_cli(run, f"input={bad}", data=data, check=False)
+    good = {"premise": "a", "hypothesis": "b"}
+    bad.write_text(json.dumps(good) + "\n" + json.dumps(good) + "\n" + json.dumps({"premise": "a"}) + "\n")
+    out = tmp_path / "predictions.jsonl"
+    out.write_text("earlier results\n")
+    proc = predict_cli(run, f"input={bad}", f"output={out}", data=data, check=False)
     assert proc.returncode == 1 and proc.stdout == ""
-    assert proc.stderr.strip().splitlines() == [
-        f"deepprompt-predict: error: {bad}:2: field 'hypothesis' is missing or not text: None"
+    assert proc.stderr.strip().splitlines() == [  # the input's error, not the checkpoint's: read first
+        f"deepprompt-predict: error: {bad}:3: field 'hypothesis' is missing or not text: None"
     ]
+    assert out.read_text() == "earlier results\n"  # untouched: nothing is written unless all succeeds
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
 
-    good = tmp_path / "good.jsonl"
-    good.write_text(json.dumps({"premise": "a", "hypothesis": "b"}) + "\n")
-    proc = predict_cli(run, f"input={good}", data=data, check=False)  # a good input reaches the checkpoint
-    assert proc.returncode == 1 and proc.stdout == ""
-    assert "deepprompt-predict: error: " in proc.stderr and "best.ckpt" in proc.stderr
+    # the same run with a good input reaches the checkpoint: the command's run() in this process (it prints a
+    # DeepPromptError as the one error line above), the config keys it reads as conf/predict.yaml sets them
+    good_file = tmp_path / "good.jsonl"
+    good_file.write_text(json.dumps(good) + "\n")
+    cfg = OmegaConf.create(
+        {
+            "run_dir": str(run),
+            "input": str(good_file),
+            "output": None,
+            "checkpoint": "best",
+            "format": "auto",
+            "batch_size": None,
+            "device": "auto",
+            "progress": True,
+            "override": None,
+        }
+    )
+    with pytest.raises(DeepPromptError) as info:
+        predict_run(cfg)
+    assert "best.ckpt" in str(info.value)
+    assert capsys.readouterr().out == ""  # nothing on standard output
+
+
+def test_a_text_line_without_every_field_is_named_by_file_and_line(trained, tmp_path):
+    """The plain-text reader of the command (its one-line path: the test above), in this process."""
+    from deepprompt.errors import DataFormatError
+    from deepprompt.inference.inputs import read_examples
+    from deepprompt.predict import open_run
+
+    _, runner = open_run(trained("rte", "data=rte"))
+    text = tmp_path / "pairs.txt"
+    text.write_text("a\tb\nonly one field\n")
+    with pytest.raises(DataFormatError) as info:
+        read_examples(str(text), runner)
+    assert f"{text}:2: expected 2 tab-separated field(s)" in str(info.value)

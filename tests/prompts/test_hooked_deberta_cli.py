@@ -1,5 +1,5 @@
 """`deepprompt-train backbone=tiny_deberta`: a DeBERTa-v3-shaped random backbone trains end to end through the CLI,
-and `deepprompt-eval` scores its exported prompts as training did."""
+and deepprompt-eval's evaluate scores its exported prompts as training did."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 from tests.conftest import run_dirs
 
 
-def test_tiny_deberta_trains_and_its_prompts_evaluate(run_cli, tmp_path):
+def test_tiny_deberta_trains_and_its_prompts_evaluate(run_cli, tmp_path, one_thread):
+    from deepprompt.eval import evaluate
+
     run_cli(
         "deepprompt.train", "backbone=tiny_deberta", "debug=limit", "extras.print_config=false", "data=rte",
         "method.prompt.length=4",
@@ -24,6 +26,6 @@ def test_tiny_deberta_trains_and_its_prompts_evaluate(run_cli, tmp_path):
     saved = json.loads((run / "prompts" / "best" / "prompt_config.json").read_text())
     assert saved["geometry"]["model_type"] == "deberta-v2" and saved["layer_ids"] == [0, 1]
 
-    run_cli("deepprompt.eval", f"run_dir={run}", f"checkpoint={run / 'prompts' / 'best'}")
+    evaluate(run, str(run / "prompts" / "best"))  # deepprompt-eval's function, in this process
     evaluated = json.loads((run / "eval_best.json").read_text())
     assert evaluated["val/acc"] == pytest.approx(summary["best"]["val/acc"], abs=1e-6)

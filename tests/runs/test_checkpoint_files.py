@@ -14,7 +14,7 @@ import torch
 
 from deepprompt.errors import CheckpointError
 from deepprompt.utils.checkpoint import load_checkpoint
-from tests.runs.helpers import TINY
+from tests.runs.helpers import TINY, metrics
 
 
 class _Payload:
@@ -94,27 +94,55 @@ def test_checkpoints_written_by_training_load_weights_only(trained):
         assert any("prompt" in key for key in state["state_dict"])
 
 
-@pytest.mark.parametrize("command", ["eval", "compress", "train"])
-def test_malicious_checkpoint_runs_no_code_in_any_command(command, trained, benchmark_dir, tmp_path):
+@pytest.mark.parametrize("command", ["eval", "compress"])
+def test_malicious_checkpoint_runs_no_code_in_eval_or_compress(
+    command, trained, benchmark_dir, tmp_path, monkeypatch, capsys
+):
+    """The commands' code in this process: deepprompt-eval's evaluate (the command prints its CheckpointError after
+    ``deepprompt-eval: error:``, one line: test_first_hour's test_eval_of_a_folder_that_is_no_run_fails_fast) and
+    deepprompt-compress's main, which prints the line itself."""
+    from deepprompt import compress
+    from deepprompt.eval import evaluate
+
+    monkeypatch.setenv("DEEPPROMPT_DATA_DIR", str(benchmark_dir))
     marker = tmp_path / "pwned"
     bad = write_malicious(tmp_path / "evil.ckpt", marker)
-    if command == "train":
-        args = [*TINY, "data=rte", f"hydra.run.dir={tmp_path / 'resumed'}", f"ckpt_path={bad}"]
-        prefix = "deepprompt: error:"
-        expected = f"{_unsafe(bad)}; delete it or pass another ckpt_path (resume=never starts over)"
+    if command == "eval":
+        with pytest.raises(CheckpointError) as info:
+            evaluate(trained, str(bad))
+        assert str(info.value) == _unsafe(bad)
     else:
-        args = [f"run_dir={trained}", f"checkpoint={bad}"]
-        prefix, expected = f"deepprompt-{command}: error:", _unsafe(bad)
+        with pytest.raises(SystemExit) as info:
+            compress.main([f"run_dir={trained}", f"checkpoint={bad}"])
+        assert info.value.code == 1
+        assert capsys.readouterr().err.splitlines() == [f"deepprompt-compress: error: {_unsafe(bad)}"]
+    assert not marker.exists(), f"deepprompt-{command} ran code from the checkpoint"
+
+
+def test_malicious_checkpoint_runs_no_code_in_training(benchmark_dir, tmp_path):
+    marker = tmp_path / "pwned"
+    bad = write_malicious(tmp_path / "evil.ckpt", marker)
+    run = tmp_path / "resumed"
     proc = subprocess.run(
-        [sys.executable, "-m", f"deepprompt.{command}", *args],
+        [
+            sys.executable,
+            "-m",
+            "deepprompt.train",
+            *TINY,
+            "data=rte",
+            f"hydra.run.dir={run}",
+            f"ckpt_path={bad}",
+        ],
         env=_env(benchmark_dir),
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    assert not marker.exists(), f"deepprompt-{command} ran code from the checkpoint"
-    _one_line(proc, prefix, expected)
+    assert not marker.exists(), "deepprompt-train ran code from the checkpoint"
+    expected = f"{_unsafe(bad)}; delete it or pass another ckpt_path (resume=never starts over)"
+    _one_line(proc, "deepprompt: error:", expected)
+    assert metrics(run)["status"] == "failed"  # recorded in the run folder
 
 
 def _eval(benchmark_dir: Path, cwd: Path, *args: str):
@@ -129,9 +157,9 @@ def _eval(benchmark_dir: Path, cwd: Path, *args: str):
 
 
 # slow: the default suite checks its parts: the truncated-file message (N bytes) in
-# test_load_checkpoint_refuses_code_and_reads_real_checkpoints, a truncated ckpt_path as one line in
-# test_resume.py::test_truncated_checkpoint_is_named_in_one_line, and deepprompt-eval turning a CheckpointError into
-# one line naming the file in test_malicious_checkpoint_runs_no_code_in_any_command[eval]
+# test_load_checkpoint_refuses_code_and_reads_real_checkpoints, evaluate raising the CheckpointError that names an
+# unreadable file in test_malicious_checkpoint_runs_no_code_in_eval_or_compress[eval], and deepprompt-eval printing
+# such an error as one line in test_first_hour.py::test_eval_of_a_folder_that_is_no_run_fails_fast
 @pytest.mark.slow
 def test_eval_truncated_checkpoint_is_one_line_with_the_path(trained, benchmark_dir, tmp_path):
     half = tmp_path / "half.ckpt"

@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from deepprompt.errors import ConfigError
+from deepprompt.train import validate
 from tests.conftest import write_benchmarks
 from tests.runs.helpers import TINY, metrics
+from tests.sweeps import compose_cfg
 
 
 def _one_clear_line(proc, *needles: str) -> None:
@@ -139,25 +142,35 @@ def test_backbone_whose_attention_cannot_take_prompts(run_cli, tmp_path):
     _one_clear_line(proc, "DebertaModel")
 
 
+BAD_VALUES = [
+    ("seed=abc", "bad value for 'seed': Value 'abc' of type 'str' could not be converted to Integer"),
+    ("seed=1.5", "bad value for 'seed': Value '1.5' of type 'float' could not be converted to Integer"),
+    ("method.lr=nan", "method: method.lr must be positive, got nan"),
+    ("optim.betas=[0.9]", "optim: optim.betas must be two numbers in [0, 1), e.g. [0.9, 0.999], got [0.9]"),
+    (
+        "data.group_by_length=maybe",
+        "bad value for 'data.group_by_length': Value 'maybe' is not a valid bool (type str)",
+    ),
+    (
+        "trainer.max_epochs=0",
+        "trainer: trainer.max_epochs must be >= 1 (or -1: no limit), got 0: nothing would train",
+    ),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), BAD_VALUES)
+def test_bad_values_are_refused_by_the_start_up_check_with_the_whole_message(override, message):
+    """``validate``, the check deepprompt-train runs before it builds the data module, composed as the command
+    does: the exact text of each refusal (the command prints it after ``deepprompt: error: ``)."""
+    with pytest.raises(ConfigError) as info:
+        validate(compose_cfg([*TINY, "data=rte", override]))
+    assert str(info.value) == message
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
-    [
-        ("seed=abc", "bad value for 'seed': Value 'abc' of type 'str' could not be converted to Integer"),
-        ("seed=1.5", "bad value for 'seed': Value '1.5' of type 'float' could not be converted to Integer"),
-        ("method.lr=nan", "method: method.lr must be positive, got nan"),
-        (
-            "optim.betas=[0.9]",
-            "optim: optim.betas must be two numbers in [0, 1), e.g. [0.9, 0.999], got [0.9]",
-        ),
-        (
-            "data.group_by_length=maybe",
-            "bad value for 'data.group_by_length': Value 'maybe' is not a valid bool (type str)",
-        ),
-        (
-            "trainer.max_epochs=0",
-            "trainer: trainer.max_epochs must be >= 1 (or -1: no limit), got 0: nothing would train",
-        ),
-    ],
+    # the command with one value of each kind: one a typed field refuses, one a section's own check refuses
+    [value for value in BAD_VALUES if value[0] in ("seed=abc", "method.lr=nan")],
 )
 def test_bad_values_fail_in_one_line_before_data_loading(run_cli, override, message):
     # the start-up check finds the data folder (run_cli's benchmarks); the bad value must stop the run before the

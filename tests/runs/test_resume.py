@@ -188,6 +188,10 @@ def _csv_steps(run: Path) -> dict[int, str]:
     return {int(r["step"]): r["train/loss"] for r in rows}
 
 
+# slow: the default suite checks its parts: a ckpt_path load_checkpoint refuses, named in one line with the run
+# recorded as failed, in test_checkpoint_files.py::test_malicious_checkpoint_runs_no_code_in_training, and the
+# truncated file's message in test_checkpoint_files.py::test_load_checkpoint_refuses_code_and_reads_real_checkpoints
+@pytest.mark.slow
 def test_truncated_checkpoint_is_named_in_one_line(run_cli, tmp_path):
     run = tmp_path / "run"
     ckpt = tmp_path / "broken.ckpt"

@@ -1,8 +1,14 @@
+import socket
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
 from tests.predict.conftest import fixture_data_dir, runs_root, trained  # noqa: F401  (the same tiny runs)
+from tests.predict.helpers import env
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +31,49 @@ def registry(serve_runs):
     for name in ("rte", "sst2"):
         reg.load(name, serve_runs[name])
     return reg
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="package")
+def server(serve_runs, runs_root):  # noqa: F811
+    """`deepprompt-serve` with the RTE, SST-2 and NER runs, a real process on a free port: its URL. One process for
+    tests/serve (test_serve_http and test_serve_load); a test that adds a task removes it again."""
+    port = free_port()
+    prompts = ", ".join(f"{t}: {serve_runs[t]}" for t in ("rte", "sst2", "ner"))
+    log = open(runs_root / f"serve_{port}.log", "w")  # noqa: SIM115  (the server writes it until the end)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "deepprompt.serve.cli",
+            f"prompts={{{prompts}}}",
+            "backbone=tiny",
+            f"port={port}",
+            "batching.max_wait_ms=200",
+            "log_level=warning",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env(runs_root / "data"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError((runs_root / f"serve_{port}.log").read_text()[-4000:])
+        time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()

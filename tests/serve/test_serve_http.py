@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 
 from deepprompt.inference.inputs import read_examples
 from deepprompt.predict import load_run, run_predictions
-from tests.predict.helpers import env
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -39,53 +34,9 @@ INPUTS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def runs(serve_runs):
     return serve_runs
-
-
-@pytest.fixture(scope="module")
-def server(runs, runs_root):
-    port = free_port()
-    prompts = ", ".join(f"{t}: {runs[t]}" for t in ("rte", "sst2", "ner"))
-    log = open(runs_root / f"serve_{port}.log", "w")  # noqa: SIM115  (the server writes it until the end)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "deepprompt.serve.cli",
-            f"prompts={{{prompts}}}",
-            "backbone=tiny",
-            f"port={port}",
-            "batching.max_wait_ms=200",
-            "log_level=warning",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env(runs_root / "data"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError((runs_root / f"serve_{port}.log").read_text()[-4000:])
-        time.sleep(0.5)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
 
 
 def reference(run, items, tmp_path) -> list[dict]:

@@ -15,7 +15,7 @@ from deepprompt.runs.restore import load_run_config
 from deepprompt.serve.batcher import Batcher
 from deepprompt.serve.registry import TaskRegistry
 from tests.serve.test_serve_graphs import emulated
-from tests.serve.test_serve_http import INPUTS, server  # noqa: F401  (a server process of this module's own)
+from tests.serve.test_serve_http import INPUTS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -239,7 +239,7 @@ def test_every_shape_bucket_is_captured_at_start_up_and_none_while_serving(runs)
     )
 
 
-def test_the_load_benchmark_spreads_its_clients_over_processes(server):  # noqa: F811
+def test_the_load_benchmark_spreads_its_clients_over_processes(server):
     from deepprompt.serve.loadtest import client_processes, load
 
     inputs = {"rte": INPUTS["rte"][:2], "sst2": INPUTS["sst2"][:2]}
@@ -254,6 +254,6 @@ def test_the_load_benchmark_spreads_its_clients_over_processes(server):  # noqa:
     assert client_processes("auto", 1) == 1 and client_processes(3, 64) == 3
 
 
-def test_the_server_shortens_the_gil_switch_interval(server):  # noqa: F811
+def test_the_server_shortens_the_gil_switch_interval(server):
     """The worker gets the GIL back within half a millisecond of a torch call, not Python's 5 ms."""
     assert httpx.get(f"{server}/health").json()["gil_switch_ms"] == pytest.approx(0.5)

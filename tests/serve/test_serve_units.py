@@ -121,8 +121,10 @@ def test_async_requests_get_their_batch_error_and_a_cancelled_one_is_skipped(reg
             raise RuntimeError("boom")
 
         monkeypatch.setattr(registry, "forward", failing)
+        # two rows, as many as the last batch (gone and kept): an idle worker starts it at once instead of waiting
+        # max_wait_ms (60 s) for that much company, whether or not it went idle before this request arrived
         with pytest.raises(RuntimeError, match="boom"):
-            await batcher.submit_async("sst2", [_work(registry)[1][2]])
+            await batcher.submit_async("sst2", [_work(registry)[1][2] for _ in range(2)])
         return answer
 
     try:

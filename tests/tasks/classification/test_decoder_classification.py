@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from deepprompt.prompts.attention import PromptBundle
 from deepprompt.tasks.classification import ClassificationModule
-from tests.conftest import cli, run_dirs
-from tests.tasks.generation.test_data_metrics import save_tokenizer
+from tests.conftest import run_dirs
 from tests.tasks.generation.test_prefix_generation import OVERRIDES
 
 VOCAB = 64
@@ -143,22 +141,6 @@ def test_unwrapped_backbone_is_bit_identical_to_a_plain_llama():
         ours = m.encoder.model(**batch).last_hidden_state  # no deep_prompts: the stock attention path
         ref = plain(**batch).last_hidden_state
     assert torch.equal(ours, ref)
-
-
-@pytest.fixture(scope="module")
-def tiny_llama_runs(benchmark_dir, tmp_path_factory) -> dict[str, tuple[Path, str]]:
-    """``deepprompt-train -m backbone=tiny_llama data=rte debug=limit method=lora,ptuning_v2`` (offline word-level
-    tokenizer): one process for the two CLI tests below; {method: (run folder, the process's stdout)}."""
-    root = tmp_path_factory.mktemp("tiny_llama")
-    tok = save_tokenizer(root / "tok")
-    proc = cli(
-        "deepprompt.train", "-m", "backbone=tiny_llama", f"backbone.name_or_path={tok}", "data=rte",
-        "debug=limit", "method=lora,ptuning_v2", "extras.print_config=false",
-        data_dir=benchmark_dir, out=root / "outputs", cwd=root,
-    )  # fmt: skip
-    runs = {json.loads((d / "metrics.json").read_text())["method"]: d for d in run_dirs(root / "outputs")}
-    assert sorted(runs) == ["lora", "ptuning_v2"], proc.stdout[-2000:]
-    return {method: (run, proc.stdout) for method, run in runs.items()}
 
 
 def test_lora_targets_come_from_the_backbone_config(tiny_llama_runs):
