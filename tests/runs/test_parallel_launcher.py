@@ -375,6 +375,27 @@ def test_the_launching_process_prints_the_sweep_table_without_torch(tmp_path):
     assert out.stdout.strip().endswith("[]")
 
 
+def test_no_job_runs_from_the_bare_server_that_replaces_a_dead_one(tmp_path):
+    # multiprocessing starts a new server, without the preload, when the old one has ended before a job starts:
+    # the job must not run from it (the sweep would go on silently without its preload)
+    (tmp_path / "kills_its_importer.py").write_text("import os\nos._exit(7)\n")
+    code = """
+import time
+from hydra_plugins.deepprompt_launcher import _pool
+ctx = _pool.start_server(["kills_its_importer"])
+time.sleep(3)  # the server has ended in its preload by now
+process = ctx.Process(target=print, args=("ran from a bare server",))
+try:
+    _pool.start_process(process)
+except _pool.ServerGone:
+    print("server gone", process.pid is None, _pool._server_pid)  # never started; the server forgotten
+"""
+    env = _env(PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO / "src"), str(REPO)]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "server gone True None" in out.stdout and "ran from a bare server" not in out.stdout
+
+
 def test_a_server_that_dies_in_its_preload_fails_the_sweep_naming_the_setting(tmp_path):
     (tmp_path / "kills_its_importer.py").write_text("import os\nos._exit(7)\n")
     proc = _app(

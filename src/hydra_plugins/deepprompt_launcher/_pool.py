@@ -11,7 +11,7 @@ import pickle
 import signal
 from collections import deque
 from dataclasses import dataclass, field
-from multiprocessing import connection, forkserver
+from multiprocessing import connection, forkserver, util
 from typing import Any
 
 import cloudpickle
@@ -28,6 +28,7 @@ class JobDied(RuntimeError):
 
 
 _started_with: tuple[str, ...] | None = None
+_server_pid: int | None = None  # the preloaded server's pid (multiprocessing starts a bare one if it died)
 
 
 def start_server(preload: list[str]) -> Any:
@@ -53,15 +54,60 @@ def start_server(preload: list[str]) -> Any:
             else:
                 os.environ[key] = value
     _started_with = tuple(preload)
+    global _server_pid
+    _server_pid = forkserver._forkserver._forkserver_pid
     return ctx
 
 
 def stop_server() -> None:
-    global _started_with
+    global _started_with, _server_pid
     stop = getattr(forkserver._forkserver, "_stop", None)
     if stop is not None:
         stop()
-    _started_with = None
+    _started_with = _server_pid = None
+
+
+class ServerGone(RuntimeError):
+    """The preloaded server ended (e.g. a module of its preload exited or crashed it)."""
+
+
+def _server_ended() -> bool:
+    """Whether the preloaded server has ended; one that has is reaped and forgotten (as multiprocessing's own
+    check does before it starts a new server), so that nothing waits for it again."""
+    server = forkserver._forkserver
+    pid = server._forkserver_pid
+    if pid is None or pid != _server_pid:
+        return True
+    if os.waitpid(pid, os.WNOHANG)[0] == 0:
+        return False
+    os.close(server._forkserver_alive_fd)
+    address = server._forkserver_address
+    if address is not None and not util.is_abstract_socket_namespace(address):
+        with contextlib.suppress(OSError):
+            os.unlink(address)
+    server._forkserver_address = server._forkserver_alive_fd = server._forkserver_pid = None
+    return True
+
+
+def start_process(process: Any) -> None:
+    """``process.start()`` from the preloaded server, or `ServerGone`. Where the server has ended,
+    multiprocessing would silently start a new server without the preload and fork the job from it: the server
+    is checked first, and a job that still came from a new server (it ended between the check and the start) is
+    killed and that server stopped, so no job of a sweep runs from a server that did not preload."""
+    if _server_ended():
+        stop_server()
+        raise ServerGone
+    try:
+        process.start()
+    except (EOFError, OSError) as err:  # it ended while this job was being forked
+        raise ServerGone from err
+    if (
+        forkserver._forkserver._forkserver_pid != _server_pid
+    ):  # it had ended before: a bare one took its place
+        process.kill()
+        process.join()
+        stop_server()
+        raise ServerGone
 
 
 @dataclass
@@ -127,8 +173,8 @@ class Pool:
         receive, send = self.ctx.Pipe(duplex=False)
         process = self.ctx.Process(target=_job.main, args=(payload, send), name=f"hydra-job-{idx}")
         try:
-            process.start()
-        except (EOFError, OSError) as err:  # the server is gone (e.g. a preloaded module crashed it)
+            start_process(process)
+        except ServerGone as err:
             raise ConfigError(
                 f"hydra/launcher=parallel: the server ended before it could start job #{idx} (its error, if any, "
                 "is above); check the modules of hydra.launcher.preload"
