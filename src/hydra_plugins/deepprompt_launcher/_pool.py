@@ -33,7 +33,7 @@ _server_pid: int | None = None  # the preloaded server's pid (multiprocessing st
 
 def start_server(preload: list[str]) -> Any:
     """The forkserver context, its server started with ``preload`` (once per process and preload list)."""
-    global _started_with
+    global _started_with, _server_pid
     if "forkserver" not in multiprocessing.get_all_start_methods():
         raise RuntimeError("hydra/launcher=parallel needs the 'forkserver' start method (Linux, macOS)")
     ctx = multiprocessing.get_context("forkserver")
@@ -53,9 +53,7 @@ def start_server(preload: list[str]) -> Any:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    _started_with = tuple(preload)
-    global _server_pid
-    _server_pid = forkserver._forkserver._forkserver_pid
+    _started_with, _server_pid = tuple(preload), forkserver._forkserver._forkserver_pid
     return ctx
 
 
@@ -101,9 +99,8 @@ def start_process(process: Any) -> None:
         process.start()
     except (EOFError, OSError) as err:  # it ended while this job was being forked
         raise ServerGone from err
-    if (
-        forkserver._forkserver._forkserver_pid != _server_pid
-    ):  # it had ended before: a bare one took its place
+    # it ended after the check: multiprocessing started a bare server in its place and forked the job from it
+    if forkserver._forkserver._forkserver_pid != _server_pid:
         process.kill()
         process.join()
         stop_server()
