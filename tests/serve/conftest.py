@@ -1,12 +1,10 @@
-import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 
+from deepprompt.serve.loadtest import free_port, wait_ready
 from tests.predict.conftest import fixture_data_dir, runs_root, trained  # noqa: F401  (the same tiny runs)
 from tests.predict.helpers import env
 
@@ -33,12 +31,6 @@ def registry(serve_runs):
     return reg
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="package")
 def server(serve_runs, runs_root):  # noqa: F811
     """`deepprompt-serve` with the RTE, SST-2 and NER runs, a real process on a free port: its URL. One process for
@@ -62,17 +54,11 @@ def server(serve_runs, runs_root):  # noqa: F811
         env=env(runs_root / "data"),
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError((runs_root / f"serve_{port}.log").read_text()[-4000:])
-        time.sleep(0.5)
+    try:
+        wait_ready(url, proc, timeout=300)
+    except RuntimeError as err:
+        proc.kill()
+        raise AssertionError((runs_root / f"serve_{port}.log").read_text()[-4000:]) from err
     yield url
     proc.terminate()
     proc.wait(timeout=30)
