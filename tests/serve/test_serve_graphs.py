@@ -167,6 +167,66 @@ def test_more_shapes_than_allowed_run_eager():
     assert graphed.graphs.counts() == {"shapes": 1, "captures": 1, "replays": 1, "eager_calls": 1}
 
 
+def _recording(engine):
+    """The padded input shapes the forward runs on, recorded per call."""
+    shapes, run = [], engine.run
+    engine.run = lambda input_ids, **kw: shapes.append(tuple(input_ids.shape)) or run(input_ids, **kw)
+    return shapes
+
+
+def test_an_eager_forward_warms_and_times_every_bucket_and_serves_the_warmed_shapes():
+    multi, table, plain = _setup()  # eager on each batch's own shape
+    eager = BucketedForward(multi.model, table, pad_to_multiple_of=8, pad_rows=True)
+    ids, mask = helpers.batch([7, 3, 5], seed=3)
+    batch, task_ids = {"input_ids": ids, "attention_mask": mask}, _ids(TASKS[:3])
+    example = {k: v[:1] for k, v in batch.items()}
+    assert eager.plan([16, 8], 4) is None  # nothing timed yet
+    with torch.no_grad():
+        assert plain.warm(example, max_rows=4, max_length=16) == 0  # its shapes are not known up front
+        assert not plain.bucket_ms and not plain.warmed
+        buckets = eager.buckets(4, 16)
+        assert buckets == [(4, 16), (2, 16), (1, 16), (4, 8), (2, 8), (1, 8)]
+        assert eager.warm(example, max_rows=4, max_length=16) == len(buckets)
+        assert set(eager.bucket_ms) == eager.warmed == set(buckets)
+        assert all(ms > 0 for ms in eager.bucket_ms.values())
+        assert eager.warm(example, max_rows=4, max_length=16) == 0  # each bucket runs once
+        assert eager.counts() == {"pad_rows": True, "pad_to_multiple_of": 8, "warmed": 6, "timed": 6}
+        shapes = _recording(eager)
+        got = eager(task_ids, batch)
+        want = plain(task_ids, batch)
+    assert shapes == [(4, 8)]  # 3 rows of up to 7 tokens ran as their warmed bucket
+    assert got.last_hidden_state.shape == want.last_hidden_state.shape == (3, 7, 32)  # cut back
+    assert _close(got.last_hidden_state, want.last_hidden_state, mask) < 1e-5
+    assert (got.pooler_output - want.pooler_output).abs().max() < 1e-5
+
+
+def test_an_eager_forward_splits_a_mixed_batch_where_its_timed_buckets_say_so():
+    multi, table, _ = _setup()
+    eager = BucketedForward(multi.model, table, pad_to_multiple_of=8, pad_rows=True)
+    ids, mask = helpers.batch([3], seed=3)
+    with torch.no_grad():
+        eager.warm({"input_ids": ids, "attention_mask": mask}, max_rows=8, max_length=16)
+    lengths = [16, 12] + [5] * 4  # 2 long rows, 4 short: one call is 8 x 16, apart 2 x 16 and 4 x 8
+    eager.bucket_ms = {(h, w): 0.01 * h * w for h, w in eager.bucket_ms}  # every padded token costs
+    assert eager.plan(lengths, 8) == [2, 4]
+    eager.bucket_ms = {(h, w): 1.0 + 1e-6 * h * w for h, w in eager.bucket_ms}  # a fixed cost per call
+    assert eager.plan(lengths, 8) == [6]
+
+
+def test_an_eager_forward_warms_at_most_max_shapes_buckets_the_longest_first():
+    multi, table, plain = _setup()
+    eager = BucketedForward(multi.model, table, pad_to_multiple_of=8, pad_rows=True, max_shapes=4)
+    ids, mask = helpers.batch([5, 2], seed=4)
+    batch, task_ids = {"input_ids": ids, "attention_mask": mask}, _ids("ab")
+    with torch.no_grad():
+        assert eager.warm({k: v[:1] for k, v in batch.items()}, max_rows=4, max_length=16) == 4
+        assert eager.warmed == set(eager.buckets(4, 16)[:4])  # (2, 8) and (1, 8) are left
+        assert eager.plan([16, 5], 4) is None  # a call of 1 x 8 was not timed: no split
+        got = eager(task_ids, batch).last_hidden_state  # a bucket past them: padded and run all the same
+        assert _close(got, plain(task_ids, batch).last_hidden_state, mask) < 1e-5
+    assert eager.counts()["warmed"] == 4
+
+
 def test_the_table_is_refilled_in_place_unless_its_layout_changes():
     multi, table, _ = _setup()
     prompts = [multi.encoders[t]() for t in CONFIGS]
@@ -255,6 +315,22 @@ def test_graphs_fall_back_to_eager_on_the_cpu_with_one_log_line(runs, caplog):
 
 # -- GPU ----------------------------------------------------------------------------------------------------------
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@gpu
+def test_an_eager_registry_on_a_gpu_pads_to_the_buckets_and_warms_them(runs):
+    backbone = load_run_config(runs["rte"]).backbone
+    registry = TaskRegistry(backbone, "cuda", graphs=False)  # eager_buckets=auto: on a GPU
+    registry.load("sst2", runs["sst2"])
+    engine = registry.engine
+    assert engine.graphs is None and engine.pad_rows and engine.pad_to_multiple_of == 32
+    warmed = registry.warm(max_rows=4)
+    buckets = engine.buckets(4, registry.tasks["sst2"].runner.max_length)
+    assert warmed == len(buckets) and set(engine.bucket_ms) == engine.warmed == set(buckets)
+    plain = TaskRegistry(backbone, "cuda", graphs=False, eager_buckets=False)
+    plain.load("sst2", runs["sst2"])
+    assert not plain.engine.pad_rows and plain.warm(max_rows=4) == 0
+    _same(_answers(registry, ["sst2"]), _answers(plain, ["sst2"]))
 
 
 @gpu

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 
 import pytest
@@ -12,7 +13,7 @@ from deepprompt.runs.restore import load_run_config
 from deepprompt.serve.forward import row_bucket
 from deepprompt.serve.planning import CALL_OVERHEAD_MS, plan_chunks
 from deepprompt.serve.registry import TaskRegistry
-from tests.serve.test_serve_graphs import emulated
+from tests.serve.test_serve_graphs import _recording, emulated
 from tests.serve.test_serve_load import _examples, runs  # noqa: F401  (the module's tiny runs)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -78,22 +79,36 @@ def test_no_plan_for_a_shape_that_was_not_timed():
     assert plan_chunks([], 64, compute_bound) is None
 
 
-def test_the_timed_buckets_split_the_server_batches_and_leave_the_answers_unchanged(runs):  # noqa: F811
+@pytest.mark.parametrize("forward", ["graphs", "eager"])
+def test_the_timed_buckets_split_the_server_batches_and_leave_the_answers_unchanged(
+    runs,  # noqa: F811
+    forward,
+    caplog,
+):
     backbone = load_run_config(runs["rte"]).backbone
     # lengths in buckets of 8 tokens: the test's RTE pairs and SST-2 sentences fall in several
-    graphed = TaskRegistry(backbone, "cpu", graphs=True, capture=emulated, pad_to_multiple_of=8)
+    options = {"graphs": True, "capture": emulated} if forward == "graphs" else {"eager_buckets": True}
+    served = TaskRegistry(backbone, "cpu", pad_to_multiple_of=8, **options)
     for name in ("rte", "sst2"):
-        graphed.load(name, runs[name])
-    engine = graphed.engine
+        served.load(name, runs[name])
+    engine = served.engine
+    assert (engine.graphs is None) == (forward == "eager") and engine.pad_rows
     assert engine.plan([20, 10], 8) is None  # nothing timed before warm-up
-    graphed.warm(max_rows=8)
-    longest = max(t.runner.max_length for t in graphed.tasks.values())
-    assert set(engine.bucket_ms) == set(engine.buckets(8, longest))  # every captured bucket timed
+    with caplog.at_level(logging.INFO, logger="deepprompt.serve"):
+        warmed = served.warm(max_rows=8)
+    longest = max(t.runner.max_length for t in served.tasks.values())
+    buckets = engine.buckets(8, longest)
+    assert warmed == len(buckets) and served.warm(max_rows=8) == 0  # each bucket once
+    assert set(engine.bucket_ms) == set(buckets)  # every bucket timed
     assert all(ms > 0 for ms in engine.bucket_ms.values())
-    eager = TaskRegistry(backbone, "cpu")
+    said = {"graphs": "captured up front", "eager": "run once and timed up front"}[forward]
+    assert f"{forward}: {len(buckets)} shape buckets {said} ({len(buckets)} in all)" in caplog.messages
+    assert engine.counts() == {"pad_rows": True, "pad_to_multiple_of": 8, "warmed": warmed, "timed": warmed}
+    plain = TaskRegistry(backbone, "cpu")  # eager on each batch's own shape (on the CPU by default)
     for name in ("rte", "sst2"):
-        eager.load(name, runs[name])
-    items = [(t, e) for t in ("rte", "sst2") for e in _examples(graphed, t)][:8]
+        plain.load(name, runs[name])
+    assert not plain.engine.pad_rows and plain.warm(max_rows=8) == 0 and not plain.engine.bucket_ms
+    items = [(t, e) for t in ("rte", "sst2") for e in _examples(served, t)][:8]
 
     def work(reg):
         return [(reg.index(t), reg.tasks[t].runner, e) for t, e in items]
@@ -101,13 +116,17 @@ def test_the_timed_buckets_split_the_server_batches_and_leave_the_answers_unchan
     # timings where every padded token costs: rows of different buckets run apart
     engine.bucket_ms = {(h, w): 0.01 * h * w for h, w in engine.bucket_ms}
     with torch.inference_mode():
-        want = predict(eager.forward, work(eager), 8, "cpu")
+        want = predict(plain.forward, work(plain), 8, "cpu")
         lengths = sorted((len(e["_rows"][0]["input_ids"]) for _, e in items), reverse=True)
         plan = engine.plan(lengths, 8)
         assert len(set(lengths)) > 1 and len(plan) > 1 and sum(plan) == len(items), lengths
         calls = engine.calls
-        got = predict(graphed.forward, work(graphed), 8, "cpu", plan=engine.plan)
+        shapes = []
+        if forward == "eager":  # the shapes it ran on: warmed buckets only
+            shapes = _recording(engine)
+        got = predict(served.forward, work(served), 8, "cpu", plan=engine.plan)
         assert engine.calls - calls == len(plan)
+        assert set(shapes) <= engine.warmed and len(shapes) == (len(plan) if forward == "eager" else 0)
     assert [a["label"] for a in got] == [b["label"] for b in want]
     for a, b in zip(got, want, strict=True):
         for name, p in a["probabilities"].items():

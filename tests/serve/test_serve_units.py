@@ -7,9 +7,11 @@ import threading
 
 import pytest
 
+from deepprompt.errors import ConfigError
 from deepprompt.inference.engine import predict
 from deepprompt.inference.inputs import example_from_fields
 from deepprompt.serve.batcher import Batcher
+from deepprompt.serve.cli import eager_buckets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -37,6 +39,14 @@ def test_padded_shapes_give_the_unpadded_answers(registry):
         assert a["label"] == b["label"]
         for name, p in a["probabilities"].items():
             assert b["probabilities"][name] == pytest.approx(p, abs=1e-5)
+
+
+def test_eager_buckets_takes_auto_true_or_false_and_names_the_key_otherwise():
+    assert [eager_buckets(v) for v in ("auto", None, True, False)] == [None, None, True, False]
+    with pytest.raises(
+        ConfigError, match=r"eager_buckets \(conf/serve.yaml\) must be auto, true or false, got 'on'"
+    ):
+        eager_buckets("on")
 
 
 @pytest.mark.parametrize("mixed", [True, False])

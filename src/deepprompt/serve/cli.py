@@ -34,6 +34,18 @@ def parse_prompts(node) -> dict[str, str]:
     raise ConfigError(f"prompts must map task names to run folders, got {node!r}")
 
 
+def eager_buckets(value) -> bool | None:
+    """The ``eager_buckets`` setting: true, false, or None for ``auto`` (on a GPU)."""
+    if value is None or value == "auto":
+        return None
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(
+        f"eager_buckets (conf/serve.yaml) must be auto, true or false, got {value!r}: "
+        "pass eager_buckets=auto (on a GPU), true or false"
+    )
+
+
 def build_server(cfg: DictConfig):
     """``(registry, batcher, app)`` with every task of ``cfg.prompts`` loaded."""
     from deepprompt.serve.app import create_app
@@ -58,6 +70,7 @@ def build_server(cfg: DictConfig):
         cfg.get("pad_to_multiple_of"),
         graphs=bool(cfg.graphs),
         max_shapes=int(cfg.max_shapes),
+        eager_buckets=eager_buckets(cfg.get("eager_buckets", "auto")),
     )
     for name, path in prompts.items():
         registry.load(name, path)

@@ -12,13 +12,16 @@ in place, and the graphs are dropped only when the table has to grow or change i
 
 `BucketedForward` pads a batch to its bucket (rows to a power of two, by repeating the last row; lengths to a
 multiple of ``pad_to_multiple_of``, with padding tokens the attention mask hides), runs it (a graph replay, a
-compiled or an eager forward) and cuts the outputs back: padding changes no row's output.
+compiled or an eager forward) and cuts the outputs back: padding changes no row's output. `BucketedForward.warm`
+runs every bucket once before serving (a graph's capture, or an eager forward's first use of its shape) and times
+it, for the split planner (`serve.planning`).
 """
 
 from __future__ import annotations
 
 import time
 from types import SimpleNamespace
+from typing import Any
 
 import torch
 from torch import nn
@@ -123,6 +126,7 @@ class BucketedForward:
 
     ``pad_to_multiple_of`` / ``pad_rows``: pad to shape buckets (lengths, rows); ``graphs``: replay a CUDA graph
     per bucket (`InferenceGraphs`; padding is then always on). The output is cut back to the batch's own shape.
+    ``max_shapes``: at most this many buckets captured (graphs) or run up front (`warm`, eager).
     """
 
     def __init__(
@@ -146,8 +150,11 @@ class BucketedForward:
             if graphs
             else None
         )
+        self.max_shapes = max_shapes
         self.before_call = None  # e.g. torch.compiler.cudagraph_mark_step_begin for a reduce-overhead compile
         self.bucket_ms: dict[tuple[int, int], float] = {}  # (rows, length) bucket -> its timed call (`warm`)
+        # the buckets `warm` ran (since the prefix table's last layout)
+        self.warmed: set[tuple[int, int]] = set()
         self.calls = 0
 
     def run(
@@ -193,21 +200,52 @@ class BucketedForward:
         return [(h, w) for w in reversed(widths) for h in reversed(heights)]
 
     def warm(self, example: dict[str, torch.Tensor], max_rows: int, max_length: int, task_id: int = 0) -> int:
-        """Capture the graph of every bucket up to ``max_rows`` x ``max_length`` (with prompts) that is not
-        captured yet, so that no capture happens while serving; ``example``: a collated batch of one row (its
-        keys and dtypes are the served batches'). Returns the number of new captures (none without graphs;
-        at most ``max_shapes`` buckets in all)."""
-        if self.graphs is None or self.table.kv is None:
+        """Run every bucket up to ``max_rows`` x ``max_length`` (with prompts) once before serving, and time it
+        into `bucket_ms` (what `plan` splits batches by). With graphs, each bucket not captured yet is captured,
+        so that no capture happens while serving. Eager, with ``pad_rows`` (served batches are padded to these
+        buckets), each bucket not run yet runs once: the first use of a shape (the GPU libraries' choice of
+        kernels, the allocator's new blocks) is paid here, not by a request. ``example``: a collated batch of
+        one row (its keys and dtypes are the served batches'). Returns the number of buckets newly captured
+        (graphs) or run (eager); none for an eager forward on the batches' own shapes (they are not known up
+        front) or without tasks. At most ``max_shapes`` buckets, the longest first: a batch of a bucket past
+        them runs eager (graphs) or meets its shape while serving (eager), and `plan` leaves it unsplit (it was
+        not timed)."""
+        if self.table.kv is None or (self.graphs is None and not self.pad_rows):
             return 0
-        before = self.graphs.captures
+        graphs, ran = self.graphs, 0
+        before = graphs.captures if graphs is not None else 0
         for rows, length in self.buckets(max_rows, max_length):
-            if len(self.graphs.graphs) >= self.graphs.max_shapes:
+            if graphs is not None and len(graphs.graphs) >= graphs.max_shapes:
+                break
+            if graphs is None and (rows, length) in self.warmed:
+                continue
+            if graphs is None and len(self.warmed) >= self.max_shapes:
                 break
             batch = {k: v[:1, :1].expand(rows, length).contiguous() for k, v in example.items()}
             task_ids = torch.full((rows,), task_id, dtype=torch.long)
-            self(task_ids, batch)
+            self(task_ids, batch)  # graphs: the capture (or a replay); eager: the shape's first use
             self.bucket_ms[(rows, length)] = self._time(task_ids, batch)
-        return self.graphs.captures - before
+            self.warmed.add((rows, length))
+            ran += 1
+        return graphs.captures - before if graphs is not None else ran
+
+    def reset(self) -> None:
+        """Forget what `warm` did for the prefix table's old layout (its graphs, the buckets it ran): the table
+        was reallocated, and the prefix length is part of every shape. The timings stay until `warm` retimes
+        them."""
+        if self.graphs is not None:
+            self.graphs.clear()
+        self.warmed.clear()
+
+    def counts(self) -> dict[str, Any]:
+        """The shape buckets (``GET /health``): whether rows are padded to powers of two, the length multiple,
+        the buckets `warm` ran (captured or run once) and those timed (what `plan` splits by)."""
+        return {
+            "pad_rows": self.pad_rows or self.graphs is not None,
+            "pad_to_multiple_of": self.pad_to_multiple_of,
+            "warmed": len(self.warmed),
+            "timed": len(self.bucket_ms),
+        }
 
     def _time(self, task_ids: torch.Tensor, batch: dict[str, torch.Tensor], calls: int = 3) -> float:
         """Milliseconds of one call on this padded batch (its replay with the host's part), the least of ``calls``."""

@@ -3,10 +3,11 @@
 A batch of several tasks mixes short rows (SST-2 sentences) with long ones (BoolQ passages). Run as one call, every
 row pads to the longest and the call pads its rows to the next power of two: on a GPU whose forward is bound by
 compute (a large backbone) 22 rows of which 6 are 256 tokens long run as 32 x 256, twice the work of two calls of
-8 x 256 and 16 x 32. With CUDA graphs the server knows what each padded shape costs: it times every captured
-bucket once at start-up (`BucketedForward.warm`). `plan_chunks` then picks, for the rows sorted longest first, the
-calls whose summed time (plus a fixed host cost per call) is least; one call wins wherever the fixed cost of a
-forward dominates (a small backbone), so the split only happens where it pays.
+8 x 256 and 16 x 32. Where batches are padded to shape buckets (CUDA graphs, or an eager forward with
+``eager_buckets``) the server knows what each padded shape costs: it times every bucket once at start-up
+(`BucketedForward.warm`). `plan_chunks` then picks, for the rows sorted longest first, the calls whose summed time
+(plus a fixed host cost per call) is least; one call wins wherever the fixed cost of a forward dominates (a small
+backbone), so the split only happens where it pays.
 
 The search cuts only between rows of different padded lengths (rows of one length bucket stay together, in calls
 of at most ``max_rows``): a batch has a few such groups (one per task, roughly), so the exact search over where to

@@ -111,7 +111,12 @@ class TaskRegistry:
         graphs: bool = False,
         max_shapes: int = 128,
         capture=None,  # tests: a stand-in for the CUDA graph capture, so that the graph path runs on the CPU
+        eager_buckets: bool | None = None,
     ):
+        """``eager_buckets``: an eager forward (no graphs, no compile) pads its batches to the shape buckets too,
+        so that `warm` runs and times each bucket up front (a new shape's first use is paid at start-up, and the
+        split planner has the timings); None: on a GPU (on the CPU a shape's first use costs little, and
+        padding only adds work)."""
         self.backbone_cfg = structured(
             BackboneConfig, OmegaConf.to_container(OmegaConf.create(backbone), resolve=True), "backbone"
         )
@@ -123,9 +128,12 @@ class TaskRegistry:
             graphs = False
         torch.manual_seed(seed)  # a randomly initialised backbone (tests) is the one its runs trained on
         self.model = load_backbone(self.backbone_cfg).to(self.device, self.dtype).eval()
-        # fixed shapes for graphs or a compiled forward: lengths padded to a multiple, rows to a power of two
+        # fixed shapes for graphs, a compiled forward or eager buckets: lengths padded to a multiple, rows to a
+        # power of two
         self.compile = compile
-        fixed = compile != "none" or graphs
+        if eager_buckets is None:
+            eager_buckets = self.device.type == "cuda"
+        fixed = compile != "none" or graphs or eager_buckets
         self.table = PrefixTable(self.device, self.dtype)
         self.engine = BucketedForward(
             self.model,
@@ -145,7 +153,7 @@ class TaskRegistry:
         self.multi: MultiTaskDeepPromptModel | None = None
         self.tasks: dict[str, ServedTask] = {}
         self.lock = threading.RLock()
-        self.warm_rows = 0  # warm(): each task load captures its new shape buckets up to this many rows
+        self.warm_rows = 0  # warm(): each task load warms its new shape buckets up to this many rows
 
     @property
     def backbone_name(self) -> str:
@@ -211,10 +219,11 @@ class TaskRegistry:
             self.multi.tasks.remove(name)
 
     def _refresh(self) -> None:
-        """Restack the prefix table after a task came or went (in place where it fits; else new graphs)."""
+        """Restack the prefix table after a task came or went (in place where it fits; else the buckets are
+        warmed again: new graphs, new shapes)."""
         tasks = self.multi.tasks if self.multi is not None else []
-        if self.table.rebuild([self.multi.encoders[t]() for t in tasks]) and self.engine.graphs is not None:
-            self.engine.graphs.clear()
+        if self.table.rebuild([self.multi.encoders[t]() for t in tasks]):
+            self.engine.reset()
 
     def remove(self, name: str) -> None:
         with self.lock:
@@ -230,13 +239,17 @@ class TaskRegistry:
         return self.engine(task_ids, batch, copy_outputs=False)
 
     def warm(self, max_rows: int) -> int:
-        """Capture the forward of every shape bucket a batch of up to ``max_rows`` rows of any served task can
-        pad to (``warmup_shapes``), so that serving captures nothing; a no-op without graphs. Returns the
-        number of new captures. Called after each task load (a longer task, or a table that had to grow, brings
-        buckets of its own)."""
+        """Run every shape bucket a batch of up to ``max_rows`` rows of any served task can pad to once, and
+        time it (``warmup_shapes``; `BucketedForward.warm`): with graphs each is captured, so that serving
+        captures nothing; an eager forward with ``eager_buckets`` runs each once, so that no request pays a
+        shape's first use. A no-op for an eager forward on the batches' own shapes and for a compiled one (it
+        compiles its shapes as they come). Returns the number of buckets newly captured or run. Called after
+        each task load (a longer task, or a table that had to grow, brings buckets of its own)."""
         from deepprompt.inference.engine import collate, pad_id_of
 
         self.warm_rows = max_rows
+        if self.compile != "none":
+            return 0
         captured = 0
         with self.lock, torch.inference_mode():
             seen = set()
@@ -251,11 +264,17 @@ class TaskRegistry:
                     continue
                 seen.add(key)
                 captured += self.engine.warm(example, max_rows, runner.max_length)
-        if captured:
+        if captured and self.engine.graphs is not None:
             log.info(
                 "graphs: %d shape buckets captured up front (%d in all)",
                 captured,
                 len(self.engine.graphs.graphs),
+            )
+        elif captured:
+            log.info(
+                "eager: %d shape buckets run once and timed up front (%d in all)",
+                captured,
+                len(self.engine.warmed),
             )
         return captured
 
