@@ -6,7 +6,8 @@
 * ``GET /v1/tasks``: the backbone and each task's family, labels, prompt length and sizes.
 * ``POST /v1/tasks`` ``{"name", "path"}`` / ``DELETE /v1/tasks/{name}``: load or drop a task's prompts while
   the backbone stays in memory.
-* ``GET /health``; the OpenAPI schema at ``/openapi.json`` (and ``/docs``).
+* ``GET /health``: the batcher's counters, the graphs' and the shape buckets' (padded, warmed, timed); the
+  OpenAPI schema at ``/openapi.json`` (and ``/docs``).
 
 Errors: a malformed request or input is HTTP 422 whose ``detail`` names the field (``loc``); an unknown
 task is 404 listing the served tasks.
@@ -80,6 +81,7 @@ def create_app(registry: TaskRegistry, batcher: Batcher, allow_task_changes: boo
             "tasks": len(registry.tasks),
             "batcher": batcher.stats(),
             "graphs": None if graphs is None else graphs.counts(),
+            "buckets": registry.engine.counts(),
             "gil_switch_ms": sys.getswitchinterval() * 1000,
         }
 

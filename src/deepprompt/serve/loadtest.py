@@ -283,6 +283,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     # during the timed requests: graph captures, replays and eager forwards (null: no graphs)
                     "graphs": graphs
                     and {k: after["graphs"][k] - graphs[k] for k in ("captures", "replays", "eager_calls")},
+                    # the shape buckets: rows padded, length multiple, buckets warmed and timed at start-up
+                    "buckets": after.get("buckets"),
                 }
                 rows.append(result)
                 print(
