@@ -15,10 +15,10 @@ each such call wakes the loop through its self-pipe and contends for the GIL. Th
 A batch's examples are tokenized in one tokenizer call per task (by the tokenizer thread while the batch before
 runs, ``tokenize_ahead``, or else by the worker) and run in one forward pass of the `MultiTaskDeepPromptModel`
 (each row with its own task's prompts), or, where the server timed its shape buckets at start-up (warm-up of CUDA
-graphs or of an eager forward padded to the buckets), in the consecutive runs of rows, longest first, with the least measured time (`serve.planning`: a few long
-passages no longer pad a batch of short sentences to their length). With ``mixed=False`` a batch takes jobs of the
-oldest job's task only (one task per batch: the baseline the load benchmark compares against). A job bigger
-than ``max_batch`` rows runs alone, in ``max_batch`` chunks.
+graphs or of an eager forward padded to the buckets), in the consecutive runs of rows, longest first, with the
+least measured time (`serve.planning`: a few long passages no longer pad a batch of short sentences to their
+length). With ``mixed=False`` a batch takes jobs of the oldest job's task only (one task per batch: the baseline
+the load benchmark compares against). A job bigger than ``max_batch`` rows runs alone, in ``max_batch`` chunks.
 """
 
 from __future__ import annotations

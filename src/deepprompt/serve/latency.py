@@ -7,9 +7,9 @@ graphs, per batch size and sequence length.
 The tasks load into one `TaskRegistry` on the backbone their runs were trained on (as ``deepprompt-serve``
 does: bf16 on a GPU, each task's prefix keys/values cached). A batch of ``B`` rows of exactly ``T`` random tokens
 (rows cycle over the tasks: a mixed-task batch) goes through the registry's forward, which pads to the shape
-bucket, gathers the rows' prefixes, runs the backbone and cuts the output back. Four variants share the weights and the inputs:
-``bare`` (no prompts) or ``prompts``, each ``eager`` or ``graphs`` (replays of a graph captured per bucket; on
-a CPU the graph rows are left out). Variants alternate in ``rounds`` so that a drift of the machine hits all.
+bucket, gathers the rows' prefixes, runs the backbone and cuts the output back. Four variants share the weights
+and the inputs: ``bare`` (no prompts) or ``prompts``, each ``eager`` or ``graphs`` (replays of a graph captured
+per bucket; on a CPU the graph rows are left out). Variants alternate in ``rounds`` so that a drift of the machine hits all.
 
 Per call, on the host: the wall time from the call to the end of its work on the GPU (synchronized): p50/p99.
 On the GPU: the CUDA-event time around the call (``event_ms``: for an eager call it includes the GPU waiting
