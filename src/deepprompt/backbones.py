@@ -13,34 +13,16 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
 from deepprompt.config.resolvers import local_model_path  # noqa: F401 - its former home
+from deepprompt.config.schema import BackboneConfig  # the typed section, importable without torch
 from deepprompt.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class BackboneConfig:
-    name: str = "minilm"
-    name_or_path: str = (
-        "sentence-transformers/all-MiniLM-L6-v2"  # hub name or local folder (also the tokenizer)
-    )
-    pretrained: bool = True  # false: random weights from the config (tests, speed benchmarks)
-    attn_implementation: str = "sdpa"  # 'sdpa' or 'eager' (deep prompts wrap either)
-    # e.g. tiny shapes for tests; with pretrained false, ``model_type`` builds that architecture from these alone
-    config_overrides: dict[str, Any] = field(default_factory=dict)
-    # the head's input: 'pooler' (official P-Tuning v2 head input), 'cls' (last hidden state of [CLS]) or 'last'
-    # (the last real token: decoder-only backbones, whose last token is the only one that has read the whole text)
-    pooling: str = "pooler"
-    # the modules LoRA adapts on this backbone (method=lora reads it; None: the method's own default, BERT's names)
-    lora_target_modules: list[str] | None = None
 
 
 def resolve_model_path(name_or_path: str) -> tuple[str, str | None]:

@@ -43,8 +43,8 @@ register_resolvers()
 
 def validate(cfg: DictConfig) -> None:
     """Check every typed section before anything heavy happens (data loading, model download)."""
-    from deepprompt.backbones import BackboneConfig
     from deepprompt.config import (
+        BackboneConfig,
         DataConfig,
         HeadConfig,
         OptimConfig,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,9 +82,6 @@ def test_cpu_trainer_instantiates(compose_train, tmp_path):
 
 def test_installed_console_scripts_find_their_configs(tmp_path):
     """`deepprompt-train` as installed (not `python -m`): Hydra looks the configs up as a package."""
-    import subprocess
-    import sys
-
     for script in ("deepprompt-train", "deepprompt-eval"):
         exe = Path(sys.executable).parent / script
         proc = subprocess.run(
@@ -89,3 +89,46 @@ def test_installed_console_scripts_find_their_configs(tmp_path):
         )
         assert proc.returncode == 0 or "run_dir" in proc.stderr + proc.stdout, proc.stderr[-2000:]
         assert "Primary config module" not in proc.stderr
+
+
+# The typed sections import without torch, so that deepprompt-train refuses a bad value in a second, not after
+# the imports of torch and transformers. Run in a fresh interpreter: this one has long imported torch.
+VALIDATE_IN_A_FRESH_PROCESS = """
+import json, sys
+from deepprompt.errors import ConfigError
+from deepprompt.train import validate
+from tests.sweeps import compose_cfg
+
+error = None
+try:
+    validate(compose_cfg(["backbone=tiny", "data=rte", *sys.argv[1:]]))
+except ConfigError as err:
+    error = str(err)
+print(json.dumps({"error": error, "torch": "torch" in sys.modules}))
+"""
+BAD_VALUES = [
+    (
+        ("backbone.pretrained=maybe",),
+        "bad value for 'backbone.pretrained': Value 'maybe' is not a valid bool (type str)",
+    ),
+    (("method.prompt.length=-4",), "method: prompt length must be a positive integer, got -4"),
+    (
+        ("method=linear_probe", "method.frozen_dtype=fp8"),
+        "method: method.frozen_dtype must be fp32, bf16 or fp16, got 'fp8'",
+    ),
+    # the last section validate checks: every section before it imports without torch too
+    (("head.pooling=mean",), "head: head.pooling must be 'pooler', 'cls' or 'last', got 'mean'"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_VALUES)
+def test_bad_values_are_refused_before_torch_is_imported(overrides, message):
+    proc = subprocess.run(
+        [sys.executable, "-c", VALIDATE_IN_A_FRESH_PROCESS, *overrides],
+        capture_output=True,
+        text=True,
+        cwd=CONF.parent,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout) == {"error": message, "torch": False}

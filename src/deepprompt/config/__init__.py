@@ -1,6 +1,7 @@
 """Typed config schemas and OmegaConf resolvers."""
 
 from deepprompt.config.schema import (
+    BackboneConfig,
     DataConfig,
     HeadConfig,
     OptimConfig,
@@ -11,6 +12,7 @@ from deepprompt.config.schema import (
 )
 
 __all__ = [
+    "BackboneConfig",
     "DataConfig",
     "HeadConfig",
     "OptimConfig",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -21,6 +21,25 @@ from deepprompt.errors import ConfigError
 from deepprompt.tasks.classification.tasks import label_map_by_raw  # the task registry: no torch
 
 T = TypeVar("T")
+
+
+@dataclass
+class BackboneConfig:
+    """The ``backbone`` section (`deepprompt.backbones.load_backbone` builds it)."""
+
+    name: str = "minilm"
+    name_or_path: str = (
+        "sentence-transformers/all-MiniLM-L6-v2"  # hub name or local folder (also the tokenizer)
+    )
+    pretrained: bool = True  # false: random weights from the config (tests, speed benchmarks)
+    attn_implementation: str = "sdpa"  # 'sdpa' or 'eager' (deep prompts wrap either)
+    # e.g. tiny shapes for tests; with pretrained false, ``model_type`` builds that architecture from these alone
+    config_overrides: dict[str, Any] = field(default_factory=dict)
+    # the head's input: 'pooler' (official P-Tuning v2 head input), 'cls' (last hidden state of [CLS]) or 'last'
+    # (the last real token: decoder-only backbones, whose last token is the only one that has read the whole text)
+    pooling: str = "pooler"
+    # the modules LoRA adapts on this backbone (method=lora reads it; None: the method's own default, BERT's names)
+    lora_target_modules: list[str] | None = None
 
 
 @dataclass

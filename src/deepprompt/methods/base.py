@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from torch import nn
-from transformers import PreTrainedModel
+from typing import TYPE_CHECKING
 
 from deepprompt.errors import ConfigError
 from deepprompt.prompts.compiling import COMPILE_MODES, compile_backbone
+
+if TYPE_CHECKING:  # the config classes import without torch (deepprompt-train checks them first)
+    from torch import nn
+    from transformers import PreTrainedModel
 
 
 @dataclass
@@ -55,7 +57,7 @@ def compile_frozen(module: nn.Module, cfg: CompileOptions) -> None:
         compile_backbone(module, cfg.compile, cfg.compile_backend, dynamic=cfg.compile_dynamic)
 
 
-MethodBuilder = Callable[[PreTrainedModel, MethodConfig], nn.Module]
+MethodBuilder = Callable[["PreTrainedModel", MethodConfig], "nn.Module"]
 _REGISTRY: dict[str, tuple[type[MethodConfig], MethodBuilder]] = {}
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from deepprompt.errors import ConfigError
 from deepprompt.methods.base import CompileOptions, MethodConfig, compile_frozen, register_method
-from deepprompt.prompts import DeepPromptConfig, add_deep_prompts
+from deepprompt.prompts import DeepPromptConfig
 from deepprompt.prompts.profiles import LR_PROFILES
 
 
@@ -70,6 +70,8 @@ class PTuningV2Config(MethodConfig, CompileOptions):
 
 @register_method("ptuning_v2", PTuningV2Config)
 def build_ptuning_v2(backbone, cfg: PTuningV2Config):
+    from deepprompt.prompts import add_deep_prompts  # torch: only when a model is built
+
     prompt = cfg.prompt
     if cfg.layer_lr.profile != "none":
         if prompt.reparam != "none":

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from deepprompt.errors import ConfigError
 from deepprompt.methods.base import MethodConfig, register_method
-from deepprompt.prompts.model import resolve_dtype
 
 
 @dataclass
@@ -37,5 +36,7 @@ def build_finetune(backbone, cfg):
 @register_method("linear_probe", LinearProbeConfig)
 def build_linear_probe(backbone, cfg: LinearProbeConfig):
     if cfg.frozen_dtype != "fp32":
+        from deepprompt.prompts.model import resolve_dtype  # torch: only when a model is built
+
         backbone.to(resolve_dtype(cfg.frozen_dtype))
     return backbone.requires_grad_(False)

@@ -1,17 +1,24 @@
-"""The deep-prompt engine: usable on its own, without Lightning or Hydra."""
+"""The deep-prompt engine: usable on its own, without Lightning or Hydra.
 
-from deepprompt.prompts.config import DeepPromptConfig
-from deepprompt.prompts.encoder import PromptEncoder
-from deepprompt.prompts.geometry import BackboneGeometry
-from deepprompt.prompts.io import load_prompts, save_prompts
-from deepprompt.prompts.model import DeepPromptModel, add_deep_prompts
+Its names are imported on first use, so that ``DeepPromptConfig`` (a section of the typed config that
+``deepprompt-train`` checks before anything heavy) imports without torch.
+"""
 
-__all__ = [
-    "BackboneGeometry",
-    "DeepPromptConfig",
-    "DeepPromptModel",
-    "PromptEncoder",
-    "add_deep_prompts",
-    "load_prompts",
-    "save_prompts",
-]
+from importlib import import_module
+
+_HOMES = {
+    "BackboneGeometry": "deepprompt.prompts.geometry",
+    "DeepPromptConfig": "deepprompt.prompts.config",
+    "DeepPromptModel": "deepprompt.prompts.model",
+    "PromptEncoder": "deepprompt.prompts.encoder",
+    "add_deep_prompts": "deepprompt.prompts.model",
+    "load_prompts": "deepprompt.prompts.io",
+    "save_prompts": "deepprompt.prompts.io",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'deepprompt.prompts' has no attribute {name!r}")
