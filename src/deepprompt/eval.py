@@ -66,11 +66,13 @@ def hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     """Console entry point; a mistake on the command line is one line (``deepprompt.config.cli_errors``)."""
     from deepprompt.config.cli_errors import install
+    from deepprompt.runs.startup import quick_exit_collection
     from deepprompt.utils.quiet import quiet_third_party
 
     install("deepprompt-eval")
     quiet_third_party()
     hydra_main()
+    quick_exit_collection()  # seconds off the interpreter's teardown
 
 
 if __name__ == "__main__":
