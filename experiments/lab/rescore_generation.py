@@ -9,16 +9,21 @@ document frequencies is the scored set (or subset) itself. pycocoevalcap is not 
 
     pip install pycocoevalcap          # or PYTHONPATH=<folder with it>
     python experiments/lab/rescore_generation.py <run dir> [<run dir> ...] --out scores.json [--md scores.md]
+        [--over-seeds]
 
 Writes one entry per run: {"run": <name>, "scores": {"bleu", "rouge_l", "ter", "meteor", "cider", and each with
-_<subset> for WebNLG's seen/unseen}}; --md a table of them.
+_<subset> for WebNLG's seen/unseen}}; --md a table of them. With --over-seeds the table has one row per setting
+instead, the runs whose names differ only in their ``_s<seed>`` part (``e2e_lora_s2_lr5e-3`` -> ``e2e_lora_lr5e-3``):
+each cell the mean over those runs ± its standard error (std / sqrt(n)); the per-run table follows it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -72,23 +77,51 @@ def score_run(run: Path) -> dict:
     return {"run": run.name, "inputs": len(rows), "scores": {k: round(v, 4) for k, v in scores.items()}}
 
 
-def table(entries: list[dict]) -> str:
+def setting(run: str) -> str:
+    """A run's name without its seed part: ``e2e_lora_s2_lr5e-3`` -> ``e2e_lora_lr5e-3``."""
+    return re.sub(r"_s\d+(?=_|$)", "", run)
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and its standard error (sample std / sqrt(n)); a single value has no error (NaN)."""
+    if len(values) < 2:
+        return values[0], math.nan
+    return statistics.fmean(values), statistics.stdev(values) / math.sqrt(len(values))
+
+
+def table(entries: list[dict], over_seeds: bool = False) -> str:
     metrics = ["bleu", "meteor", "rouge_l", "cider", "ter"]
     subsets = sorted(
         {k.split("_")[-1] for e in entries for k in e["scores"] if k.endswith(("_seen", "_unseen"))}
     )
-    head = "| run | " + " | ".join(m.upper().replace("ROUGE_L", "ROUGE-L") for m in metrics) + " |"
-    lines = [head, "|---|" + "---:|" * len(metrics)]
+    groups: dict[str, list[dict]] = {}
     for e in entries:
-        s = e["scores"]
-        cells = []
+        groups.setdefault(setting(e["run"]) if over_seeds else e["run"], []).append(e)
+    names = " | ".join(m.upper().replace("ROUGE_L", "ROUGE-L") for m in metrics)
+    if over_seeds:
+        lines = [f"| setting | seeds | {names} |", "|---|---:|" + "---:|" * len(metrics)]
+    else:
+        lines = [f"| run | {names} |", "|---|" + "---:|" * len(metrics)]
+    for name, members in groups.items():
+        cells = [str(len(members))] if over_seeds else []
         for m in metrics:
-            parts = [s[m]] + [s[f"{m}_{sub}"] for sub in subsets if f"{m}_{sub}" in s]
-            fmt = "{:.2f}" if m == "cider" else "{:.1f}"
-            cells.append(" / ".join(fmt.format(v) for v in parts))
-        lines.append(f"| {e['run']} | " + " | ".join(cells) + " |")
-    note = f"\n\nEach cell: all / {' / '.join(subsets)}." if subsets else ""
-    return "\n".join(lines) + note + "\n"
+            keys = [m] + [f"{m}_{sub}" for sub in subsets if f"{m}_{sub}" in members[0]["scores"]]
+            digits = 2 if m == "cider" else 1
+            parts = []
+            for key in keys:
+                mean, se = mean_se([e["scores"][key] for e in members])
+                parts.append(f"{mean:.{digits}f}" + (f" ± {se:.{digits}f}" if len(members) > 1 else ""))
+            cells.append(" / ".join(parts))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    notes = []
+    if over_seeds:
+        notes.append(
+            "Each cell: mean over the seeds ± its standard error (std / sqrt(n)); one seed: its score."
+        )
+    if subsets:
+        notes.append(f"Each cell: all / {' / '.join(subsets)}.")
+    text = "\n".join(lines) + "".join(f"\n\n{n}" for n in notes) + "\n"
+    return text + "\nPer run:\n\n" + table(entries) if over_seeds else text
 
 
 def main(argv: list[str]) -> None:
@@ -96,12 +129,16 @@ def main(argv: list[str]) -> None:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--md", type=Path)
+    parser.add_argument(
+        "--over-seeds", action="store_true", help="one row per setting: mean ± s.e. over its seeds' runs"
+    )
     args = parser.parse_args(argv)
     entries = [score_run(run) for run in args.runs]
     args.out.write_text(json.dumps(entries, indent=1) + "\n")
+    text = table(entries, over_seeds=args.over_seeds)
     if args.md:
-        args.md.write_text(table(entries))
-    print(table(entries))
+        args.md.write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":
