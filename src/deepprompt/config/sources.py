@@ -67,6 +67,7 @@ def _where(composition: _Composition, key: str, depth: int) -> str | None:
     if reference and depth < _MAX_REFERENCES:
         referenced = _where(composition, reference.group(1), depth + 1)
         if referenced:
+            # an override names the referenced key itself; a file line gets it in front
             return referenced if "`" in referenced else f"{reference.group(1)} at {referenced}"
     return f"{_shown(file)}:{line}"
 
