@@ -42,7 +42,8 @@ register_resolvers()
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check every typed section before anything heavy happens (data loading, model download)."""
+    """Check every typed section before anything heavy happens (data loading, model download); a refused value
+    is a ConfigError naming its key, where it was set (override, or file and line) and the fix."""
     from deepprompt.config import (
         BackboneConfig,
         DataConfig,
@@ -53,17 +54,25 @@ def validate(cfg: DictConfig) -> None:
         structured,
         typed_keys,
     )
+    from deepprompt.config.sources import with_source
     from deepprompt.methods import method_schema
 
-    structured(RunConfig, {"seed": cfg.get("seed")}, "")
-    typed_keys(DataConfig, cfg.data, "data")
-    typed_keys(TrainerConfig, cfg.trainer, "trainer")
-    structured(BackboneConfig, cfg.backbone, "backbone")
-    structured(method_schema(cfg.method.name), cfg.method, "method")
-    structured(HeadConfig, cfg.head, "head")
-    structured(OptimConfig, cfg.optim, "optim")
-    if not isinstance(cfg.get("fast_path", True), bool):
-        raise ConfigError(f"fast_path must be true or false, got {cfg.fast_path!r} (train.yaml)")
+    try:
+        structured(RunConfig, {"seed": cfg.get("seed")}, "")
+        typed_keys(DataConfig, cfg.data, "data")
+        typed_keys(TrainerConfig, cfg.trainer, "trainer")
+        structured(BackboneConfig, cfg.backbone, "backbone")
+        structured(method_schema(cfg.method.name), cfg.method, "method")
+        structured(HeadConfig, cfg.head, "head")
+        structured(OptimConfig, cfg.optim, "optim")
+        if not isinstance(cfg.get("fast_path", True), bool):
+            raise ConfigError(
+                f"fast_path must be true or false, got {cfg.fast_path!r}",
+                key="fast_path",
+                fix="pass fast_path=true or fast_path=false",
+            )
+    except ConfigError as err:
+        raise with_source(err, cfg) from None
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:

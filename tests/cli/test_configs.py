@@ -109,20 +109,48 @@ print(json.dumps({"error": error, "torch": "torch" in sys.modules}))
 BAD_VALUES = [
     (
         ("backbone.pretrained=maybe",),
-        "bad value for 'backbone.pretrained': Value 'maybe' is not a valid bool (type str)",
+        "backbone.pretrained must be true or false, got 'maybe' (from `backbone.pretrained=maybe` on the command "
+        "line): pass e.g. backbone.pretrained=true",
     ),
-    (("method.prompt.length=-4",), "method: prompt length must be a positive integer, got -4"),
+    (
+        ("method.prompt.length=-4",),
+        "method.prompt.length must be a positive integer, got -4 (from `method.prompt.length=-4` on the command "
+        "line): pass e.g. method.prompt.length=16",
+    ),
     (
         ("method=linear_probe", "method.frozen_dtype=fp8"),
-        "method: method.frozen_dtype must be fp32, bf16 or fp16, got 'fp8'",
+        "method.frozen_dtype must be fp32, bf16 or fp16, got 'fp8' (from `method.frozen_dtype=fp8` on the command "
+        "line): pass e.g. method.frozen_dtype=fp32",
+    ),
+    # a value set in a config file (BAD_EXPERIMENT, in a folder added to the search path): the file and line
+    (
+        ("hydra.searchpath=[file://{extra}]", "experiment=bad_reparam"),
+        "method.prompt.reparam must be 'none' or 'mlp', got 'lstm' (from {extra}/experiment/bad_reparam.yaml:5): "
+        "pass e.g. method.prompt.reparam=mlp",
     ),
     # the last section validate checks: every section before it imports without torch too
-    (("head.pooling=mean",), "head: head.pooling must be 'pooler', 'cls' or 'last', got 'mean'"),
+    (
+        ("head.pooling=mean",),
+        "head.pooling must be 'pooler', 'cls' or 'last', got 'mean' (from `head.pooling=mean` on the command "
+        "line): pass e.g. head.pooling=cls",
+    ),
 ]
 
 
+BAD_EXPERIMENT = """# @package _global_
+method:
+  lr: 1.0e-2
+  prompt:
+    reparam: lstm
+"""
+
+
 @pytest.mark.parametrize(("overrides", "message"), BAD_VALUES)
-def test_bad_values_are_refused_before_torch_is_imported(overrides, message):
+def test_bad_values_are_refused_before_torch_is_imported(tmp_path, overrides, message):
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "bad_reparam.yaml").write_text(BAD_EXPERIMENT)
+    overrides = [o.format(extra=tmp_path.resolve()) for o in overrides]
+    message = message.format(extra=tmp_path.resolve())
     proc = subprocess.run(
         [sys.executable, "-c", VALIDATE_IN_A_FRESH_PROCESS, *overrides],
         capture_output=True,

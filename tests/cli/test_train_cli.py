@@ -70,9 +70,9 @@ def test_failing_job_is_recorded_and_sweep_goes_on(run_cli, tmp_path):
 
 
 BAD_VALUES = [
-    ("method.prompt.length=0", "prompt length must be a positive integer"),
+    ("method.prompt.length=0", "method.prompt.length must be a positive integer, got 0"),
     ("method.prompt.layers=middle-2", "'all', 'top-k', 'bottom-k'"),
-    ("method.lr=-1", "method.lr must be positive"),
+    ("method.lr=-1", "method.lr must be a positive number"),
     ("head.pooling=mean", "head.pooling must be 'pooler', 'cls' or 'last'"),
 ]
 
@@ -90,7 +90,7 @@ def test_bad_value_fails_with_one_clear_line(run_cli):
     """From the command line a refused value is one line and exit status 1 (every refusal above takes this way)."""
     proc = run_cli("deepprompt.train", *TINY, "data=rte", "method.lr=-1", check=False)
     assert proc.returncode == 1
-    assert "method.lr must be positive" in proc.stderr
+    assert "method.lr must be a positive number" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

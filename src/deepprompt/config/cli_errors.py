@@ -45,10 +45,15 @@ def _hint(word: str, candidates: Iterable[str]) -> str:
 
 
 def unknown_key_message(full_key: str, valid: Iterable[str]) -> str:
+    return f"unknown key '{full_key}': {unknown_key_fix(full_key, valid)}"
+
+
+def unknown_key_fix(full_key: str, valid: Iterable[str]) -> str:
+    """``did you mean 'x'? (valid keys of <parent>: ...)`` for the unknown dotted key ``full_key``."""
     valid = sorted(str(k) for k in valid)
     parent, _, leaf = full_key.rpartition(".")
     where = f"of {parent}" if parent else "at the top level"
-    return f"unknown key '{full_key}': {_hint(leaf, valid)}(valid keys {where}: {', '.join(valid)})"
+    return f"{_hint(leaf, valid)}(valid keys {where}: {', '.join(valid)})"
 
 
 def unknown_option_message(group: str, option: str, options: Iterable[str]) -> str:

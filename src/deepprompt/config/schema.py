@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from deepprompt.config.cli_errors import unknown_key_message
-from deepprompt.errors import ConfigError
+from deepprompt.config.cli_errors import unknown_key_fix
+from deepprompt.errors import ConfigError, bad_value
 from deepprompt.tasks.classification.tasks import label_map_by_raw  # the task registry: no torch
 
 T = TypeVar("T")
@@ -51,9 +53,9 @@ class HeadConfig:
 
     def __post_init__(self) -> None:
         if self.pooling not in ("pooler", "cls", "last"):
-            raise ConfigError(f"head.pooling must be 'pooler', 'cls' or 'last', got {self.pooling!r}")
+            raise bad_value("head.pooling", "'pooler', 'cls' or 'last'", self.pooling, "cls")
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"head.dropout must be in [0, 1), got {self.dropout}")
+            raise bad_value("head.dropout", "in [0, 1)", self.dropout, 0.1)
 
 
 @dataclass
@@ -68,17 +70,15 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         if not self.weight_decay >= 0:  # also refuses NaN
-            raise ConfigError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+            raise bad_value("optim.weight_decay", ">= 0", self.weight_decay, 0.01)
         if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ConfigError(f"optim.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+            raise bad_value("optim.warmup_ratio", "in [0, 1)", self.warmup_ratio, 0.1)
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ConfigError(
-                f"optim.betas must be two numbers in [0, 1), e.g. [0.9, 0.999], got {list(self.betas)}"
-            )
+            raise bad_value("optim.betas", "two numbers in [0, 1)", list(self.betas), "[0.9,0.999]")
         if not self.eps > 0 or not math.isfinite(self.eps):
-            raise ConfigError(f"optim.eps must be a positive number, got {self.eps}")
+            raise bad_value("optim.eps", "a positive number", self.eps, 1e-8)
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ConfigError(f"optim.max_grad_norm must be positive or null, got {self.max_grad_norm}")
+            raise bad_value("optim.max_grad_norm", "positive or null", self.max_grad_norm, 1.0)
         self.betas = tuple(self.betas)
 
 
@@ -109,9 +109,9 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if self.num_workers < 0:
-            raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
+            raise bad_value("data.num_workers", ">= 0", self.num_workers, 0)
         if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
-            raise ConfigError(f"data.pad_to_multiple_of must be >= 1 or null, got {self.pad_to_multiple_of}")
+            raise bad_value("data.pad_to_multiple_of", ">= 1 or null", self.pad_to_multiple_of, 8)
 
 
 @dataclass
@@ -123,11 +123,11 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         if self.max_epochs is not None and self.max_epochs != -1 and self.max_epochs < 1:
-            raise ConfigError(
-                f"trainer.max_epochs must be >= 1 (or -1: no limit), got {self.max_epochs}: nothing would train"
+            raise bad_value(
+                "trainer.max_epochs", ">= 1 (or -1: no limit; 0 trains nothing)", self.max_epochs, 3
             )
         if self.max_steps != -1 and self.max_steps < 1:
-            raise ConfigError(f"trainer.max_steps must be >= 1 (or -1: no limit), got {self.max_steps}")
+            raise bad_value("trainer.max_steps", ">= 1 (or -1: no limit)", self.max_steps, 1000)
 
 
 def typed_keys(cls: type[T], data: Any, where: str) -> T:
@@ -139,7 +139,10 @@ def typed_keys(cls: type[T], data: Any, where: str) -> T:
         k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in subset.items()
     }
     if subset.get("label_map") is not None:  # numbers as keys (data.label_map={0: entailment}): as text
-        subset["label_map"] = label_map_by_raw(subset["label_map"], where)
+        try:
+            subset["label_map"] = label_map_by_raw(subset["label_map"], where)
+        except ConfigError as err:
+            raise ConfigError(err.problem, key=f"{where}.label_map", fix=err.fix) from None
     return structured(cls, subset, where)
 
 
@@ -148,7 +151,9 @@ def _field_names(cls) -> list[str]:
 
 
 def structured(cls: type[T], data: Any, where: str) -> T:
-    """``data`` (dict or DictConfig) checked against dataclass ``cls``; errors name ``where`` (e.g. 'method')."""
+    """``data`` (dict or DictConfig) checked against dataclass ``cls``, whose keys live under ``where`` (e.g.
+    'method'; '' for top-level keys). A ConfigError names the full dotted key (``key``) and the fix; the
+    dataclasses' own checks raise theirs with the full key."""
     if isinstance(data, DictConfig):
         data = OmegaConf.to_container(data, resolve=True)
     try:
@@ -156,23 +161,76 @@ def structured(cls: type[T], data: Any, where: str) -> T:
         return OmegaConf.to_object(merged)
     except ConfigKeyError as err:
         key = getattr(err, "full_key", None) or str(err)
-        # the same line as a typo on the command line (deepprompt.config.cli_errors): did you mean, valid keys
-        raise ConfigError(unknown_key_message(_dotted(where, key), _valid_keys(cls, key))) from None
+        full = _dotted(where, key)
+        # the same words as a typo on the command line (deepprompt.config.cli_errors): did you mean, valid keys
+        fix = unknown_key_fix(full, _field_names(_level(cls, key)))
+        raise ConfigError(f"unknown key '{full}'", key=full, fix=fix) from None
     except ValidationError as err:
-        key = getattr(err, "full_key", "")
-        raise ConfigError(f"bad value for '{_dotted(where, key)}': {str(err).splitlines()[0]}") from None
+        raise _wrong_type(cls, where, err) from None
     except OmegaConfBaseException as err:
         raise ConfigError(f"invalid {where or 'top-level'} config: {err}") from None
-    except ConfigError as err:
-        raise ConfigError(f"{where}: {err}" if where else str(err)) from None
 
 
 def _dotted(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def _valid_keys(cls, key: str) -> list[str]:
-    """Field names at the level of the bad key (descending into nested dataclasses)."""
+def _wrong_type(cls, where: str, err: ValidationError) -> ConfigError:
+    """``<key> must be an integer, got 'abc': pass e.g. <key>=<its default>`` for a value of the wrong type."""
+    key = str(getattr(err, "full_key", "") or "")
+    full = _dotted(where, key)
+    level = _level(cls, key)
+    leaf = key.rpartition(".")[2]
+    field = {f.name: f for f in dataclasses.fields(level)}.get(leaf)
+    rule = _type_rule(_type_hints(level).get(leaf))
+    problem = (
+        f"{full} must be {rule}, got {err.value!r}"
+        if rule and hasattr(err, "value")
+        else f"bad value for '{full}': {str(err).splitlines()[0]}"
+    )
+    default = dataclasses.MISSING
+    if field is not None:
+        default = field.default if field.default_factory is dataclasses.MISSING else field.default_factory()
+    fix = f"pass e.g. {full}={_as_override(default)}" if default is not dataclasses.MISSING else None
+    return ConfigError(problem, key=full, fix=fix)
+
+
+_RULES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _type_rule(hint: Any) -> str | None:
+    """How a value of the annotated type is written (``int | None``: 'an integer or null'); None if not simple."""
+    args = (
+        typing.get_args(hint)
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        else ()
+    )
+    kinds = [a for a in args if a is not type(None)] if args else [hint]
+    if len(kinds) != 1 or kinds[0] not in _RULES:
+        return None
+    return _RULES[kinds[0]] + (" or null" if type(None) in args else "")
+
+
+def _as_override(value: Any) -> str:
+    """``value`` as written on the command line: true/false, null, [a,b]."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_as_override(v) for v in value) + "]"
+    return str(value)
+
+
+def _type_hints(cls) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - an annotation that does not resolve: the message goes without the rule
+        return {}
+
+
+def _level(cls, key: str):
+    """The dataclass that holds the last part of the dotted ``key`` (descending into nested dataclasses)."""
     for part in key.split(".")[:-1]:
         field = {f.name: f for f in dataclasses.fields(cls)}.get(part)
         default = (
@@ -181,4 +239,4 @@ def _valid_keys(cls, key: str) -> list[str]:
         if default is None or not dataclasses.is_dataclass(default):
             break
         cls = type(default)
-    return _field_names(cls)
+    return cls

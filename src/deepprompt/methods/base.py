@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from deepprompt.errors import ConfigError
+from deepprompt.errors import ConfigError, bad_value
 from deepprompt.prompts.compiling import COMPILE_MODES, compile_backbone
 
 if TYPE_CHECKING:  # the config classes import without torch (deepprompt-train checks them first)
@@ -27,7 +27,7 @@ class MethodConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.lr < math.inf:  # also refuses NaN
-            raise ConfigError(f"method.lr must be positive, got {self.lr}")
+            raise bad_value("method.lr", "a positive number", self.lr, f"{type(self).lr:g}")
 
 
 @dataclass
@@ -48,7 +48,7 @@ class CompileOptions:
 
     def check_compile(self) -> None:
         if self.compile not in COMPILE_MODES:
-            raise ConfigError(f"method.compile must be one of {COMPILE_MODES}, got {self.compile!r}")
+            raise bad_value("method.compile", f"one of {', '.join(COMPILE_MODES)}", self.compile, "default")
 
 
 def compile_frozen(module: nn.Module, cfg: CompileOptions) -> None:
@@ -79,7 +79,11 @@ def method_names() -> list[str]:
 
 def method_schema(name: str) -> type[MethodConfig]:
     if name not in _REGISTRY:
-        raise ConfigError(f"unknown method {name!r}; choose one of {method_names()}")
+        raise ConfigError(
+            f"unknown method {name!r}",
+            key="method.name",
+            fix=f"choose one of {', '.join(method_names())}, e.g. method=ptuning_v2 (method=<name> picks its config)",
+        )
     return _REGISTRY[name][0]
 
 

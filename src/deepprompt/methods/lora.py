@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from deepprompt.errors import ConfigError
+from deepprompt.errors import ConfigError, bad_value
 from deepprompt.methods.base import MethodConfig, register_method
 
 
@@ -21,13 +21,17 @@ class LoraMethodConfig(MethodConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.r < 1:
-            raise ConfigError(f"method.r must be a positive integer, got {self.r}")
+            raise bad_value("method.r", "a positive integer", self.r, 8)
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"method.dropout must be in [0, 1), got {self.dropout}")
+            raise bad_value("method.dropout", "in [0, 1)", self.dropout, 0.1)
         if self.bias not in ("none", "all", "lora_only"):
-            raise ConfigError(f"method.bias must be 'none', 'all' or 'lora_only', got {self.bias!r}")
+            raise bad_value("method.bias", "'none', 'all' or 'lora_only'", self.bias, "none")
         if not self.target_modules:
-            raise ConfigError("method.target_modules must name at least one module (e.g. [query, value])")
+            raise ConfigError(
+                "method.target_modules must name at least one module, got []",
+                key="method.target_modules",
+                fix="pass e.g. method.target_modules=[query,value]",
+            )
 
 
 @register_method("lora", LoraMethodConfig)

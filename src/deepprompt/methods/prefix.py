@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deepprompt.errors import ConfigError
+from deepprompt.errors import bad_value
 from deepprompt.methods.base import CompileOptions, MethodConfig, compile_frozen, register_method
 
 
@@ -31,11 +31,11 @@ class PrefixMethodConfig(MethodConfig, CompileOptions):
         super().__post_init__()
         self.check_compile()
         if self.num_virtual_tokens < 1:
-            raise ConfigError(f"method.num_virtual_tokens must be positive, got {self.num_virtual_tokens}")
+            raise bad_value("method.num_virtual_tokens", "a positive integer", self.num_virtual_tokens, 16)
         if self.encoder_hidden_size < 1:
-            raise ConfigError(f"method.encoder_hidden_size must be positive, got {self.encoder_hidden_size}")
+            raise bad_value("method.encoder_hidden_size", "a positive integer", self.encoder_hidden_size, 512)
         if self.init_std is not None and self.init_std <= 0:
-            raise ConfigError(f"method.init_std must be positive (or null), got {self.init_std}")
+            raise bad_value("method.init_std", "positive or null", self.init_std, 0.1)
 
 
 def peft_prefix_config(cfg: PrefixMethodConfig, task_type: str):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deepprompt.errors import ConfigError
+from deepprompt.errors import bad_value
 from deepprompt.methods.base import MethodConfig, register_method
 
 _INIT = {"random": "RANDOM", "vocab": "SAMPLE_VOCAB", "text": "TEXT"}  # peft.PromptTuningInit values
@@ -28,9 +28,9 @@ class PromptTuningMethodConfig(MethodConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.num_virtual_tokens < 1:
-            raise ConfigError(f"method.num_virtual_tokens must be positive, got {self.num_virtual_tokens}")
+            raise bad_value("method.num_virtual_tokens", "a positive integer", self.num_virtual_tokens, 20)
         if self.init not in _INIT:
-            raise ConfigError(f"method.init must be one of {list(_INIT)}, got {self.init!r}")
+            raise bad_value("method.init", f"one of {', '.join(_INIT)}", self.init, "random")
 
 
 @register_method("prompt_tuning", PromptTuningMethodConfig)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deepprompt.errors import ConfigError
+from deepprompt.errors import bad_value
 from deepprompt.methods.base import MethodConfig, register_method
 
 _REPARAM = {"mlp": "MLP", "lstm": "LSTM"}  # peft.PromptEncoderReparameterizationType values
@@ -30,11 +30,11 @@ class PTuningV1Config(MethodConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.num_virtual_tokens < 1:
-            raise ConfigError(f"method.num_virtual_tokens must be positive, got {self.num_virtual_tokens}")
+            raise bad_value("method.num_virtual_tokens", "a positive integer", self.num_virtual_tokens, 20)
         if self.reparam not in _REPARAM:
-            raise ConfigError(f"method.reparam must be 'mlp' or 'lstm', got {self.reparam!r}")
+            raise bad_value("method.reparam", "'mlp' or 'lstm'", self.reparam, "mlp")
         if self.encoder_num_layers < 1:
-            raise ConfigError(f"method.encoder_num_layers must be positive, got {self.encoder_num_layers}")
+            raise bad_value("method.encoder_num_layers", "a positive integer", self.encoder_num_layers, 2)
 
 
 @register_method("ptuning_v1", PTuningV1Config)

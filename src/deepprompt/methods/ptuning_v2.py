@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from deepprompt.errors import ConfigError
+from deepprompt.errors import ConfigError, bad_value
 from deepprompt.methods.base import CompileOptions, MethodConfig, compile_frozen, register_method
 from deepprompt.prompts import DeepPromptConfig
 from deepprompt.prompts.profiles import LR_PROFILES
@@ -25,10 +25,15 @@ class LayerLRConfig:
 
     def __post_init__(self) -> None:
         if self.profile not in LR_PROFILES:
-            raise ConfigError(f"layer_lr.profile must be one of {LR_PROFILES}, got {self.profile!r}")
-        values = (self.early, self.middle, self.late, self.start, self.end, self.ratio)
-        if any(v <= 0 for v in values):
-            raise ConfigError(f"layer_lr multipliers must be positive, got {values}")
+            raise bad_value(
+                "method.layer_lr.profile", f"one of {', '.join(LR_PROFILES)}", self.profile, "linear"
+            )
+        for name in ("early", "middle", "late", "start", "end", "ratio"):
+            value = getattr(self, name)
+            if not value > 0:  # also refuses NaN
+                raise bad_value(
+                    f"method.layer_lr.{name}", "a positive multiplier", value, getattr(LayerLRConfig, name)
+                )
 
 
 @dataclass
@@ -58,14 +63,16 @@ class PTuningV2Config(MethodConfig, CompileOptions):
         super().__post_init__()
         self.check_compile()
         if self.frozen_dtype not in ("fp32", "bf16", "fp16"):
-            raise ConfigError(f"method.frozen_dtype must be fp32, bf16 or fp16, got {self.frozen_dtype!r}")
+            raise bad_value("method.frozen_dtype", "fp32, bf16 or fp16", self.frozen_dtype, "fp32")
         if self.cuda_graphs and self.compile != "none":
             raise ConfigError(
                 f"method.cuda_graphs captures the eager kernels; it does not combine with method.compile="
-                f"{self.compile!r} (reduce-overhead is torch.compile's own CUDA graphs): choose one"
+                f"{self.compile!r} (reduce-overhead is torch.compile's own CUDA graphs)",
+                key="method.cuda_graphs",
+                fix="choose one: pass method.cuda_graphs=false or method.compile=none",
             )
         if self.cuda_graph_shapes < 1:
-            raise ConfigError(f"method.cuda_graph_shapes must be at least 1, got {self.cuda_graph_shapes}")
+            raise bad_value("method.cuda_graph_shapes", "at least 1", self.cuda_graph_shapes, 16)
 
 
 @register_method("ptuning_v2", PTuningV2Config)
@@ -76,8 +83,11 @@ def build_ptuning_v2(backbone, cfg: PTuningV2Config):
     if cfg.layer_lr.profile != "none":
         if prompt.reparam != "none":
             raise ConfigError(
-                "method.layer_lr needs method.prompt.reparam=none: the MLP reparameterization shares its "
-                "weights across layers, so there is no per-layer parameter to give its own learning rate"
+                f"method.layer_lr.profile={cfg.layer_lr.profile} needs method.prompt.reparam=none: the MLP "
+                "reparameterization shares its weights across layers, so there is no per-layer parameter to give "
+                "its own learning rate",
+                key="method.layer_lr.profile",
+                fix="pass method.prompt.reparam=none or method.layer_lr.profile=none",
             )
         prompt = dataclasses.replace(prompt, split_layers=True)  # one parameter per prompted layer
     # The task module owns the head, so the wrapper trains the prompts alone.

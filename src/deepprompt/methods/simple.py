@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deepprompt.errors import ConfigError
+from deepprompt.errors import bad_value
 from deepprompt.methods.base import MethodConfig, register_method
 
 
@@ -25,7 +25,7 @@ class LinearProbeConfig(MethodConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.frozen_dtype not in ("fp32", "bf16", "fp16"):
-            raise ConfigError(f"method.frozen_dtype must be fp32, bf16 or fp16, got {self.frozen_dtype!r}")
+            raise bad_value("method.frozen_dtype", "fp32, bf16 or fp16", self.frozen_dtype, "fp32")
 
 
 @register_method("finetune", FinetuneConfig)

@@ -6,12 +6,13 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from deepprompt.errors import ConfigError
+from deepprompt.errors import ConfigError, bad_value
 from deepprompt.prompts.profiles import check_length_profile, length_profile
 
 REPARAMS = ("none", "mlp")
 INITS = ("normal", "uniform")
 _TOP_BOTTOM = re.compile(r"^(top|bottom)-(\d+)$")
+KEY = "method.prompt"  # where a run's config holds these options (the messages name the full key)
 
 
 @dataclass
@@ -59,15 +60,15 @@ class DeepPromptConfig:
     def __post_init__(self) -> None:
         self.length = _normalise_length(self.length)
         if self.reparam not in REPARAMS:
-            raise ConfigError(f"prompt reparam must be one of {REPARAMS}, got {self.reparam!r}")
+            raise bad_value(f"{KEY}.reparam", "'none' or 'mlp'", self.reparam, "mlp")
         if self.init not in INITS:
-            raise ConfigError(f"prompt init must be one of {INITS}, got {self.init!r}")
+            raise bad_value(f"{KEY}.init", "'normal' or 'uniform'", self.init, "normal")
         if self.reparam_hidden <= 0:
-            raise ConfigError(f"prompt reparam_hidden must be positive, got {self.reparam_hidden}")
+            raise bad_value(f"{KEY}.reparam_hidden", "a positive integer", self.reparam_hidden, 512)
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"prompt dropout must be in [0, 1), got {self.dropout}")
-        if self.init_std <= 0:
-            raise ConfigError(f"prompt init_std must be positive, got {self.init_std}")
+            raise bad_value(f"{KEY}.dropout", "in [0, 1)", self.dropout, 0.1)
+        if not self.init_std > 0:
+            raise bad_value(f"{KEY}.init_std", "a positive number", self.init_std, 1.0)
         if not isinstance(self.layers, str):
             self.layers = [int(i) for i in self.layers]  # ListConfig / tuple -> list of int
         else:
@@ -88,14 +89,19 @@ class DeepPromptConfig:
         else:
             if len(self.length) != num_layers:
                 raise ConfigError(
-                    f"prompt length list has {len(self.length)} entries but the backbone has {num_layers} "
-                    f"layers: give exactly one length per layer (0 = no prompt), got {self.length}"
+                    f"{KEY}.length lists {len(self.length)} lengths but the backbone has {num_layers} layers, "
+                    f"got {self.length}",
+                    key=f"{KEY}.length",
+                    fix=f"give exactly one length per layer (0 = no prompt), {num_layers} in all, or one length "
+                    f"for every layer, e.g. {KEY}.length=16",
                 )
             lengths = list(self.length)
         lengths = [n if i in chosen else 0 for i, n in enumerate(lengths)]
         if not any(lengths):
             raise ConfigError(
-                f"prompt lengths {self.length!r} with layers {self.layers!r} prompt no layer at all"
+                f"{KEY}.length={self.length!r} with {KEY}.layers={self.layers!r} prompts no layer at all",
+                key=f"{KEY}.layers",
+                fix=f"choose layers whose length is > 0, e.g. {KEY}.layers=all",
             )
         return lengths
 
@@ -116,23 +122,33 @@ class DeepPromptConfig:
                 return list(range(num_layers)) if num_layers is not None else []
             match = _TOP_BOTTOM.match(spec)
             if not match:
-                raise ConfigError(
-                    f"prompt layers must be 'all', 'top-k', 'bottom-k' or a list of indices, got {spec!r}"
+                raise bad_value(
+                    f"{KEY}.layers", "'all', 'top-k', 'bottom-k' or a list of layer indices", spec, "top-4"
                 )
             side, k = match.group(1), int(match.group(2))
             if k <= 0 or (num_layers is not None and k > num_layers):
-                raise ConfigError(f"prompt layers {spec!r}: k must be in 1..{num_layers or 'L'}")
+                raise ConfigError(
+                    f"{KEY}.layers={spec!r}: k must be in 1..{num_layers or 'L'} (the backbone's layers)",
+                    key=f"{KEY}.layers",
+                    fix=f"pass e.g. {KEY}.layers={side}-{min(4, num_layers or 4)} or {KEY}.layers=all",
+                )
             if num_layers is None:
                 return []
             return list(range(num_layers - k, num_layers)) if side == "top" else list(range(k))
         layers = sorted(set(spec))
         if not layers:
-            raise ConfigError("prompt layers is an empty list: give at least one layer index")
+            raise ConfigError(
+                f"{KEY}.layers is an empty list",
+                key=f"{KEY}.layers",
+                fix=f"give at least one layer index, e.g. {KEY}.layers=[0,1], or {KEY}.layers=all",
+            )
         if num_layers is not None:
             bad = [i for i in layers if not 0 <= i < num_layers]
             if bad:
                 raise ConfigError(
-                    f"prompt layer indices {bad} out of range: the backbone has layers 0..{num_layers - 1}"
+                    f"{KEY}.layers: indices {bad} out of range, the backbone has layers 0..{num_layers - 1}",
+                    key=f"{KEY}.layers",
+                    fix=f"give indices in 0..{num_layers - 1}, or {KEY}.layers=all",
                 )
         return layers
 
@@ -141,20 +157,30 @@ class DeepPromptConfig:
 
 
 def _normalise_length(length: Any) -> int | list[int] | dict[str, Any]:
+    key = f"{KEY}.length"
     if hasattr(length, "items"):  # dict / DictConfig: a named profile
-        return check_length_profile({str(k): v for k, v in length.items()})
-    if isinstance(length, str | bool | float):
-        raise ConfigError(f"prompt length must be a positive integer, got {length!r}")
+        try:
+            return check_length_profile({str(k): v for k, v in length.items()})
+        except ConfigError as err:
+            fix = f"pass e.g. {key}={{profile:middle,base:16}}"
+            raise ConfigError(f"{key}: {err.problem}", key=key, fix=fix) from None
+    if isinstance(length, str | bool | float) or (isinstance(length, int) and length <= 0):
+        raise bad_value(key, "a positive integer", length, 16)
     if isinstance(length, int):
-        if length <= 0:
-            raise ConfigError(f"prompt length must be a positive integer, got {length!r}")
         return length
     try:
         lengths = list(length)
     except TypeError:
-        raise ConfigError(f"prompt length must be a positive integer, got {length!r}") from None
+        raise bad_value(key, "a positive integer", length, 16) from None
+    per_layer = f"pass one length per layer (0 = no prompt), e.g. {key}=[0,8,16,16], or {key}=16"
     if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in lengths):
-        raise ConfigError(f"per-layer prompt lengths must be integers >= 0, got {lengths}")
+        raise ConfigError(
+            f"{key}: per-layer lengths must be integers >= 0, got {lengths}", key=key, fix=per_layer
+        )
     if not any(lengths):
-        raise ConfigError(f"per-layer prompt lengths are all 0: no layer would get a prompt ({lengths})")
+        raise ConfigError(
+            f"{key} has per-layer lengths all 0 (no layer would get a prompt), got {lengths}",
+            key=key,
+            fix=per_layer,
+        )
     return lengths
