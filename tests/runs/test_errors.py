@@ -143,17 +143,30 @@ def test_backbone_whose_attention_cannot_take_prompts(run_cli, tmp_path):
 
 
 BAD_VALUES = [
-    ("seed=abc", "bad value for 'seed': Value 'abc' of type 'str' could not be converted to Integer"),
-    ("seed=1.5", "bad value for 'seed': Value '1.5' of type 'float' could not be converted to Integer"),
-    ("method.lr=nan", "method: method.lr must be positive, got nan"),
-    ("optim.betas=[0.9]", "optim: optim.betas must be two numbers in [0, 1), e.g. [0.9, 0.999], got [0.9]"),
+    (
+        "seed=abc",
+        "seed must be an integer, got 'abc' (from `seed=abc` on the command line): pass e.g. seed=42",
+    ),
+    ("seed=1.5", "seed must be an integer, got 1.5 (from `seed=1.5` on the command line): pass e.g. seed=42"),
+    (
+        "method.lr=nan",
+        "method.lr must be a positive number, got nan (from `method.lr=nan` on the command line): "
+        "pass e.g. method.lr=0.01",
+    ),
+    (
+        "optim.betas=[0.9]",
+        "optim.betas must be two numbers in [0, 1), got [0.9] (from `optim.betas=[0.9]` on the command line): "
+        "pass e.g. optim.betas=[0.9,0.999]",
+    ),
     (
         "data.group_by_length=maybe",
-        "bad value for 'data.group_by_length': Value 'maybe' is not a valid bool (type str)",
+        "data.group_by_length must be true or false, got 'maybe' (from `data.group_by_length=maybe` on the "
+        "command line): pass e.g. data.group_by_length=false",
     ),
     (
         "trainer.max_epochs=0",
-        "trainer: trainer.max_epochs must be >= 1 (or -1: no limit), got 0: nothing would train",
+        "trainer.max_epochs must be >= 1 (or -1: no limit; 0 trains nothing), got 0 (from `trainer.max_epochs=0` "
+        "on the command line): pass e.g. trainer.max_epochs=3",
     ),
 ]
 
