@@ -10,7 +10,7 @@ The task families' data modules and Lightning modules live in ``deepprompt.tasks
 ones are importable from here as well.
 """
 
-from importlib import import_module
+from deepprompt.utils.lazy import lazy_names
 
 _ENGINE = ["DeepPromptConfig", "DeepPromptModel", "add_deep_prompts", "load_prompts", "save_prompts"]
 _TASKS = {
@@ -22,10 +22,4 @@ _TASKS = {
 __all__ = [*_ENGINE, *_TASKS]
 __version__ = "0.1.0"
 
-
-def __getattr__(name: str):
-    if name in _ENGINE:
-        return getattr(import_module("deepprompt.prompts"), name)
-    if name in _TASKS:
-        return getattr(import_module(_TASKS[name]), name)
-    raise AttributeError(f"module 'deepprompt' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, {**dict.fromkeys(_ENGINE, "deepprompt.prompts"), **_TASKS})

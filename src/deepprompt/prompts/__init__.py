@@ -4,7 +4,7 @@ Its names are imported on first use, so that ``DeepPromptConfig`` (a section of 
 ``deepprompt-train`` checks before anything heavy) imports without torch.
 """
 
-from importlib import import_module
+from deepprompt.utils.lazy import lazy_names
 
 _HOMES = {
     "BackboneGeometry": "deepprompt.prompts.geometry",
@@ -17,8 +17,4 @@ _HOMES = {
 }
 __all__ = sorted(_HOMES)
 
-
-def __getattr__(name: str):
-    if name in _HOMES:
-        return getattr(import_module(_HOMES[name]), name)
-    raise AttributeError(f"module 'deepprompt.prompts' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _HOMES)

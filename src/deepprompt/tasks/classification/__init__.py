@@ -4,21 +4,17 @@ Names are imported on first use: the task registry (``tasks.py``) needs no torch
 folders before the heavy imports (``deepprompt.runs.preflight``).
 """
 
-from importlib import import_module
+from deepprompt.utils.lazy import lazy_names
 
 _WHERE = {
-    "TASKS": "tasks",
-    "ClassificationTask": "tasks",
-    "UnknownTaskError": "tasks",
-    "get_task": "tasks",
-    "ClassificationDataModule": "data",
-    "ClassificationModule": "module",
-    "classification_metrics": "metrics",
+    "TASKS": ".tasks",
+    "ClassificationTask": ".tasks",
+    "UnknownTaskError": ".tasks",
+    "get_task": ".tasks",
+    "ClassificationDataModule": ".data",
+    "ClassificationModule": ".module",
+    "classification_metrics": ".metrics",
 }
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(import_module(f"deepprompt.tasks.classification.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'deepprompt.tasks.classification' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _WHERE)
