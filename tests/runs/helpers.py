@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import torch
@@ -68,6 +69,28 @@ class ModulesAtFirstStep(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if not os.path.exists(self.path):
             Path(self.path).write_text("\n".join(sorted(sys.modules)) + "\n")
+
+
+class EarlierModulesAtFirstStep(Callback):
+    """At each job's first training batch, append a line to ``path``: how many Lightning modules of earlier jobs
+    of this process there were and how many of them are still alive (weak references; a sweep run in one process
+    by Hydra's basic launcher builds a new callback for each job)."""
+
+    modules: list[weakref.ref] = []  # every job's module in this process, in order
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.started = False
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.started:
+            return
+        self.started = True
+        earlier = type(self).modules
+        record = {"earlier": len(earlier), "alive": sum(ref() is not None for ref in earlier)}
+        earlier.append(weakref.ref(pl_module))
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
 
 
 def env_with_repo() -> dict[str, str]:

@@ -33,6 +33,7 @@ from typing import Any
 _IMPORTED_AT = time.time()
 # the packages whose import is most of a new process's start-up: a forked job records which it inherited
 INHERITABLE = ("torch", "transformers", "lightning", "torchmetrics")
+_JOB_ENDED = False  # a job of this process ended (restore_collection): the next one collects before it holds
 
 
 def process_start_time() -> float:
@@ -53,7 +54,13 @@ def process_start_time() -> float:
 def hold_collection() -> None:
     """Pause Python's cyclic garbage collector for the start-up: the imports and the model make about a million
     long-lived objects, which it would walk again and again (a tenth of the import time). Reference counting
-    still frees everything else at once."""
+    still frees everything else at once.
+
+    A job that starts after another ended in this process (a sweep run by Hydra's basic launcher) first collects
+    once: the jobs before it left their trainer, model and data in reference cycles, which the freeze at its
+    first step would otherwise keep alive through the whole job. The first job of a process skips it."""
+    if _JOB_ENDED:
+        gc.collect()
     gc.disable()
 
 
@@ -65,8 +72,10 @@ def release_collection() -> None:
 
 
 def restore_collection() -> None:
-    """At the end of a job: the frozen objects go back to the collector, so that a later job of the same
-    process does not keep this job's model alive through its reference cycles."""
+    """At the end of a job: the frozen objects go back to the collector and it runs again; the next job's
+    :func:`hold_collection` collects this job's model, trainer and data before anything is frozen again."""
+    global _JOB_ENDED
+    _JOB_ENDED = True
     gc.unfreeze()
     gc.enable()
 
