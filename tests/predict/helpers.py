@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import run_dirs, write_benchmarks
+from tests.conftest import cli, run_dirs, write_benchmarks
 from tests.tasks.conftest import write_task_benchmarks
 from tests.tasks.generation.test_data_metrics import save_tokenizer, write_e2e
 
@@ -77,3 +77,20 @@ def predict_cli(run: Path, *args: str, data: Path, stdin: str | None = None, che
     if check:
         assert proc.returncode == 0, proc.stderr[-4000:]
     return proc
+
+
+def failed_before_torch(module: str, *args: str, cwd: Path) -> tuple[int, list[str], set[str]]:
+    """``(exit status, stderr lines, modules imported)`` of ``python -m module *args`` in a fresh process, its imports
+    listed by ``PYTHONPROFILEIMPORTTIME``: a command-line mistake of deepprompt-predict or deepprompt-serve."""
+    proc = cli(
+        module,
+        *args,
+        data_dir=cwd,
+        out=cwd / "outputs",
+        cwd=cwd,
+        check=False,
+        env={"PYTHONPROFILEIMPORTTIME": "1"},
+    )
+    lines = proc.stderr.splitlines()
+    imported = {line.rpartition("|")[2].strip() for line in lines if line.startswith("import time:")}
+    return proc.returncode, [line for line in lines if not line.startswith("import time:")], imported
