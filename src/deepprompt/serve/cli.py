@@ -7,7 +7,6 @@ import os
 import sys
 
 import hydra
-import torch
 from omegaconf import DictConfig, ListConfig
 
 from deepprompt.config.resolvers import register_resolvers
@@ -15,12 +14,17 @@ from deepprompt.errors import ConfigError, DeepPromptError
 from deepprompt.predict import pick_device
 from deepprompt.runs.guard import debug_enabled
 
+# torch and the serving stack are imported in build_server, after the settings are checked: a mistake on the
+# command line is reported at once
+
 log = logging.getLogger("deepprompt.serve")
 register_resolvers()
 
 
 def parse_prompts(node) -> dict[str, str]:
-    """``{task: dir}`` from a mapping or from a list of ``task=dir`` strings."""
+    """``{task: dir}`` from a mapping or from a list of ``task=dir`` strings (none: null)."""
+    if node is None:
+        return {}
     if isinstance(node, DictConfig | dict):
         return {str(k): str(v) for k, v in node.items()}
     if isinstance(node, ListConfig | list):
@@ -48,18 +52,21 @@ def eager_buckets(value) -> bool | None:
 
 def build_server(cfg: DictConfig):
     """``(registry, batcher, app)`` with every task of ``cfg.prompts`` loaded."""
+    prompts = parse_prompts(cfg.prompts)
+    if not prompts:
+        raise ConfigError('no tasks to serve: pass prompts="{<task>: <run folder>, ...}"')
+    eager = eager_buckets(cfg.get("eager_buckets", "auto"))
     from deepprompt.serve.app import create_app
     from deepprompt.serve.batcher import Batcher
     from deepprompt.serve.registry import TaskRegistry
 
-    prompts = parse_prompts(cfg.prompts)
-    if not prompts:
-        raise ConfigError('no tasks to serve: pass prompts="{<task>: <run folder>, ...}"')
     device = pick_device(str(cfg.device))
     dtype = str(cfg.dtype)
     if dtype == "auto":
         dtype = "bfloat16" if device.type == "cuda" else "float32"
     if cfg.get("threads"):
+        import torch
+
         torch.set_num_threads(int(cfg.threads))
     registry = TaskRegistry(
         cfg.backbone,
@@ -70,7 +77,7 @@ def build_server(cfg: DictConfig):
         cfg.get("pad_to_multiple_of"),
         graphs=bool(cfg.graphs),
         max_shapes=int(cfg.max_shapes),
-        eager_buckets=eager_buckets(cfg.get("eager_buckets", "auto")),
+        eager_buckets=eager,
     )
     for name, path in prompts.items():
         registry.load(name, path)
@@ -84,7 +91,7 @@ def build_server(cfg: DictConfig):
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     import uvicorn
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -104,6 +111,16 @@ def main(cfg: DictConfig) -> None:
         uvicorn.run(app, host=str(cfg.host), port=int(cfg.port), log_level=str(cfg.log_level))
     finally:
         batcher.stop()
+
+
+def main() -> None:
+    """Console entry point; a mistake on the command line is one line (``deepprompt.config.cli_errors``)."""
+    from deepprompt.config.cli_errors import install
+    from deepprompt.utils.quiet import quiet_third_party
+
+    install("deepprompt-serve")
+    quiet_third_party()
+    hydra_main()
 
 
 if __name__ == "__main__":
