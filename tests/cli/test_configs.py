@@ -81,8 +81,8 @@ def test_cpu_trainer_instantiates(compose_train, tmp_path):
 
 
 def test_installed_console_scripts_find_their_configs(tmp_path):
-    """`deepprompt-train` as installed (not `python -m`): Hydra looks the configs up as a package."""
-    for script in ("deepprompt-train", "deepprompt-eval"):
+    """The Hydra scripts as installed (not `python -m`): Hydra looks the configs up as a package."""
+    for script in ("deepprompt-train", "deepprompt-eval", "deepprompt-predict", "deepprompt-serve"):
         exe = Path(sys.executable).parent / script
         proc = subprocess.run(
             [str(exe), "--cfg", "job"], capture_output=True, text=True, cwd=tmp_path, timeout=300
