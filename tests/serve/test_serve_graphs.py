@@ -301,6 +301,30 @@ def test_tasks_added_and_removed_at_runtime_refresh_the_cached_prefixes(runs):
     assert graphs.counts() == {"shapes": 2, "captures": 2, "replays": 3, "eager_calls": 0}
 
 
+@pytest.mark.parametrize("forward", ["graphs", "eager"])
+def test_a_removal_that_changes_the_table_layout_warms_the_buckets_again(runs, forward, monkeypatch):
+    backbone = load_run_config(runs["rte"]).backbone
+    options = {"graphs": True, "capture": emulated} if forward == "graphs" else {"eager_buckets": True}
+    registry = TaskRegistry(backbone, "cpu", pad_to_multiple_of=8, **options)
+    for name in ("rte", "sst2", "cb"):
+        registry.load(name, runs[name])
+    engine = registry.engine
+    warmed = registry.warm(max_rows=2)
+    assert warmed > 0 and engine.counts()["warmed"] == warmed
+    calls = engine.calls
+    registry.remove("cb")  # the table is refilled in place: its buckets stay warm, nothing runs
+    assert engine.calls == calls and engine.counts()["warmed"] == warmed
+    # the tiny runs share one prompt layout; a removed task whose prompts were the longest changes it
+    rebuild = registry.table.rebuild
+    monkeypatch.setattr(registry.table, "rebuild", lambda prompts: rebuild(prompts) or True)
+    registry.remove("rte")
+    assert engine.counts()["warmed"] == warmed  # warmed again for the new layout, before the next request
+    if forward == "graphs":
+        assert len(engine.graphs.graphs) == warmed
+    registry.remove("sst2")  # no task left: nothing to warm
+    assert engine.counts()["warmed"] == 0
+
+
 def test_graphs_fall_back_to_eager_on_the_cpu_with_one_log_line(runs, caplog):
     backbone = load_run_config(runs["rte"]).backbone
     with caplog.at_level(logging.INFO, logger="deepprompt.serve"):

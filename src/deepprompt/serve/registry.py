@@ -218,18 +218,25 @@ class TaskRegistry:
             del self.multi.configs[name]
             self.multi.tasks.remove(name)
 
-    def _refresh(self) -> None:
-        """Restack the prefix table after a task came or went (in place where it fits; else the buckets are
-        warmed again: new graphs, new shapes)."""
+    def _refresh(self) -> bool:
+        """Restack the prefix table after a task came or went (in place where it fits; else the engine forgets
+        its graphs and warmed buckets, which the caller warms again: new graphs, new shapes). True when the
+        table's layout changed."""
         tasks = self.multi.tasks if self.multi is not None else []
-        if self.table.rebuild([self.multi.encoders[t]() for t in tasks]):
+        changed = self.table.rebuild([self.multi.encoders[t]() for t in tasks])
+        if changed:
             self.engine.reset()
+        return changed
 
     def remove(self, name: str) -> None:
+        """Drop ``name``; where the prefix table changed its layout (the task had the longest prompts, say), the
+        buckets are warmed again as after a load, so that no request pays a capture or a shape's first use."""
         with self.lock:
             self.tasks.pop(name)
             self._drop(name)
-            self._refresh()
+            changed = self._refresh()
+        if changed and self.warm_rows:
+            self.warm(self.warm_rows)
 
     def forward(self, task_ids: torch.Tensor | None, batch: dict[str, torch.Tensor]):
         """The backbone with each row's task prompts (``task_ids``: indices into ``self.multi.tasks``; None: the
