@@ -27,6 +27,18 @@ def test_an_unknown_key_is_one_line_before_torch_is_imported(tmp_path):
     assert "torch" not in imported
 
 
+def test_a_refused_value_names_the_override_before_torch_is_imported(tmp_path):
+    status, stderr, imported = failed_before_torch(
+        "deepprompt.serve.cli", "prompts={sst2: runs/sst2}", "eager_buckets=on", cwd=tmp_path
+    )
+    assert status == 1
+    assert stderr == [
+        "deepprompt-serve: error: eager_buckets must be auto, true or false, got 'on' (from `eager_buckets=on` on "
+        "the command line): pass eager_buckets=auto (on a GPU), true or false"
+    ]
+    assert "torch" not in imported
+
+
 @pytest.mark.parametrize("prompts", [None, {}])
 def test_no_prompts_says_how_to_name_the_tasks(prompts):
     with pytest.raises(ConfigError) as info:

@@ -43,10 +43,12 @@ def test_padded_shapes_give_the_unpadded_answers(registry):
 
 def test_eager_buckets_takes_auto_true_or_false_and_names_the_key_otherwise():
     assert [eager_buckets(v) for v in ("auto", None, True, False)] == [None, None, True, False]
-    with pytest.raises(
-        ConfigError, match=r"eager_buckets \(conf/serve.yaml\) must be auto, true or false, got 'on'"
-    ):
+    with pytest.raises(ConfigError) as info:
         eager_buckets("on")
+    assert (info.value.key, str(info.value)) == (
+        "eager_buckets",
+        "eager_buckets must be auto, true or false, got 'on': pass eager_buckets=auto (on a GPU), true or false",
+    )
 
 
 @pytest.mark.parametrize("mixed", [True, False])

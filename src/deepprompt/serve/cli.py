@@ -45,8 +45,9 @@ def eager_buckets(value) -> bool | None:
     if isinstance(value, bool):
         return value
     raise ConfigError(
-        f"eager_buckets (conf/serve.yaml) must be auto, true or false, got {value!r}: "
-        "pass eager_buckets=auto (on a GPU), true or false"
+        f"eager_buckets must be auto, true or false, got {value!r}",
+        key="eager_buckets",
+        fix="pass eager_buckets=auto (on a GPU), true or false",
     )
 
 
@@ -105,6 +106,10 @@ def hydra_main(cfg: DictConfig) -> None:
     except DeepPromptError as err:
         if debug_enabled():
             raise
+        if isinstance(err, ConfigError):
+            from deepprompt.config.sources import with_source
+
+            err = with_source(err, cfg)  # where a refused value was set: the override, or the file and line
         print(f"deepprompt-serve: error: {err}", file=sys.stderr)
         sys.exit(1)
     try:
