@@ -12,7 +12,9 @@ PACKAGES = ["deepprompt", "deepprompt.data", "deepprompt.prompts", "deepprompt.t
 def test_every_exported_name_resolves(package):
     module = importlib.import_module(package)
     for name in module.__all__:
-        value = getattr(module, name)
+        value = getattr(module, name)  # AttributeError where the name's home module does not define it
+        # a class or function is defined inside the package (not a same-named import from elsewhere)
+        assert getattr(value, "__module__", package).startswith(package), (package, name, value)
         assert getattr(value, "__name__", name) == name, (package, name)
 
 

@@ -21,9 +21,8 @@ class ConfigError(DeepPromptError, ValueError):
     def __init__(
         self, problem: str, key: str | None = None, fix: str | None = None, source: str | None = None
     ) -> None:
-        super().__init__(
-            problem, key, fix, source
-        )  # all in args: a copy pickled to another process keeps them
+        # all in args: a copy pickled to another process keeps them
+        super().__init__(problem, key, fix, source)
         self.problem, self.key, self.fix, self.source = problem, key, fix, source
 
     def __str__(self) -> str:

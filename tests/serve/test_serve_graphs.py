@@ -321,8 +321,9 @@ def test_a_removal_that_changes_the_table_layout_warms_the_buckets_again(runs, f
     assert engine.counts()["warmed"] == warmed  # warmed again for the new layout, before the next request
     if forward == "graphs":
         assert len(engine.graphs.graphs) == warmed
-    registry.remove("sst2")  # no task left: nothing to warm
-    assert engine.counts()["warmed"] == 0
+    assert engine.counts()["timed"] == warmed  # the new layout's timings only
+    registry.remove("sst2")  # no task left: nothing to warm, and no timing of a layout that is gone
+    assert engine.counts()["warmed"] == 0 and engine.counts()["timed"] == 0 and engine.plan([9, 3], 8) is None
 
 
 def test_graphs_fall_back_to_eager_on_the_cpu_with_one_log_line(runs, caplog):

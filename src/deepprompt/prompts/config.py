@@ -123,7 +123,7 @@ class DeepPromptConfig:
             match = _TOP_BOTTOM.match(spec)
             if not match:
                 raise bad_value(
-                    f"{KEY}.layers", "'all', 'top-k', 'bottom-k' or a list of layer indices", spec, "top-4"
+                    f"{KEY}.layers", "'all', 'top-k', 'bottom-k' or a list of layer indices", spec, "all"
                 )
             side, k = match.group(1), int(match.group(2))
             if k <= 0 or (num_layers is not None and k > num_layers):

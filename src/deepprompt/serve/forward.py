@@ -231,11 +231,12 @@ class BucketedForward:
 
     def reset(self) -> None:
         """Forget what `warm` did for the prefix table's old layout (its graphs, the buckets it ran): the table
-        was reallocated, and the prefix length is part of every shape. The timings stay until `warm` retimes
-        them."""
+        was reallocated, and the prefix length is part of every shape, so their timings go too (`plan` splits
+        by none until `warm` times the new layout's buckets)."""
         if self.graphs is not None:
             self.graphs.clear()
         self.warmed.clear()
+        self.bucket_ms.clear()
 
     def counts(self) -> dict[str, Any]:
         """The shape buckets (``GET /health``): whether rows are padded to powers of two, the length multiple,
