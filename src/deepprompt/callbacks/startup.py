@@ -12,9 +12,9 @@ log = logging.getLogger("deepprompt.progress")
 
 
 class StartupReport(Callback):
-    """Marks ``data`` (the data module set up) and ``loop`` (the first training batch about to run) on ``clock``
-    and logs its one line then, e.g. ``start-up: 9.8 s from the process start to the first training step
-    (python 0.9 s, config 0.4 s, imports 5.6 s, ...)``."""
+    """Marks ``data`` (the data module set up), the ``sanity`` span (Lightning's sanity check, when one runs) and
+    ``loop`` (the first training batch about to run) on ``clock`` and logs its one line then, e.g. ``start-up:
+    9.8 s from the process start to the first training step (python 0.9 s, config 0.4 s, imports 5.6 s, ...)``."""
 
     def __init__(self, clock: StartupClock) -> None:
         self.clock = clock
@@ -22,6 +22,12 @@ class StartupReport(Callback):
 
     def setup(self, trainer, pl_module, stage: str) -> None:  # after the data module's own setup
         self.clock.mark("data")
+
+    def on_sanity_check_start(self, trainer, pl_module) -> None:
+        self.clock.begin("sanity")
+
+    def on_sanity_check_end(self, trainer, pl_module) -> None:
+        self.clock.end("sanity")
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self._reported:

@@ -11,7 +11,14 @@ point). Each mark ends a phase and is named for it; a training run passes them i
     backbone   the model is built (pretrained weights loaded, prompts added)
     trainer    the trainer is built
     data       the data module is set up (the splits read and tokenized, or read from the cache)
-    loop       Lightning's fit starts: the optimizer, the sanity check, the loaders' first batch
+    sanity     Lightning's sanity check: its validation batches (``trainer.num_sanity_val_steps``; only when
+               one ran)
+    loop       the rest of Lightning's start of fit: the model to its device, the optimizer, the loaders'
+               first batch
+
+``sanity`` is a span (:meth:`StartupClock.begin` and :meth:`StartupClock.end`) inside the ``loop`` phase: its
+seconds are its own phase, listed before the phase it falls in and taken out of it, so the phases still add up to
+the total.
 
 ``startup_s`` (``metrics.json``, and the ``start-up:`` line of the run) is the last mark: the process start to the
 first training step.
@@ -98,6 +105,8 @@ class StartupClock:
         self.started = process_start_time() if started is None else started
         self.origin = "process"
         self.marks: dict[str, float] = {}
+        self.spans: dict[str, tuple[float, float]] = {}  # name: (begin, end), both since the clock's start
+        self._begun: dict[str, float] = {}
         if started is None:
             self.marks["python"] = round(max(0.0, _IMPORTED_AT - self.started), 3)
         self._jobs = 0
@@ -108,6 +117,7 @@ class StartupClock:
         forks every job from a preloaded server): count from the fork, this process's own start, and record
         which of the heavy packages it inherited instead of importing them."""
         self.started, self.origin, self.marks, self._jobs = process_start_time(), origin, {}, 0
+        self.spans, self._begun = {}, {}
         self.inherited = [name for name in INHERITABLE if name in sys.modules]
 
     def start_job(self) -> None:
@@ -115,6 +125,7 @@ class StartupClock:
         self._jobs += 1
         if self._jobs > 1:
             self.started, self.origin, self.marks = time.time(), "job", {}
+            self.spans, self._begun = {}, {}
 
     def now(self) -> float:
         return time.time() - self.started
@@ -122,11 +133,29 @@ class StartupClock:
     def mark(self, name: str) -> float:
         return self.marks.setdefault(name, round(self.now(), 3))
 
+    def begin(self, name: str) -> None:
+        """A span starts (the first begin of a name counts): its seconds become a phase of their own at
+        :meth:`end`, taken out of the phase of the marks it falls in."""
+        self._begun.setdefault(name, round(self.now(), 3))
+
+    def end(self, name: str) -> None:
+        """The span begun as ``name`` ends (the first end counts; without a begin, nothing)."""
+        if name in self._begun and name not in self.spans:
+            self.spans[name] = (self._begun[name], round(self.now(), 3))
+
     def phases(self) -> dict[str, float]:
-        """Each mark's share: seconds from the mark before it (the clock's start for the first)."""
+        """Each mark's share: seconds from the mark before it (the clock's start for the first), less the spans
+        inside it; each span that ended by the last mark is a phase of its own, listed before the phase in which
+        it ended."""
+        spans = {name: (begin, end) for name, (begin, end) in self.spans.items() if end <= self.total}
         out, previous = {}, 0.0
         for name, at in self.marks.items():
-            out[name] = round(at - previous, 3)
+            inside = 0.0
+            for span, (begin, end) in spans.items():
+                inside += max(0.0, min(at, end) - max(previous, begin))
+                if previous < end <= at:
+                    out[span] = round(end - begin, 3)
+            out[name] = round(at - previous - inside, 3)
             previous = at
         return out
 
