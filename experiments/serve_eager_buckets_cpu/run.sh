@@ -6,7 +6,6 @@
 # ~1 min training, ~1 min (false) and ~2 min (true: 48 buckets warmed first) per load test, ~17 min in all on 2 cores.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
-REPO=$PWD
 export PYTHONPATH=$PWD/src HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false
 PY=${PYTHON:-python}
 WORK=${WORK:-${TMPDIR:-/tmp}/serve_eager_buckets}
