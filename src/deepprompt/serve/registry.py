@@ -115,8 +115,8 @@ class TaskRegistry:
     ):
         """``eager_buckets``: an eager forward (no graphs, no compile) pads its batches to the shape buckets too,
         so that `warm` runs and times each bucket up front (a new shape's first use is paid at start-up, and the
-        split planner has the timings); None: on a GPU (on the CPU a shape's first use costs little, and
-        padding only adds work)."""
+        split planner has the timings); None: on a GPU (on the CPU, warming every bucket takes a minute or more
+        of start-up; docs/serving.md has the CPU measurement)."""
         self.backbone_cfg = structured(
             BackboneConfig, OmegaConf.to_container(OmegaConf.create(backbone), resolve=True), "backbone"
         )
