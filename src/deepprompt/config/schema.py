@@ -30,9 +30,8 @@ class BackboneConfig:
     """The ``backbone`` section (`deepprompt.backbones.load_backbone` builds it)."""
 
     name: str = "minilm"
-    name_or_path: str = (
-        "sentence-transformers/all-MiniLM-L6-v2"  # hub name or local folder (also the tokenizer)
-    )
+    # hub name or local folder (also the tokenizer)
+    name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2"
     pretrained: bool = True  # false: random weights from the config (tests, speed benchmarks)
     attn_implementation: str = "sdpa"  # 'sdpa' or 'eager' (deep prompts wrap either)
     # e.g. tiny shapes for tests; with pretrained false, ``model_type`` builds that architecture from these alone
